@@ -1,0 +1,553 @@
+//! The client-facing IMAP machine, from greeting to credentials (RFC 9051 §3, §6.1–6.2).
+//!
+//! ```text
+//!  greeting ─▶ Ready ──LOGIN──────────────────────────────▶ Verifying ──accept──▶ Done
+//!               │  ▲  ──AUTHENTICATE PLAIN [ir]─▶ SaslPlain ─┘   │
+//!               │  │  ──AUTHENTICATE LOGIN [ir]─▶ SaslUser ─▶ SaslPassword ─┘
+//!               │  └───────────────────────── reject ◀──────────┘
+//!               └─ CAPABILITY / NOOP / ID answered; LOGOUT ─▶ Done; others BAD
+//! ```
+//!
+//! The machine never performs I/O: the session feeds it client bytes, writes what
+//! [`ImapFront::take_output`] returns, and answers a [`FrontEvent::Login`] with
+//! [`ImapFront::accept`] or [`ImapFront::reject`].
+
+use super::command::{self, Command};
+use super::framing::{CommandFramer, Frame, Limits};
+use crate::login::{Credentials, Mechanism, Rejection};
+use crate::sasl::{self, SaslMechanism};
+use crate::{Secret, sasl::SaslError};
+
+/// How many malformed or refused commands a client may send before it is disconnected.
+const MAX_BAD_COMMANDS: u32 = 10;
+
+/// What the session needs to know to build the machine.
+#[derive(Debug, Clone)]
+pub struct FrontSettings {
+    /// The full pre-login capability list (without the `CAPABILITY` word).
+    pub capabilities: String,
+    /// Text after `* OK [CAPABILITY …]` in the greeting.
+    pub banner: String,
+    /// Framing limits.
+    pub limits: Limits,
+}
+
+/// What the session must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrontEvent {
+    /// The client sent credentials. Answer with [`ImapFront::accept`] or [`ImapFront::reject`].
+    Login {
+        /// The tag to answer on.
+        tag: Vec<u8>,
+        /// What the client sent.
+        credentials: Credentials,
+    },
+    /// The client logged out; flush the output and close.
+    Logout,
+    /// The client broke the protocol beyond repair; flush the output and close.
+    Close,
+}
+
+#[derive(Debug)]
+enum State {
+    Ready,
+    SaslPlain { tag: Vec<u8> },
+    SaslUser { tag: Vec<u8> },
+    SaslPassword { tag: Vec<u8>, user: String },
+    Verifying,
+    Done,
+}
+
+/// The pre-login IMAP server machine.
+#[derive(Debug)]
+pub struct ImapFront {
+    settings: FrontSettings,
+    framer: CommandFramer,
+    out: Vec<u8>,
+    state: State,
+    bad_commands: u32,
+}
+
+impl ImapFront {
+    /// A machine whose greeting is already in the output.
+    pub fn new(settings: FrontSettings) -> Self {
+        let mut front = ImapFront {
+            framer: CommandFramer::new(settings.limits),
+            out: Vec::new(),
+            state: State::Ready,
+            bad_commands: 0,
+            settings,
+        };
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {}\r\n",
+            front.settings.capabilities, front.settings.banner
+        );
+        front.out.extend_from_slice(greeting.as_bytes());
+        front
+    }
+
+    /// Appends bytes received from the client.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.framer.feed(bytes);
+    }
+
+    /// Bytes to send to the client now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether the machine has finished (logged out, closed, or handed over).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Processes buffered input until an event is due; `None` means "send the output and
+    /// read more".
+    pub fn next_event(&mut self) -> Option<FrontEvent> {
+        while !matches!(self.state, State::Verifying | State::Done) {
+            let frame = self.framer.next_frame()?;
+            let event = match frame {
+                Frame::ContinuationNeeded => {
+                    self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    None
+                }
+                Frame::LiteralRefused { tag } => {
+                    self.bad(Some(&tag), "Literal too large")
+                }
+                Frame::Overflow => {
+                    self.out
+                        .extend_from_slice(b"* BYE Command too long, closing connection\r\n");
+                    self.state = State::Done;
+                    Some(FrontEvent::Close)
+                }
+                Frame::Command(bytes) => self.on_frame(&bytes),
+            };
+            if event.is_some() {
+                return event;
+            }
+        }
+        None
+    }
+
+    fn on_frame(&mut self, bytes: &[u8]) -> Option<FrontEvent> {
+        match std::mem::replace(&mut self.state, State::Ready) {
+            State::Ready => self.on_command(bytes),
+            State::SaslPlain { tag } => self.sasl_step(&tag, bytes, |_, response| {
+                let plain = sasl::parse_plain(response.expose())?;
+                Ok(Step::Done(plain.authcid, plain.password, Mechanism::Plain))
+            }),
+            State::SaslUser { tag } => self.sasl_step(&tag, bytes, |tag, response| {
+                let user = String::from_utf8(response.expose().to_vec())
+                    .map_err(|_| SaslError::NotUtf8)?;
+                Ok(Step::Next(State::SaslPassword { tag, user }))
+            }),
+            State::SaslPassword { tag, user } => {
+                self.sasl_step(&tag, bytes, move |_, response| {
+                    Ok(Step::Done(user, response, Mechanism::Login))
+                })
+            }
+            state @ (State::Verifying | State::Done) => {
+                self.state = state;
+                None
+            }
+        }
+    }
+
+    fn on_command(&mut self, bytes: &[u8]) -> Option<FrontEvent> {
+        let parsed = match command::parse(bytes) {
+            Ok(parsed) => parsed,
+            Err(e) => return self.bad(e.tag.as_deref(), e.reason),
+        };
+        let tag = parsed.tag;
+        match parsed.command {
+            Command::Capability => {
+                let caps = format!("* CAPABILITY {}\r\n", self.settings.capabilities);
+                self.out.extend_from_slice(caps.as_bytes());
+                self.tagged(&tag, "OK Capability completed.");
+                None
+            }
+            Command::Noop => {
+                self.tagged(&tag, "OK NOOP completed.");
+                None
+            }
+            Command::Id => {
+                self.out.extend_from_slice(b"* ID (\"name\" \"mailmux\")\r\n");
+                self.tagged(&tag, "OK ID completed.");
+                None
+            }
+            Command::Logout => {
+                self.out.extend_from_slice(b"* BYE Logging out\r\n");
+                self.tagged(&tag, "OK LOGOUT completed.");
+                self.state = State::Done;
+                Some(FrontEvent::Logout)
+            }
+            Command::StartTls => self.bad(Some(&tag), "STARTTLS is not available here"),
+            Command::Login { user, password } => match String::from_utf8(user) {
+                Ok(login) => self.login(
+                    tag,
+                    Credentials {
+                        login,
+                        password,
+                        mechanism: Mechanism::Password,
+                    },
+                ),
+                Err(_) => self.bad(Some(&tag), SaslError::NotUtf8.text()),
+            },
+            Command::Authenticate { mechanism, initial } => {
+                self.authenticate(tag, &mechanism, initial)
+            }
+            Command::Other(_) => self.bad(Some(&tag), "Please log in first"),
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        tag: Vec<u8>,
+        mechanism: &[u8],
+        initial: Option<Secret>,
+    ) -> Option<FrontEvent> {
+        let Some(mechanism) = SaslMechanism::parse(mechanism) else {
+            self.tagged(&tag, "NO Unsupported authentication mechanism");
+            return None;
+        };
+        let next = match mechanism {
+            SaslMechanism::Plain => State::SaslPlain { tag },
+            SaslMechanism::Login => State::SaslUser { tag },
+        };
+        match initial {
+            // SASL-IR: the initial response takes the place of the first client line.
+            Some(ir) => {
+                self.state = next;
+                self.on_frame(ir.expose())
+            }
+            None => {
+                let challenge = match next {
+                    State::SaslUser { .. } => sasl::LOGIN_USER_CHALLENGE,
+                    _ => "",
+                };
+                self.out
+                    .extend_from_slice(format!("+ {challenge}\r\n").as_bytes());
+                self.state = next;
+                None
+            }
+        }
+    }
+
+    fn sasl_step(
+        &mut self,
+        tag: &[u8],
+        line: &[u8],
+        step: impl FnOnce(Vec<u8>, Secret) -> Result<Step, SaslError>,
+    ) -> Option<FrontEvent> {
+        if line == b"*" {
+            return self.bad(Some(tag), "Authentication cancelled");
+        }
+        let result = sasl::decode_response(line).and_then(|r| step(tag.to_vec(), r));
+        match result {
+            Err(e) => self.bad(Some(tag), e.text()),
+            Ok(Step::Next(state)) => {
+                if let State::SaslPassword { .. } = state {
+                    let prompt = format!("+ {}\r\n", sasl::LOGIN_PASSWORD_CHALLENGE);
+                    self.out.extend_from_slice(prompt.as_bytes());
+                }
+                self.state = state;
+                None
+            }
+            Ok(Step::Done(login, password, mechanism)) => self.login(
+                tag.to_vec(),
+                Credentials {
+                    login,
+                    password,
+                    mechanism,
+                },
+            ),
+        }
+    }
+
+    fn login(&mut self, tag: Vec<u8>, credentials: Credentials) -> Option<FrontEvent> {
+        if credentials.login.is_empty() {
+            self.tagged(&tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+            return None;
+        }
+        self.state = State::Verifying;
+        Some(FrontEvent::Login { tag, credentials })
+    }
+
+    /// The login succeeded at the store: answer the client's tag with the store's
+    /// capabilities, and return the bytes the client sent after its login command (they are
+    /// the store's now).
+    pub fn accept(&mut self, tag: &[u8], store_capabilities: Option<&str>, text: &str) -> Vec<u8> {
+        let code = store_capabilities
+            .map(|caps| format!("[CAPABILITY {caps}] "))
+            .unwrap_or_default();
+        self.tagged(tag, &format!("OK {code}{text}"));
+        self.state = State::Done;
+        self.framer.take_unframed()
+    }
+
+    /// The login failed; the client may try again.
+    pub fn reject(&mut self, tag: &[u8], rejection: &Rejection) {
+        match rejection {
+            Rejection::AuthenticationFailed => {
+                self.tagged(tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+            }
+            Rejection::Unavailable { alert } => {
+                if let Some(alert) = alert {
+                    let line = format!("* NO [ALERT] {}\r\n", one_line(alert));
+                    self.out.extend_from_slice(line.as_bytes());
+                }
+                self.tagged(
+                    tag,
+                    "NO [UNAVAILABLE] Mail service temporarily unavailable, try again later.",
+                );
+            }
+        }
+        self.state = State::Ready;
+    }
+
+    /// Says goodbye before a server shutdown.
+    pub fn shutdown(&mut self) {
+        self.out
+            .extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
+        self.state = State::Done;
+    }
+
+    /// Says goodbye after the client was idle too long.
+    pub fn idle_timeout(&mut self) {
+        self.out
+            .extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
+        self.state = State::Done;
+    }
+
+    fn tagged(&mut self, tag: &[u8], rest: &str) {
+        self.out.extend_from_slice(tag);
+        self.out.push(b' ');
+        self.out.extend_from_slice(rest.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn bad(&mut self, tag: Option<&[u8]>, reason: &str) -> Option<FrontEvent> {
+        self.state = State::Ready;
+        self.bad_commands += 1;
+        self.tagged(tag.unwrap_or(b"*"), &format!("BAD {reason}"));
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.out
+                .extend_from_slice(b"* BYE Too many invalid commands\r\n");
+            self.state = State::Done;
+            return Some(FrontEvent::Close);
+        }
+        None
+    }
+}
+
+enum Step {
+    Next(State),
+    Done(String, Secret, Mechanism),
+}
+
+/// Operator text must not break the response line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn front() -> ImapFront {
+        ImapFront::new(FrontSettings {
+            capabilities: "IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN".into(),
+            banner: "mailmux ready".into(),
+            limits: Limits::default(),
+        })
+    }
+
+    /// Feeds `input` in chunks of `chunk` bytes and returns the output and the first event.
+    fn run(f: &mut ImapFront, input: &[u8], chunk: usize) -> (String, Option<FrontEvent>) {
+        let mut event = None;
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            f.feed(piece);
+            if let Some(e) = f.next_event() {
+                event = Some(e);
+                break;
+            }
+            out.extend(f.take_output());
+        }
+        out.extend(f.take_output());
+        (String::from_utf8(out).unwrap(), event)
+    }
+
+    fn expect_login(event: Option<FrontEvent>) -> (Vec<u8>, String, Vec<u8>, Mechanism) {
+        match event {
+            Some(FrontEvent::Login { tag, credentials }) => (
+                tag,
+                credentials.login,
+                credentials.password.expose().to_vec(),
+                credentials.mechanism,
+            ),
+            other => panic!("expected a login, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn greeting_carries_capabilities() {
+        let (out, _) = run(&mut front(), b"", 1);
+        assert_eq!(
+            out,
+            "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN] mailmux ready\r\n"
+        );
+    }
+
+    #[test]
+    fn transcript_before_login() {
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(
+            &mut f,
+            b"a CAPABILITY\r\nb NOOP\r\nc ID NIL\r\nd SELECT INBOX\r\n",
+            3,
+        );
+        assert_eq!(ev, None);
+        assert_eq!(
+            out,
+            "* CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN\r\na OK Capability completed.\r\n\
+             b OK NOOP completed.\r\n* ID (\"name\" \"mailmux\")\r\nc OK ID completed.\r\n\
+             d BAD Please log in first\r\n"
+        );
+    }
+
+    #[test]
+    fn login_with_sync_literal_asks_for_continuation() {
+        for chunk in [1, 2, 5, 64] {
+            let mut f = front();
+            f.take_output();
+            let (out, ev) = run(&mut f, b"a1 LOGIN {4}\r\nuser {2}\r\npw\r\n", chunk);
+            assert_eq!(out.matches("+ Ready").count(), 2, "chunk {chunk}");
+            assert_eq!(
+                expect_login(ev),
+                (b"a1".to_vec(), "user".into(), b"pw".to_vec(), Mechanism::Password)
+            );
+        }
+    }
+
+    #[test]
+    fn authenticate_plain_with_ir_and_with_continuation() {
+        let mut f = front();
+        f.take_output();
+        let (_, ev) = run(&mut f, b"a AUTHENTICATE PLAIN AGpvZQBwdw==\r\n", 4);
+        assert_eq!(
+            expect_login(ev),
+            (b"a".to_vec(), "joe".into(), b"pw".to_vec(), Mechanism::Plain)
+        );
+
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(&mut f, b"b AUTHENTICATE plain\r\nAGpvZQBwdw==\r\n", 64);
+        assert_eq!(out, "+ \r\n");
+        assert_eq!(expect_login(ev).1, "joe");
+    }
+
+    #[test]
+    fn authenticate_login_two_steps_and_ir() {
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(&mut f, b"a AUTHENTICATE LOGIN\r\nam9l\r\ncHc=\r\n", 64);
+        assert_eq!(out, "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n");
+        assert_eq!(
+            expect_login(ev),
+            (b"a".to_vec(), "joe".into(), b"pw".to_vec(), Mechanism::Login)
+        );
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(&mut f, b"a AUTHENTICATE LOGIN am9l\r\ncHc=\r\n", 64);
+        assert_eq!(out, "+ UGFzc3dvcmQ6\r\n");
+        assert_eq!(expect_login(ev).2, b"pw".to_vec());
+    }
+
+    #[test]
+    fn cancel_and_garbage_in_sasl() {
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(
+            &mut f,
+            b"a AUTHENTICATE PLAIN\r\n*\r\nb AUTHENTICATE PLAIN\r\n%%%\r\nc AUTHENTICATE CRAM-MD5\r\n",
+            64,
+        );
+        assert_eq!(ev, None);
+        assert_eq!(
+            out,
+            "+ \r\na BAD Authentication cancelled\r\n+ \r\nb BAD Invalid base64 data\r\n\
+             c NO Unsupported authentication mechanism\r\n"
+        );
+    }
+
+    #[test]
+    fn reject_then_retry_then_accept_hands_over_pipelined_bytes() {
+        let mut f = front();
+        f.take_output();
+        let (_, ev) = run(&mut f, b"a LOGIN joe bad\r\n", 64);
+        let (tag, ..) = expect_login(ev);
+        f.reject(&tag, &Rejection::AuthenticationFailed);
+        assert_eq!(
+            String::from_utf8(f.take_output()).unwrap(),
+            "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+        );
+        f.feed(b"b LOGIN joe good\r\nc SELECT INBOX\r\n");
+        let (tag, ..) = expect_login(f.next_event());
+        assert_eq!(f.next_event(), None, "nothing runs while the login is verified");
+        let rest = f.accept(&tag, Some("IMAP4rev1 IDLE"), "Logged in");
+        assert_eq!(
+            String::from_utf8(f.take_output()).unwrap(),
+            "b OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n"
+        );
+        assert_eq!(rest, b"c SELECT INBOX\r\n".to_vec());
+        assert!(f.is_done());
+    }
+
+    #[test]
+    fn unavailable_carries_alert() {
+        let mut f = front();
+        f.take_output();
+        f.reject(
+            b"t",
+            &Rejection::Unavailable {
+                alert: Some("store down\r\nx".into()),
+            },
+        );
+        assert_eq!(
+            String::from_utf8(f.take_output()).unwrap(),
+            "* NO [ALERT] store down  x\r\nt NO [UNAVAILABLE] Mail service temporarily unavailable, try again later.\r\n"
+        );
+    }
+
+    #[test]
+    fn too_many_bad_commands_close() {
+        let mut f = front();
+        f.take_output();
+        let input = b"x\r\n".repeat(20);
+        let (out, ev) = run(&mut f, &input, 64);
+        assert_eq!(ev, Some(FrontEvent::Close));
+        assert!(out.ends_with("* BYE Too many invalid commands\r\n"));
+    }
+
+    #[test]
+    fn overlong_line_closes() {
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(&mut f, &vec![b'a'; 20000], 1000);
+        assert_eq!(ev, Some(FrontEvent::Close));
+        assert!(out.contains("* BYE"));
+    }
+
+    #[test]
+    fn logout() {
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(&mut f, b"z LOGOUT\r\n", 64);
+        assert_eq!(ev, Some(FrontEvent::Logout));
+        assert_eq!(out, "* BYE Logging out\r\nz OK LOGOUT completed.\r\n");
+    }
+}

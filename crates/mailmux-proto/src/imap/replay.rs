@@ -1,0 +1,410 @@
+//! Logging into a store with the client's credentials (the MMP's "replay").
+//!
+//! ```text
+//!  Greeting ──"* OK"──▶ send LOGIN / AUTHENTICATE PLAIN ──▶ Awaiting ──"M1 OK"──┬─▶ LoggedIn
+//!     │                  (wait for "+" before each sync literal                 │ no caps seen:
+//!     │                   or the PLAIN response without SASL-IR)                └─▶ "M2 CAPABILITY" ─▶ LoggedIn
+//!     └─ "* BYE" / "* PREAUTH" / garbage ─▶ Failed
+//! ```
+//!
+//! The store's capabilities (from the greeting is not enough: they change after login) are
+//! taken from the tagged OK's `[CAPABILITY …]` code or from an explicit CAPABILITY command,
+//! so the client sees the store's real post-login capabilities.
+
+use std::collections::VecDeque;
+
+use super::response::{Addressee, ResponseLine, Status};
+use crate::line::LineBuffer;
+pub use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
+use crate::{Secret, sasl};
+
+const LOGIN_TAG: &[u8] = b"M1";
+const CAPABILITY_TAG: &[u8] = b"M2";
+/// Store response lines before login are short; a generous cap still bounds memory.
+const MAX_LINE: usize = 16 * 1024;
+
+/// The end of a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayEvent {
+    /// The store accepted the login.
+    LoggedIn {
+        /// The store's post-login capability list, if it gave one.
+        capabilities: Option<String>,
+        /// The text of the store's tagged OK.
+        text: String,
+    },
+    /// The login failed.
+    Failed(StoreFailure),
+}
+
+#[derive(Debug)]
+enum State {
+    Greeting,
+    /// Command sent in parts; each part waits for a `+` continuation.
+    Sending { parts: VecDeque<Secret> },
+    Awaiting,
+    Capability { text: String },
+    Finished,
+}
+
+/// The store-side login machine.
+#[derive(Debug)]
+pub struct ImapReplay {
+    mechanism: ReplayMechanism,
+    credentials: ReplayCredentials,
+    lines: LineBuffer,
+    out: Vec<u8>,
+    state: State,
+    capabilities: Option<String>,
+}
+
+impl ImapReplay {
+    /// A machine waiting for the store's greeting.
+    pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials) -> Self {
+        ImapReplay {
+            mechanism: if credentials.authzid.is_some() {
+                ReplayMechanism::Plain
+            } else {
+                mechanism
+            },
+            credentials,
+            lines: LineBuffer::new(MAX_LINE),
+            out: Vec::new(),
+            state: State::Greeting,
+            capabilities: None,
+        }
+    }
+
+    /// Appends bytes received from the store.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.lines.feed(bytes);
+    }
+
+    /// Bytes to send to the store now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Bytes the store sent after the response that ended the login (for the client).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        self.lines.take_rest()
+    }
+
+    /// Processes buffered responses; `None` means "send the output and read more".
+    pub fn next_event(&mut self) -> Option<ReplayEvent> {
+        loop {
+            if matches!(self.state, State::Finished) {
+                return None;
+            }
+            let line = match self.lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return None,
+                Err(_) => return Some(self.fail_protocol("response line too long")),
+            };
+            let response = ResponseLine::parse(&line);
+            if let Some(event) = self.on_response(response) {
+                self.state = State::Finished;
+                return Some(event);
+            }
+        }
+    }
+
+    fn on_response(&mut self, r: ResponseLine) -> Option<ReplayEvent> {
+        if r.addressee == Addressee::Untagged {
+            if let Some(caps) = r.capabilities() {
+                self.capabilities = Some(caps.to_owned());
+            }
+            match r.status {
+                Some(Status::Bye) => {
+                    return Some(ReplayEvent::Failed(StoreFailure::Temporary { text: r.text }));
+                }
+                Some(Status::Preauth) if matches!(self.state, State::Greeting) => {
+                    return Some(self.fail_protocol("store greeted with PREAUTH"));
+                }
+                Some(Status::Ok) if matches!(self.state, State::Greeting) => {
+                    self.send_login();
+                }
+                _ => {}
+            }
+            return None;
+        }
+        if matches!(self.state, State::Greeting) {
+            return Some(self.fail_protocol("store did not greet with * OK"));
+        }
+        if r.addressee == Addressee::Continuation {
+            return match &mut self.state {
+                State::Sending { parts } => {
+                    if let Some(part) = parts.pop_front() {
+                        self.out.extend_from_slice(part.expose());
+                    }
+                    if parts.is_empty() {
+                        self.state = State::Awaiting;
+                    }
+                    None
+                }
+                _ => Some(self.fail_protocol("unexpected continuation request")),
+            };
+        }
+        let Addressee::Tagged(tag) = &r.addressee else {
+            return None;
+        };
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Capability { text } if tag == CAPABILITY_TAG => {
+                Some(ReplayEvent::LoggedIn {
+                    capabilities: self.capabilities.take(),
+                    text,
+                })
+            }
+            State::Sending { .. } | State::Awaiting if tag == LOGIN_TAG => self.on_login_result(r),
+            _ => Some(self.fail_protocol("unexpected tagged response")),
+        }
+    }
+
+    fn on_login_result(&mut self, r: ResponseLine) -> Option<ReplayEvent> {
+        match r.status {
+            Some(Status::Ok) => {
+                if let Some(caps) = r.capabilities() {
+                    self.capabilities = Some(caps.to_owned());
+                    return Some(ReplayEvent::LoggedIn {
+                        capabilities: self.capabilities.take(),
+                        text: r.text,
+                    });
+                }
+                // Capabilities seen before login are stale; ask again.
+                self.capabilities = None;
+                self.out.extend_from_slice(CAPABILITY_TAG);
+                self.out.extend_from_slice(b" CAPABILITY\r\n");
+                self.state = State::Capability { text: r.text };
+                None
+            }
+            Some(Status::No) => {
+                let temporary = matches!(
+                    r.code_name().as_deref(),
+                    Some("UNAVAILABLE" | "SERVERBUG" | "INUSE" | "LIMIT" | "OVERQUOTA")
+                );
+                let text = format!("NO {}", r.text);
+                Some(ReplayEvent::Failed(if temporary {
+                    StoreFailure::Temporary { text }
+                } else {
+                    StoreFailure::Rejected { text }
+                }))
+            }
+            _ => Some(self.fail_protocol(&format!("login answered with: {}", r.text))),
+        }
+    }
+
+    fn send_login(&mut self) {
+        let store_caps = self.capabilities.take().unwrap_or_default();
+        let has = |cap: &str| store_caps.split(' ').any(|c| c.eq_ignore_ascii_case(cap));
+        let literal_plus = has("LITERAL+");
+        let mut parts = VecDeque::new();
+        let mut current = LOGIN_TAG.to_vec();
+        match self.mechanism {
+            ReplayMechanism::Login => {
+                current.extend_from_slice(b" LOGIN ");
+                let user = self.credentials.authcid.as_bytes().to_vec();
+                let password = self.credentials.password.expose().to_vec();
+                push_astring(&mut current, &mut parts, &user, literal_plus);
+                current.push(b' ');
+                push_astring(&mut current, &mut parts, &password, literal_plus);
+                current.extend_from_slice(b"\r\n");
+            }
+            ReplayMechanism::Plain => {
+                let authzid = self.credentials.authzid.as_deref().unwrap_or("");
+                let blob =
+                    sasl::encode_plain(authzid, &self.credentials.authcid, &self.credentials.password);
+                current.extend_from_slice(b" AUTHENTICATE PLAIN");
+                if has("SASL-IR") {
+                    current.push(b' ');
+                    current.extend_from_slice(blob.expose());
+                    current.extend_from_slice(b"\r\n");
+                } else {
+                    current.extend_from_slice(b"\r\n");
+                    parts.push_back(std::mem::take(&mut current));
+                    let mut response = blob.expose().to_vec();
+                    response.extend_from_slice(b"\r\n");
+                    current = response;
+                }
+            }
+        }
+        parts.push_back(current);
+        // The first part goes now; each further one after a "+".
+        if let Some(first) = parts.pop_front() {
+            self.out.extend_from_slice(&first);
+        }
+        self.state = if parts.is_empty() {
+            State::Awaiting
+        } else {
+            State::Sending {
+                parts: parts.into_iter().map(Secret::new).collect(),
+            }
+        };
+    }
+
+    fn fail_protocol(&mut self, reason: &str) -> ReplayEvent {
+        self.state = State::Finished;
+        ReplayEvent::Failed(StoreFailure::Protocol {
+            reason: reason.to_owned(),
+        })
+    }
+}
+
+/// Appends `value` as a quoted string, or as a literal (closing the current part when the
+/// literal synchronises).
+fn push_astring(current: &mut Vec<u8>, parts: &mut VecDeque<Vec<u8>>, value: &[u8], literal_plus: bool) {
+    if let Some(quoted) = super::quote(value) {
+        current.extend_from_slice(&quoted);
+        return;
+    }
+    if literal_plus {
+        current.extend_from_slice(format!("{{{}+}}\r\n", value.len()).as_bytes());
+    } else {
+        current.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
+        parts.push_back(std::mem::take(current));
+    }
+    current.extend_from_slice(value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(user: &str, pw: &str) -> ReplayCredentials {
+        ReplayCredentials {
+            authzid: None,
+            authcid: user.into(),
+            password: Secret::new(pw),
+        }
+    }
+
+    /// Plays `store` lines one by one, collecting what the machine sends.
+    fn play(machine: &mut ImapReplay, store: &[&str]) -> (String, Option<ReplayEvent>) {
+        let mut sent = Vec::new();
+        for line in store {
+            machine.feed(format!("{line}\r\n").as_bytes());
+            let ev = machine.next_event();
+            sent.extend(machine.take_output());
+            if ev.is_some() {
+                return (String::from_utf8(sent).unwrap(), ev);
+            }
+        }
+        (String::from_utf8(sent).unwrap(), None)
+    }
+
+    #[test]
+    fn login_with_capability_in_ok() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe@x.org", "p \"w"));
+        let (sent, ev) = play(
+            &mut m,
+            &["* OK [CAPABILITY IMAP4rev1] ready", "M1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in"],
+        );
+        assert_eq!(sent, "M1 LOGIN \"joe@x.org\" \"p \\\"w\"\r\n");
+        assert_eq!(
+            ev,
+            Some(ReplayEvent::LoggedIn {
+                capabilities: Some("IMAP4rev1 IDLE".into()),
+                text: "Logged in".into()
+            })
+        );
+    }
+
+    #[test]
+    fn asks_for_capabilities_when_ok_has_none() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        let (sent, ev) = play(
+            &mut m,
+            &["* OK hi", "M1 OK done", "* CAPABILITY IMAP4rev1 X", "M2 OK cap"],
+        );
+        assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\nM2 CAPABILITY\r\n");
+        assert_eq!(
+            ev,
+            Some(ReplayEvent::LoggedIn {
+                capabilities: Some("IMAP4rev1 X".into()),
+                text: "done".into()
+            })
+        );
+    }
+
+    #[test]
+    fn eight_bit_password_goes_as_sync_literal() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"));
+        let (sent, ev) = play(&mut m, &["* OK hi", "+ go", "M1 NO [AUTHENTICATIONFAILED] no"]);
+        assert_eq!(sent, "M1 LOGIN \"joe\" {9}\r\npässword\r\n");
+        assert!(matches!(ev, Some(ReplayEvent::Failed(StoreFailure::Rejected { .. }))));
+    }
+
+    #[test]
+    fn eight_bit_with_literal_plus_needs_no_wait() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"));
+        let (sent, _) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 LITERAL+] hi"]);
+        assert_eq!(sent, "M1 LOGIN \"joe\" {9+}\r\npässword\r\n");
+    }
+
+    #[test]
+    fn plain_with_and_without_sasl_ir() {
+        let mut m = ImapReplay::new(ReplayMechanism::Plain, creds("joe", "pw"));
+        let (sent, _) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 SASL-IR] hi"]);
+        assert_eq!(sent, "M1 AUTHENTICATE PLAIN AGpvZQBwdw==\r\n");
+        let mut m = ImapReplay::new(ReplayMechanism::Plain, creds("joe", "pw"));
+        let (sent, _) = play(&mut m, &["* OK hi", "+ "]);
+        assert_eq!(sent, "M1 AUTHENTICATE PLAIN\r\nAGpvZQBwdw==\r\n");
+    }
+
+    #[test]
+    fn admin_login_on_behalf_uses_plain_authzid() {
+        let mut m = ImapReplay::new(
+            ReplayMechanism::Login,
+            ReplayCredentials {
+                authzid: Some("joe".into()),
+                authcid: "admin".into(),
+                password: Secret::new("pw"),
+            },
+        );
+        let (sent, _) = play(&mut m, &["* OK [CAPABILITY SASL-IR] hi"]);
+        assert_eq!(
+            sent,
+            format!("M1 AUTHENTICATE PLAIN {}\r\n", sasl::encode_plain("joe", "admin", &Secret::new("pw")).expose().escape_ascii())
+        );
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let cases = [
+            ("M1 NO [UNAVAILABLE] later", "temp"),
+            ("M1 NO [INUSE] busy", "temp"),
+            ("M1 NO nope", "rejected"),
+            ("M1 BAD what", "protocol"),
+        ];
+        for (line, kind) in cases {
+            let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+            let (_, ev) = play(&mut m, &["* OK hi", line]);
+            let got = match ev {
+                Some(ReplayEvent::Failed(StoreFailure::Temporary { .. })) => "temp",
+                Some(ReplayEvent::Failed(StoreFailure::Rejected { .. })) => "rejected",
+                Some(ReplayEvent::Failed(StoreFailure::Protocol { .. })) => "protocol",
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, kind, "{line}");
+        }
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        assert!(matches!(
+            play(&mut m, &["* BYE too many"]).1,
+            Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))
+        ));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        assert!(matches!(
+            play(&mut m, &["* PREAUTH hi"]).1,
+            Some(ReplayEvent::Failed(StoreFailure::Protocol { .. }))
+        ));
+    }
+
+    #[test]
+    fn bytes_after_login_are_kept() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        m.feed(b"* OK hi\r\n");
+        assert_eq!(m.next_event(), None);
+        m.feed(b"M1 OK [CAPABILITY IMAP4rev1] ok\r\n* 3 EXISTS\r\n");
+        assert!(matches!(m.next_event(), Some(ReplayEvent::LoggedIn { .. })));
+        assert_eq!(m.take_rest(), b"* 3 EXISTS\r\n".to_vec());
+    }
+}

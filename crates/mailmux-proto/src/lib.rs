@@ -1,0 +1,27 @@
+//! Sans-I/O protocol codecs for mailmux.
+//!
+//! Nothing in this crate touches a socket or a runtime: every machine takes bytes with
+//! `feed`, is asked for its next event with `next_event`, and leaves the bytes it wants
+//! written in an output buffer. The server drives these machines; tests and fuzzers drive
+//! them directly.
+//!
+//! | module | what it speaks |
+//! | --- | --- |
+//! | [`imap`] | the client side of IMAP before login (RFC 9051 / 3501) and the replay of a login to a store |
+//! | [`pop3`] | the same for POP3 (RFC 1939, 2449, 5034) |
+//! | [`sasl`] | SASL PLAIN (RFC 4616) and LOGIN, shared by IMAP AUTHENTICATE and POP3 AUTH |
+//! | [`ldap_filter`] | RFC 4515 search filters: escaping values, and parsing/evaluating filters for the LDIF directory |
+//! | [`secret`] | [`Secret`]: a password that never prints |
+
+pub mod imap;
+pub mod ldap_filter;
+pub mod line;
+pub mod login;
+pub mod pop3;
+pub mod sasl;
+pub mod secret;
+
+pub use login::{
+    Credentials, Mechanism, Rejection, ReplayCredentials, ReplayMechanism, StoreFailure,
+};
+pub use secret::Secret;

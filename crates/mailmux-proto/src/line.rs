@@ -1,0 +1,135 @@
+//! A bounded CRLF line splitter, shared by the POP3 front and both store-side replays.
+//!
+//! Bytes go in with [`LineBuffer::feed`]; complete lines come out of
+//! [`LineBuffer::next_line`] without their line ending. A line longer than the cap is an
+//! error as soon as the cap is passed, so a peer that never sends CRLF cannot grow the buffer.
+
+/// A line exceeded the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineTooLong;
+
+/// Accumulates bytes and hands out complete lines.
+#[derive(Debug)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    /// Where the next unread line starts; consumed bytes are dropped lazily.
+    start: usize,
+    max_line: usize,
+}
+
+impl LineBuffer {
+    /// A buffer whose lines (without CRLF) may be at most `max_line` bytes.
+    pub fn new(max_line: usize) -> Self {
+        LineBuffer {
+            buf: Vec::new(),
+            start: 0,
+            max_line,
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete line without its `\r\n` (a bare `\n` is accepted too).
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineTooLong> {
+        let pending = &self.buf[self.start..];
+        match memchr::memchr(b'\n', pending) {
+            Some(end) => {
+                let mut line = &pending[..end];
+                if let Some(stripped) = line.strip_suffix(b"\r") {
+                    line = stripped;
+                }
+                if line.len() > self.max_line {
+                    return Err(LineTooLong);
+                }
+                let line = line.to_vec();
+                self.start += end + 1;
+                self.compact();
+                Ok(Some(line))
+            }
+            None if pending.len() > self.max_line + 1 => Err(LineTooLong),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes received after the last line handed out.
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        let rest = self.buf.split_off(self.start);
+        self.buf.clear();
+        self.start = 0;
+        rest
+    }
+
+    /// Drops discarded bytes: everything received so far, including unread lines.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+
+    /// Whether unread bytes are waiting.
+    pub fn has_pending(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
+    fn compact(&mut self) {
+        if self.start > 4096 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_lines_fed_in_any_chunks() {
+        let input = b"USER joe\r\nPASS x y\r\nQUIT\n";
+        for chunk in [1, 2, 3, 4, 7, input.len()] {
+            let mut lb = LineBuffer::new(64);
+            let mut out = Vec::new();
+            for piece in input.chunks(chunk) {
+                lb.feed(piece);
+                while let Some(line) = lb.next_line().unwrap() {
+                    out.push(line);
+                }
+            }
+            assert_eq!(
+                out,
+                vec![b"USER joe".to_vec(), b"PASS x y".to_vec(), b"QUIT".to_vec()],
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn caps_lines_with_and_without_terminator() {
+        let mut lb = LineBuffer::new(4);
+        lb.feed(b"abcdef");
+        assert_eq!(lb.next_line(), Err(LineTooLong));
+        let mut lb = LineBuffer::new(4);
+        lb.feed(b"abcde\r\n");
+        assert_eq!(lb.next_line(), Err(LineTooLong));
+        let mut lb = LineBuffer::new(4);
+        lb.feed(b"abcd\r");
+        assert_eq!(lb.next_line(), Ok(None));
+        lb.feed(b"\n");
+        assert_eq!(lb.next_line(), Ok(Some(b"abcd".to_vec())));
+    }
+
+    #[test]
+    fn rest_is_what_follows_the_last_line() {
+        let mut lb = LineBuffer::new(64);
+        lb.feed(b"+OK\r\nSTAT\r\nLI");
+        assert_eq!(lb.next_line().unwrap(), Some(b"+OK".to_vec()));
+        assert_eq!(lb.take_rest(), b"STAT\r\nLI".to_vec());
+        assert!(!lb.has_pending());
+    }
+}

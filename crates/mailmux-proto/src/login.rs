@@ -1,0 +1,91 @@
+//! The vocabulary of a login shared by both protocols: what the client sent, why the
+//! client is refused, and why a store refused.
+
+use crate::Secret;
+
+/// How the client proved who it is; decides how mailmux logs into the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// IMAP `LOGIN` or POP3 `USER`/`PASS`.
+    Password,
+    /// SASL PLAIN (IMAP `AUTHENTICATE PLAIN`, POP3 `AUTH PLAIN`).
+    Plain,
+    /// SASL LOGIN.
+    Login,
+}
+
+impl Mechanism {
+    /// Name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Password => "password",
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Login => "LOGIN",
+        }
+    }
+}
+
+/// A login name and password taken from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The login name exactly as the client sent it (the MMP's `%o`).
+    pub login: String,
+    /// The password; never printed.
+    pub password: Secret,
+    /// The mechanism the client used.
+    pub mechanism: Mechanism,
+}
+
+/// Why a client's login was refused; each front end turns it into its protocol's response
+/// code (IMAP RFC 5530, POP3 RFC 3206).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Wrong password or unknown user: indistinguishable to the client.
+    AuthenticationFailed,
+    /// A temporary failure (directory or store unreachable): try again later.
+    Unavailable {
+        /// An operator's message for the user (the MMP's `ServerDownAlert`).
+        alert: Option<String>,
+    },
+}
+
+/// Why a store did not let the user in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// The store refused the credentials.
+    Rejected {
+        /// The store's text, for the log.
+        text: String,
+    },
+    /// The store is in trouble (BYE, `[UNAVAILABLE]`, `[SYS/TEMP]`, `[IN-USE]` …).
+    Temporary {
+        /// The store's text, for the log.
+        text: String,
+    },
+    /// The store said something that is not the protocol as expected.
+    Protocol {
+        /// What was wrong, for the log.
+        reason: String,
+    },
+}
+
+/// How to present the credentials to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayMechanism {
+    /// IMAP `LOGIN`, POP3 `USER`/`PASS`.
+    Login,
+    /// SASL PLAIN: IMAP `AUTHENTICATE PLAIN`, POP3 `AUTH PLAIN`.
+    Plain,
+}
+
+/// Who logs in, as whom.
+#[derive(Debug, Clone)]
+pub struct ReplayCredentials {
+    /// The authorization identity, when a store administrator logs in on a user's behalf
+    /// (forces SASL PLAIN).
+    pub authzid: Option<String>,
+    /// The identity whose password is presented.
+    pub authcid: String,
+    /// The password.
+    pub password: Secret,
+}

@@ -1,0 +1,415 @@
+//! The client-facing POP3 machine, AUTHORIZATION state only (RFC 1939 §4, RFC 5034).
+//!
+//! ```text
+//!  greeting ─▶ Authorization ──USER──▶ (name kept) ──PASS──▶ Verifying ──accept──▶ Done
+//!                 │  ▲ ──AUTH PLAIN [ir]──▶ SaslPlain ──────────┘  │
+//!                 │  │ ──AUTH LOGIN [ir]──▶ SaslUser ─▶ SaslPassword ┘
+//!                 │  └──────────────── reject ◀─────────────────────┘
+//!                 └─ CAPA, AUTH (list) answered; QUIT ─▶ Done; others -ERR
+//! ```
+
+use crate::line::LineBuffer;
+use crate::login::{Credentials, Mechanism, Rejection};
+use crate::sasl::{self, SaslError, SaslMechanism};
+use crate::Secret;
+
+/// How many bad commands a client may send before it is disconnected.
+const MAX_BAD_COMMANDS: u32 = 10;
+
+/// What the session needs to know to build the machine.
+#[derive(Debug, Clone)]
+pub struct Pop3Settings {
+    /// Text after `+OK ` in the greeting.
+    pub banner: String,
+}
+
+/// What the session must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3Event {
+    /// The client sent credentials. Answer with [`Pop3Front::accept`] or [`Pop3Front::reject`].
+    Login(Credentials),
+    /// The client quit; flush the output and close.
+    Quit,
+    /// The client broke the protocol; flush the output and close.
+    Close,
+}
+
+#[derive(Debug)]
+enum State {
+    Authorization { user: Option<String> },
+    SaslPlain,
+    SaslUser,
+    SaslPassword { user: String },
+    Verifying,
+    Done,
+}
+
+/// The pre-login POP3 server machine.
+#[derive(Debug)]
+pub struct Pop3Front {
+    lines: LineBuffer,
+    out: Vec<u8>,
+    state: State,
+    bad_commands: u32,
+}
+
+impl Pop3Front {
+    /// A machine whose greeting is already in the output.
+    pub fn new(settings: &Pop3Settings) -> Self {
+        let mut front = Pop3Front {
+            lines: LineBuffer::new(super::MAX_CLIENT_LINE),
+            out: Vec::new(),
+            state: State::Authorization { user: None },
+            bad_commands: 0,
+        };
+        front.reply(&format!("+OK {}", settings.banner));
+        front
+    }
+
+    /// Appends bytes received from the client.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.lines.feed(bytes);
+    }
+
+    /// Bytes to send to the client now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Processes buffered input until an event is due; `None` means "send the output and
+    /// read more".
+    pub fn next_event(&mut self) -> Option<Pop3Event> {
+        while !matches!(self.state, State::Verifying | State::Done) {
+            let line = match self.lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return None,
+                Err(_) => {
+                    self.reply("-ERR Line too long");
+                    self.state = State::Done;
+                    return Some(Pop3Event::Close);
+                }
+            };
+            if let Some(event) = self.on_line(&line) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    fn on_line(&mut self, line: &[u8]) -> Option<Pop3Event> {
+        match std::mem::replace(&mut self.state, State::Authorization { user: None }) {
+            State::Authorization { user } => self.on_command(line, user),
+            State::SaslPlain => self.sasl_step(line, |response| {
+                let plain = sasl::parse_plain(response.expose())?;
+                Ok(SaslStep::Done(plain.authcid, plain.password, Mechanism::Plain))
+            }),
+            State::SaslUser => self.sasl_step(line, |response| {
+                let user = String::from_utf8(response.expose().to_vec())
+                    .map_err(|_| SaslError::NotUtf8)?;
+                Ok(SaslStep::Next(State::SaslPassword { user }))
+            }),
+            State::SaslPassword { user } => self.sasl_step(line, move |response| {
+                Ok(SaslStep::Done(user, response, Mechanism::Login))
+            }),
+            state @ (State::Verifying | State::Done) => {
+                self.state = state;
+                None
+            }
+        }
+    }
+
+    fn on_command(&mut self, line: &[u8], user: Option<String>) -> Option<Pop3Event> {
+        let (keyword, arg) = match memchr::memchr(b' ', line) {
+            Some(sp) => (&line[..sp], Some(&line[sp + 1..])),
+            None => (line, None),
+        };
+        let keyword = keyword.to_ascii_uppercase();
+        match (keyword.as_slice(), arg) {
+            (b"CAPA", None) => {
+                self.reply(
+                    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\n\
+                     AUTH-RESP-CODE\r\nSASL PLAIN LOGIN\r\n.",
+                );
+                self.keep(user)
+            }
+            (b"AUTH", None) => {
+                self.reply("+OK\r\nPLAIN\r\nLOGIN\r\n.");
+                self.keep(user)
+            }
+            (b"USER", Some(name)) if !name.is_empty() => match String::from_utf8(name.to_vec()) {
+                Ok(name) => {
+                    self.reply("+OK");
+                    self.state = State::Authorization { user: Some(name) };
+                    None
+                }
+                Err(_) => self.err(SaslError::NotUtf8.text()),
+            },
+            (b"PASS", Some(password)) => match user {
+                Some(login) => self.login(Credentials {
+                    login,
+                    password: Secret::new(password),
+                    mechanism: Mechanism::Password,
+                }),
+                None => self.err("USER first"),
+            },
+            (b"AUTH", Some(rest)) => {
+                let (mechanism, initial) = match memchr::memchr(b' ', rest) {
+                    Some(sp) => (&rest[..sp], Some(&rest[sp + 1..])),
+                    None => (rest, None),
+                };
+                let Some(mechanism) = SaslMechanism::parse(mechanism) else {
+                    return self.err("Unsupported authentication mechanism");
+                };
+                self.state = match mechanism {
+                    SaslMechanism::Plain => State::SaslPlain,
+                    SaslMechanism::Login => State::SaslUser,
+                };
+                match initial {
+                    Some(ir) => self.on_line(ir),
+                    None => {
+                        let challenge = match mechanism {
+                            SaslMechanism::Plain => "",
+                            SaslMechanism::Login => sasl::LOGIN_USER_CHALLENGE,
+                        };
+                        self.reply(&format!("+ {challenge}"));
+                        None
+                    }
+                }
+            }
+            (b"QUIT", None) => {
+                self.reply("+OK Logging out");
+                self.state = State::Done;
+                Some(Pop3Event::Quit)
+            }
+            (b"STLS", None) => self.err("STLS is not available here"),
+            (b"APOP", _) => self.err("APOP is not available here"),
+            (b"NOOP" | b"STAT" | b"LIST" | b"RETR" | b"DELE" | b"RSET" | b"TOP" | b"UIDL", _) => {
+                self.err("Not logged in")
+            }
+            _ => self.err("Unknown command"),
+        }
+    }
+
+    fn sasl_step(
+        &mut self,
+        line: &[u8],
+        step: impl FnOnce(Secret) -> Result<SaslStep, SaslError>,
+    ) -> Option<Pop3Event> {
+        if line == b"*" {
+            return self.err("Authentication cancelled");
+        }
+        match sasl::decode_response(line).and_then(step) {
+            Err(e) => self.err(e.text()),
+            Ok(SaslStep::Next(state)) => {
+                self.reply(&format!("+ {}", sasl::LOGIN_PASSWORD_CHALLENGE));
+                self.state = state;
+                None
+            }
+            Ok(SaslStep::Done(login, password, mechanism)) => self.login(Credentials {
+                login,
+                password,
+                mechanism,
+            }),
+        }
+    }
+
+    fn login(&mut self, credentials: Credentials) -> Option<Pop3Event> {
+        if credentials.login.is_empty() {
+            self.reply("-ERR [AUTH] Authentication failed.");
+            return None;
+        }
+        self.state = State::Verifying;
+        Some(Pop3Event::Login(credentials))
+    }
+
+    /// The store accepted the login: pass its `+OK` text on, and return the bytes the client
+    /// sent after its login (they are the store's now).
+    pub fn accept(&mut self, store_text: &str) -> Vec<u8> {
+        self.reply(&format!("+OK {store_text}"));
+        self.state = State::Done;
+        self.lines.take_rest()
+    }
+
+    /// The login failed; the client may try again from USER.
+    pub fn reject(&mut self, rejection: &Rejection) {
+        match rejection {
+            Rejection::AuthenticationFailed => self.reply("-ERR [AUTH] Authentication failed."),
+            Rejection::Unavailable { alert } => {
+                let text = alert
+                    .as_deref()
+                    .map(|a| a.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+                    .unwrap_or_else(|| "Mail service temporarily unavailable, try again later.".to_owned());
+                self.reply(&format!("-ERR [SYS/TEMP] {text}"));
+            }
+        }
+        self.state = State::Authorization { user: None };
+    }
+
+    /// Says goodbye before a server shutdown.
+    pub fn shutdown(&mut self) {
+        self.reply("-ERR [SYS/TEMP] Server shutting down");
+        self.state = State::Done;
+    }
+
+    /// Says goodbye after the client was idle too long.
+    pub fn idle_timeout(&mut self) {
+        self.reply("-ERR Idle for too long, closing connection");
+        self.state = State::Done;
+    }
+
+    fn keep(&mut self, user: Option<String>) -> Option<Pop3Event> {
+        self.state = State::Authorization { user };
+        None
+    }
+
+    fn reply(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    fn err(&mut self, text: &str) -> Option<Pop3Event> {
+        self.reply(&format!("-ERR {text}"));
+        self.state = State::Authorization { user: None };
+        self.bad_commands += 1;
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            self.reply("-ERR Too many invalid commands");
+            self.state = State::Done;
+            return Some(Pop3Event::Close);
+        }
+        None
+    }
+}
+
+enum SaslStep {
+    Next(State),
+    Done(String, Secret, Mechanism),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn front() -> Pop3Front {
+        let mut f = Pop3Front::new(&Pop3Settings {
+            banner: "mailmux ready".into(),
+        });
+        assert_eq!(f.take_output(), b"+OK mailmux ready\r\n");
+        f
+    }
+
+    fn run(f: &mut Pop3Front, input: &[u8], chunk: usize) -> (String, Option<Pop3Event>) {
+        let mut out = Vec::new();
+        let mut event = None;
+        for piece in input.chunks(chunk) {
+            f.feed(piece);
+            event = f.next_event();
+            out.extend(f.take_output());
+            if event.is_some() {
+                break;
+            }
+        }
+        (String::from_utf8(out).unwrap(), event)
+    }
+
+    fn creds(ev: Option<Pop3Event>) -> (String, Vec<u8>, Mechanism) {
+        match ev {
+            Some(Pop3Event::Login(c)) => (c.login, c.password.expose().to_vec(), c.mechanism),
+            other => panic!("expected login, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_pass_in_any_chunking_keeps_spaces_in_password() {
+        for chunk in [1, 2, 3, 5, 64] {
+            let mut f = front();
+            let (out, ev) = run(&mut f, b"USER joe@x.org\r\nPASS pa ss\r\n", chunk);
+            assert_eq!(out, "+OK\r\n");
+            assert_eq!(
+                creds(ev),
+                ("joe@x.org".into(), b"pa ss".to_vec(), Mechanism::Password)
+            );
+        }
+    }
+
+    #[test]
+    fn pass_without_user_and_unknown_and_noop() {
+        let mut f = front();
+        let (out, ev) = run(&mut f, b"PASS x\r\nNOOP\r\nXYZZY\r\nuser\r\n", 64);
+        assert_eq!(ev, None);
+        assert_eq!(
+            out,
+            "-ERR USER first\r\n-ERR Not logged in\r\n-ERR Unknown command\r\n-ERR Unknown command\r\n"
+        );
+    }
+
+    #[test]
+    fn capa_lists_sasl_and_resp_codes() {
+        let mut f = front();
+        let (out, _) = run(&mut f, b"CAPA\r\n", 64);
+        assert!(out.starts_with("+OK"));
+        assert!(out.contains("\r\nSASL PLAIN LOGIN\r\n"));
+        assert!(out.contains("\r\nRESP-CODES\r\n"));
+        assert!(out.ends_with("\r\n.\r\n"));
+    }
+
+    #[test]
+    fn auth_plain_initial_and_continuation() {
+        let mut f = front();
+        let (_, ev) = run(&mut f, b"AUTH PLAIN AGpvZQBwdw==\r\n", 3);
+        assert_eq!(creds(ev), ("joe".into(), b"pw".to_vec(), Mechanism::Plain));
+        let mut f = front();
+        let (out, ev) = run(&mut f, b"AUTH PLAIN\r\nAGpvZQBwdw==\r\n", 64);
+        assert_eq!(out, "+ \r\n");
+        assert_eq!(creds(ev).0, "joe");
+    }
+
+    #[test]
+    fn auth_login_and_cancel() {
+        let mut f = front();
+        let (out, ev) = run(&mut f, b"AUTH LOGIN\r\nam9l\r\ncHc=\r\n", 64);
+        assert_eq!(out, "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n");
+        assert_eq!(creds(ev), ("joe".into(), b"pw".to_vec(), Mechanism::Login));
+        let mut f = front();
+        let (out, ev) = run(&mut f, b"AUTH PLAIN\r\n*\r\nAUTH CRAM-MD5\r\n", 64);
+        assert_eq!(ev, None);
+        assert_eq!(
+            out,
+            "+ \r\n-ERR Authentication cancelled\r\n-ERR Unsupported authentication mechanism\r\n"
+        );
+    }
+
+    #[test]
+    fn reject_resets_to_user_and_accept_hands_over_rest() {
+        let mut f = front();
+        let (_, ev) = run(&mut f, b"USER joe\r\nPASS bad\r\n", 64);
+        creds(ev);
+        f.reject(&Rejection::AuthenticationFailed);
+        assert_eq!(f.take_output(), b"-ERR [AUTH] Authentication failed.\r\n");
+        let (out, ev) = run(&mut f, b"PASS again\r\n", 64);
+        assert_eq!((out.as_str(), ev), ("-ERR USER first\r\n", None));
+        let (_, ev) = run(&mut f, b"USER joe\r\nPASS good\r\nSTAT\r\n", 64);
+        creds(ev);
+        let rest = f.accept("Logged in.");
+        assert_eq!(f.take_output(), b"+OK Logged in.\r\n");
+        assert_eq!(rest, b"STAT\r\n");
+    }
+
+    #[test]
+    fn temporary_failure_uses_sys_temp_and_alert() {
+        let mut f = front();
+        f.reject(&Rejection::Unavailable {
+            alert: Some("store down".into()),
+        });
+        assert_eq!(f.take_output(), b"-ERR [SYS/TEMP] store down\r\n");
+    }
+
+    #[test]
+    fn long_line_closes_and_quit() {
+        let mut f = front();
+        let (_, ev) = run(&mut f, &vec![b'x'; 5000], 100);
+        assert_eq!(ev, Some(Pop3Event::Close));
+        let mut f = front();
+        let (out, ev) = run(&mut f, b"QUIT\r\n", 64);
+        assert_eq!((out.as_str(), ev), ("+OK Logging out\r\n", Some(Pop3Event::Quit)));
+    }
+}

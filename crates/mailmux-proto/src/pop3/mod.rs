@@ -1,0 +1,13 @@
+//! POP3 before login, both directions (RFC 1939, RFC 2449 CAPA, RFC 3206 response codes,
+//! RFC 5034 AUTH).
+//!
+//! * [`front`] is the client-facing machine: greeting, CAPA, USER/PASS, AUTH … until it has
+//!   credentials for the session.
+//! * [`replay`] logs into a store with them.
+
+pub mod front;
+pub mod replay;
+
+/// Longest command line accepted from a client. RFC 2449 allows 255 octets for commands;
+/// SASL responses on AUTH lines are longer, so the cap leaves room for them.
+pub const MAX_CLIENT_LINE: usize = 2048;

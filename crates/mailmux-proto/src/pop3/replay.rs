@@ -1,0 +1,268 @@
+//! Logging into a POP3 store with the client's credentials.
+//!
+//! ```text
+//!  Greeting ──"+OK"──▶ USER ──"+OK"──▶ PASS ──"+OK"──▶ LoggedIn
+//!     │        or ──▶ AUTH PLAIN <ir> ──"+OK"──────▶ LoggedIn
+//!     └─ "-ERR" anywhere ─▶ Failed ([AUTH] or no code: rejected; other codes: temporary)
+//! ```
+
+use crate::line::LineBuffer;
+use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
+use crate::{Secret, sasl};
+
+const MAX_LINE: usize = 4096;
+
+/// The end of a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3ReplayEvent {
+    /// The store accepted the login; the text of its `+OK`.
+    LoggedIn {
+        /// Text after `+OK `.
+        text: String,
+    },
+    /// The login failed.
+    Failed(StoreFailure),
+}
+
+#[derive(Debug)]
+enum State {
+    Greeting,
+    User { pass_line: Secret },
+    Pass,
+    Auth,
+    Finished,
+}
+
+/// The store-side POP3 login machine.
+#[derive(Debug)]
+pub struct Pop3Replay {
+    mechanism: ReplayMechanism,
+    credentials: ReplayCredentials,
+    lines: LineBuffer,
+    out: Vec<u8>,
+    state: State,
+}
+
+impl Pop3Replay {
+    /// A machine waiting for the store's greeting.
+    pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials) -> Self {
+        // USER/PASS cannot carry an authorization identity or a CR/LF; PLAIN can.
+        let needs_plain = credentials.authzid.is_some()
+            || credentials.authcid.contains(['\r', '\n'])
+            || credentials
+                .password
+                .expose()
+                .iter()
+                .any(|b| matches!(b, b'\r' | b'\n' | 0));
+        Pop3Replay {
+            mechanism: if needs_plain {
+                ReplayMechanism::Plain
+            } else {
+                mechanism
+            },
+            credentials,
+            lines: LineBuffer::new(MAX_LINE),
+            out: Vec::new(),
+            state: State::Greeting,
+        }
+    }
+
+    /// Appends bytes received from the store.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.lines.feed(bytes);
+    }
+
+    /// Bytes to send to the store now.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Bytes the store sent after the response that ended the login.
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        self.lines.take_rest()
+    }
+
+    /// Processes buffered responses; `None` means "send the output and read more".
+    pub fn next_event(&mut self) -> Option<Pop3ReplayEvent> {
+        loop {
+            if matches!(self.state, State::Finished) {
+                return None;
+            }
+            let line = match self.lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return None,
+                Err(_) => return Some(self.finish(protocol("response line too long"))),
+            };
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(event) = self.on_line(&line) {
+                return Some(self.finish(event));
+            }
+        }
+    }
+
+    fn on_line(&mut self, line: &str) -> Option<Pop3ReplayEvent> {
+        let ok = if let Some(text) = strip_status(line, "+OK") {
+            Ok(text)
+        } else if let Some(text) = strip_status(line, "-ERR") {
+            Err(text)
+        } else {
+            return Some(protocol(&format!("unexpected line: {line}")));
+        };
+        match (std::mem::replace(&mut self.state, State::Finished), ok) {
+            (State::Greeting, Ok(_)) => {
+                self.send_login();
+                None
+            }
+            (State::Greeting, Err(text)) => Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
+                text: format!("greeting -ERR {text}"),
+            })),
+            (State::User { pass_line }, Ok(_)) => {
+                self.out.extend_from_slice(pass_line.expose());
+                self.state = State::Pass;
+                None
+            }
+            (State::Pass | State::Auth, Ok(text)) => Some(Pop3ReplayEvent::LoggedIn {
+                text: text.to_owned(),
+            }),
+            (State::User { .. } | State::Pass | State::Auth, Err(text)) => {
+                Some(Pop3ReplayEvent::Failed(classify(text)))
+            }
+            (State::Finished, _) => None,
+        }
+    }
+
+    fn send_login(&mut self) {
+        let c = &self.credentials;
+        match self.mechanism {
+            ReplayMechanism::Login => {
+                self.out
+                    .extend_from_slice(format!("USER {}\r\n", c.authcid).as_bytes());
+                let mut pass = b"PASS ".to_vec();
+                pass.extend_from_slice(c.password.expose());
+                pass.extend_from_slice(b"\r\n");
+                self.state = State::User {
+                    pass_line: Secret::new(pass),
+                };
+            }
+            ReplayMechanism::Plain => {
+                let blob =
+                    sasl::encode_plain(c.authzid.as_deref().unwrap_or(""), &c.authcid, &c.password);
+                self.out.extend_from_slice(b"AUTH PLAIN ");
+                self.out.extend_from_slice(blob.expose());
+                self.out.extend_from_slice(b"\r\n");
+                self.state = State::Auth;
+            }
+        }
+    }
+
+    fn finish(&mut self, event: Pop3ReplayEvent) -> Pop3ReplayEvent {
+        self.state = State::Finished;
+        event
+    }
+}
+
+fn strip_status<'a>(line: &'a str, status: &str) -> Option<&'a str> {
+    let rest = line.get(..status.len())?;
+    if !rest.eq_ignore_ascii_case(status) {
+        return None;
+    }
+    let after = &line[status.len()..];
+    if after.is_empty() {
+        return Some("");
+    }
+    after.strip_prefix(' ')
+}
+
+/// RFC 3206: `[AUTH]` or no code means the credentials were refused; `[SYS/TEMP]`,
+/// `[IN-USE]`, `[LOGIN-DELAY]`, `[SYS/PERM]` mean the store cannot serve the user now.
+fn classify(text: &str) -> StoreFailure {
+    let code = text
+        .strip_prefix('[')
+        .and_then(|t| t.split_once(']'))
+        .map(|(code, _)| code.to_ascii_uppercase());
+    let text = format!("-ERR {text}");
+    match code.as_deref() {
+        None | Some("AUTH") => StoreFailure::Rejected { text },
+        Some(_) => StoreFailure::Temporary { text },
+    }
+}
+
+fn protocol(reason: &str) -> Pop3ReplayEvent {
+    Pop3ReplayEvent::Failed(StoreFailure::Protocol {
+        reason: reason.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(pw: &str) -> ReplayCredentials {
+        ReplayCredentials {
+            authzid: None,
+            authcid: "joe".into(),
+            password: Secret::new(pw),
+        }
+    }
+
+    fn play(m: &mut Pop3Replay, store: &[&str]) -> (String, Option<Pop3ReplayEvent>) {
+        let mut sent = Vec::new();
+        for line in store {
+            m.feed(format!("{line}\r\n").as_bytes());
+            let ev = m.next_event();
+            sent.extend(m.take_output());
+            if ev.is_some() {
+                return (String::from_utf8(sent).unwrap(), ev);
+            }
+        }
+        (String::from_utf8(sent).unwrap(), None)
+    }
+
+    #[test]
+    fn user_pass() {
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("p w"));
+        let (sent, ev) = play(&mut m, &["+OK Dovecot ready.", "+OK", "+OK Logged in."]);
+        assert_eq!(sent, "USER joe\r\nPASS p w\r\n");
+        assert_eq!(
+            ev,
+            Some(Pop3ReplayEvent::LoggedIn {
+                text: "Logged in.".into()
+            })
+        );
+    }
+
+    #[test]
+    fn plain_and_forced_plain() {
+        let mut m = Pop3Replay::new(ReplayMechanism::Plain, creds("pw"));
+        let (sent, ev) = play(&mut m, &["+OK hi", "+OK in"]);
+        assert_eq!(sent, "AUTH PLAIN AGpvZQBwdw==\r\n");
+        assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("a\r\nDELE 1"));
+        let (sent, _) = play(&mut m, &["+OK hi"]);
+        assert!(sent.starts_with("AUTH PLAIN "), "{sent}");
+    }
+
+    #[test]
+    fn failures() {
+        for (line, temporary) in [
+            ("-ERR [AUTH] Authentication failed.", false),
+            ("-ERR nope", false),
+            ("-ERR [SYS/TEMP] later", true),
+            ("-ERR [IN-USE] locked", true),
+        ] {
+            let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"));
+            let (_, ev) = play(&mut m, &["+OK hi", "+OK", line]);
+            let got_temp = match ev {
+                Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary { .. })) => true,
+                Some(Pop3ReplayEvent::Failed(StoreFailure::Rejected { .. })) => false,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got_temp, temporary, "{line}");
+        }
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"));
+        assert!(matches!(
+            play(&mut m, &["* OK imap?"]).1,
+            Some(Pop3ReplayEvent::Failed(StoreFailure::Protocol { .. }))
+        ));
+    }
+}
