@@ -1,1 +1,137 @@
-//! placeholder
+//! Loading the Messaging Multiplexor's own configuration files, as they are.
+//!
+//! An MMP configuration directory holds `AService.cfg`, whose `ServiceList` names the proxy
+//! services and their ports, and one file per service (`ImapProxyAService.cfg`,
+//! `PopProxyAService.cfg`). Every file is a list of `section:Name value` lines; see
+//! [`raw`] for the syntax and [`service`] for the parameters.
+//!
+//! Loading is pure and reports every problem at once: [`load`] returns the typed
+//! [`Config`] and its warnings, or every error (and warning) with file and line.
+//! Nothing here opens a socket, so `mailmux check` and the fuzzers share it.
+//!
+//! | module | what it knows |
+//! | --- | --- |
+//! | [`raw`] | line syntax: sections, quoting, comments, booleans |
+//! | [`diagnostic`] | a problem with its file and line |
+//! | [`service_list`] | `ServiceList` items and listening addresses |
+//! | [`template`] | `SearchFormat` / `ReplayFormat` templates (`%s %U %V %o %C %S %A[attr]`) |
+//! | [`directory_url`] | `LdapURL` entries: `ldap://host:port/base` and `ldif:` files |
+//! | [`service`] | the per-service parameters, typed and validated |
+
+pub mod diagnostic;
+pub mod directory_url;
+pub mod raw;
+pub mod service;
+pub mod service_list;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use directory_url::DirectoryUrl;
+pub use service::{LogLevel, Protocol, ServiceConfig};
+pub use template::{Template, Token};
+
+/// The name of the file that lists the services.
+pub const ASERVICE_FILE: &str = "AService.cfg";
+
+/// A complete, validated configuration: what one mailmux process runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory the files were read from; relative paths are resolved against it.
+    pub dir: PathBuf,
+    /// `LogDir` of `AService.cfg`: where process-wide log lines go.
+    pub log_dir: Option<PathBuf>,
+    /// `LogLevel` of `AService.cfg`.
+    pub log_level: LogLevel,
+    /// The services, in `ServiceList` order.
+    pub services: Vec<ServiceConfig>,
+}
+
+/// A configuration and the warnings found while loading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Problems that did not stop loading (unknown names, ignored parameters).
+    pub warnings: Diagnostics,
+}
+
+/// Loads the configuration directory. `instance` selects entries written `instance:Name`
+/// in addition to the `default:` ones (they override them), so several instances can share
+/// one set of files.
+pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let aservice_path = dir.join(ASERVICE_FILE);
+    let entries = match std::fs::read_to_string(&aservice_path) {
+        Ok(text) => raw::parse(&aservice_path, &text, instance, &mut diags),
+        Err(e) => {
+            diags.error(&aservice_path, 0, format!("cannot read: {e}"));
+            return Err(diags);
+        }
+    };
+    let mut log_dir = None;
+    let mut log_level = LogLevel::default();
+    let mut service_list = None;
+    for entry in &entries {
+        match entry.key.as_str() {
+            "servicelist" => {
+                service_list = Some(service_list::parse(&entry.value, &aservice_path, entry.line, &mut diags));
+            }
+            "logdir" => log_dir = Some(resolve(dir, &entry.value)),
+            "loglevel" => match LogLevel::parse(&entry.value) {
+                Ok(level) => log_level = level,
+                Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
+            },
+            "numthreads" => diags.warn(
+                &aservice_path,
+                entry.line,
+                "NumThreads is ignored: mailmux sizes its worker pool to the machine's cores",
+            ),
+            _ => diags.warn(
+                &aservice_path,
+                entry.line,
+                format!("unknown parameter '{}' ignored", entry.name),
+            ),
+        }
+    }
+    let Some(service_list) = service_list else {
+        diags.error(&aservice_path, 0, "ServiceList is missing: no service to run");
+        return Err(diags);
+    };
+    let mut services = Vec::new();
+    for item in service_list {
+        let path = dir.join(&item.file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let entries = raw::parse(&path, &text, instance, &mut diags);
+                if let Some(svc) = service::build(item.protocol, item.listeners, &path, dir, &entries, &mut diags) {
+                    services.push(svc);
+                }
+            }
+            Err(e) => diags.error(
+                &aservice_path,
+                item.line,
+                format!("service file {} cannot be read: {e}", path.display()),
+            ),
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok(Loaded {
+        config: Config {
+            dir: dir.to_path_buf(),
+            log_dir,
+            log_level,
+            services,
+        },
+        warnings: diags,
+    })
+}
+
+/// A path from a configuration value, relative to the configuration directory.
+pub fn resolve(dir: &Path, value: &str) -> PathBuf {
+    let p = Path::new(value);
+    if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+}

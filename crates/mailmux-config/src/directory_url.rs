@@ -1,0 +1,149 @@
+//! `LdapURL` entries: where the directory is.
+//!
+//! * `ldap://host[:port]/base-dn` — an LDAP server (port 389 by default) and the search base.
+//!   `ldaps://` is recognised and reported as not supported yet.
+//! * `ldif:path[?base-dn]` — mailmux's embedded directory: the entries of an LDIF file,
+//!   searched with the same filters. A relative path is relative to the configuration
+//!   directory. Meant for trying mailmux and for small sites; it is read at start-up.
+//!
+//! `LdapURL` may list several URLs separated by spaces: they are tried in order.
+
+use std::path::{Path, PathBuf};
+
+/// One parsed directory URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryUrl {
+    /// An LDAP server.
+    Ldap {
+        /// `ldap://host:port`, without the path.
+        server: String,
+        /// The search base (may be empty).
+        base: String,
+    },
+    /// An LDIF file.
+    Ldif {
+        /// The file.
+        path: PathBuf,
+        /// Only entries at or below this DN are searched (empty: all).
+        base: String,
+    },
+}
+
+/// Parses one URL; `dir` resolves relative LDIF paths.
+pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
+    if let Some(rest) = url.strip_prefix("ldif:") {
+        let (path, base) = rest.split_once('?').unwrap_or((rest, ""));
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err(format!("'{url}' names no LDIF file"));
+        }
+        return Ok(DirectoryUrl::Ldif {
+            path: crate::resolve(dir, path),
+            base: percent_decode(base)?,
+        });
+    }
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("ldaps://") {
+        return Err(format!("'{url}': ldaps:// is not supported yet; use ldap://"));
+    }
+    let Some(rest) = lower.starts_with("ldap://").then(|| &url[7..]) else {
+        return Err(format!("'{url}' is not an ldap:// or ldif: URL"));
+    };
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if hostport.is_empty() {
+        return Err(format!("'{url}' names no host"));
+    }
+    let has_port = match hostport.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => hostport.contains(':'),
+    };
+    let hostport = if has_port {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:389")
+    };
+    // Anything after '?' (attributes, scope, filter) is not used by the MMP.
+    let base = path.split('?').next().unwrap_or("");
+    Ok(DirectoryUrl::Ldap {
+        server: format!("ldap://{hostport}"),
+        base: percent_decode(base)?,
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad %-escape in '{s}'"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("'{s}' is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldap_urls() {
+        let d = Path::new("/etc/mailmux");
+        assert_eq!(
+            parse("ldap://phonebook.siroe.com/o=internet", d).unwrap(),
+            DirectoryUrl::Ldap {
+                server: "ldap://phonebook.siroe.com:389".into(),
+                base: "o=internet".into()
+            }
+        );
+        assert_eq!(
+            parse("LDAP://127.0.0.1:3890/dc=example,dc=com?uid?sub", d).unwrap(),
+            DirectoryUrl::Ldap {
+                server: "ldap://127.0.0.1:3890".into(),
+                base: "dc=example,dc=com".into()
+            }
+        );
+        assert_eq!(
+            parse("ldap://h/o=a%20b", d).unwrap(),
+            DirectoryUrl::Ldap {
+                server: "ldap://h:389".into(),
+                base: "o=a b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn ldif_urls() {
+        let d = Path::new("/etc/mailmux");
+        assert_eq!(
+            parse("ldif:users.ldif?ou=people,dc=x", d).unwrap(),
+            DirectoryUrl::Ldif {
+                path: "/etc/mailmux/users.ldif".into(),
+                base: "ou=people,dc=x".into()
+            }
+        );
+        assert_eq!(
+            parse("ldif:///var/lib/u.ldif", d).unwrap(),
+            DirectoryUrl::Ldif {
+                path: "/var/lib/u.ldif".into(),
+                base: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_urls() {
+        let d = Path::new("/");
+        for bad in ["http://x", "ldap:///o=x", "ldif:", "ldaps://h/", "ldap://h/%zz"] {
+            assert!(parse(bad, d).is_err(), "{bad}");
+        }
+    }
+}
