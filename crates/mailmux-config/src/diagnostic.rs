@@ -34,7 +34,13 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {severity}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}: {severity}: {}", self.file.display(), self.line, self.message)
+            write!(
+                f,
+                "{}:{}: {severity}: {}",
+                self.file.display(),
+                self.line,
+                self.message
+            )
         }
     }
 }

@@ -44,7 +44,9 @@ pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("ldaps://") {
-        return Err(format!("'{url}': ldaps:// is not supported yet; use ldap://"));
+        return Err(format!(
+            "'{url}': ldaps:// is not supported yet; use ldap://"
+        ));
     }
     let Some(rest) = lower.starts_with("ldap://").then(|| &url[7..]) else {
         return Err(format!("'{url}' is not an ldap:// or ldif: URL"));
@@ -142,7 +144,13 @@ mod tests {
     #[test]
     fn bad_urls() {
         let d = Path::new("/");
-        for bad in ["http://x", "ldap:///o=x", "ldif:", "ldaps://h/", "ldap://h/%zz"] {
+        for bad in [
+            "http://x",
+            "ldap:///o=x",
+            "ldif:",
+            "ldaps://h/",
+            "ldap://h/%zz",
+        ] {
             assert!(parse(bad, d).is_err(), "{bad}");
         }
     }

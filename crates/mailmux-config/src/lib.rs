@@ -76,7 +76,12 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     for entry in &entries {
         match entry.key.as_str() {
             "servicelist" => {
-                service_list = Some(service_list::parse(&entry.value, &aservice_path, entry.line, &mut diags));
+                service_list = Some(service_list::parse(
+                    &entry.value,
+                    &aservice_path,
+                    entry.line,
+                    &mut diags,
+                ));
             }
             "logdir" => log_dir = Some(resolve(dir, &entry.value)),
             "loglevel" => match LogLevel::parse(&entry.value) {
@@ -96,7 +101,11 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         }
     }
     let Some(service_list) = service_list else {
-        diags.error(&aservice_path, 0, "ServiceList is missing: no service to run");
+        diags.error(
+            &aservice_path,
+            0,
+            "ServiceList is missing: no service to run",
+        );
         return Err(diags);
     };
     let mut services = Vec::new();
@@ -105,7 +114,14 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let entries = raw::parse(&path, &text, instance, &mut diags);
-                if let Some(svc) = service::build(item.protocol, item.listeners, &path, dir, &entries, &mut diags) {
+                if let Some(svc) = service::build(
+                    item.protocol,
+                    item.listeners,
+                    &path,
+                    dir,
+                    &entries,
+                    &mut diags,
+                ) {
                     services.push(svc);
                 }
             }
@@ -133,5 +149,9 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
 /// A path from a configuration value, relative to the configuration directory.
 pub fn resolve(dir: &Path, value: &str) -> PathBuf {
     let p = Path::new(value);
-    if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
 }

@@ -36,7 +36,12 @@ pub struct Entry {
 
 /// Parses a file into the entries that apply to `instance`, one per name (a later line or
 /// an instance-specific line overrides an earlier `default` one).
-pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagnostics) -> Vec<Entry> {
+pub fn parse(
+    file: &Path,
+    text: &str,
+    instance: Option<&str>,
+    diags: &mut Diagnostics,
+) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut index: HashMap<String, (usize, bool)> = HashMap::new();
     let mut lines = text.lines().enumerate();
@@ -53,7 +58,11 @@ pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagno
         let (section, name) = match head.split_once(':') {
             Some((section, name)) => (section, name),
             None => {
-                diags.warn(file, number, format!("'{head}' has no section prefix; read as 'default:{head}'"));
+                diags.warn(
+                    file,
+                    number,
+                    format!("'{head}' has no section prefix; read as 'default:{head}'"),
+                );
                 ("default", head)
             }
         };
@@ -76,7 +85,11 @@ pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagno
             match unquote(&value) {
                 Some(v) => value = v,
                 None => {
-                    diags.error(file, number, format!("{name}: unterminated or misplaced quote"));
+                    diags.error(
+                        file,
+                        number,
+                        format!("{name}: unterminated or misplaced quote"),
+                    );
                     continue;
                 }
             }
@@ -123,7 +136,10 @@ pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagno
 fn unquote(value: &str) -> Option<String> {
     let inner = value.strip_prefix('"')?;
     let end = inner.find('"')?;
-    inner[end + 1..].trim().is_empty().then(|| inner[..end].to_owned())
+    inner[end + 1..]
+        .trim()
+        .is_empty()
+        .then(|| inner[..end].to_owned())
 }
 
 /// Parses a boolean the way the MMP's files and its 7.x successor write them.
@@ -131,7 +147,9 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "yes" | "1" | "true" | "on" => Ok(true),
         "no" | "0" | "false" | "off" => Ok(false),
-        _ => Err(format!("'{value}' is not a boolean (yes/no, 1/0, true/false, on/off)")),
+        _ => Err(format!(
+            "'{value}' is not a boolean (yes/no, 1/0, true/false, on/off)"
+        )),
     }
 }
 
@@ -167,7 +185,10 @@ mod tests {
 
     #[test]
     fn quoted_value_folded_over_lines() {
-        let (e, _) = entries("default:Capability \"IMAP4 IMAP4rev1\n  ACL QUOTA\"\ndefault:X y\n", None);
+        let (e, _) = entries(
+            "default:Capability \"IMAP4 IMAP4rev1\n  ACL QUOTA\"\ndefault:X y\n",
+            None,
+        );
         assert_eq!(e[0].1, "IMAP4 IMAP4rev1 ACL QUOTA");
         assert_eq!(e[1], ("x".into(), "y".into(), 3));
     }
@@ -184,9 +205,18 @@ mod tests {
     fn problems_are_reported_with_lines() {
         let (_, d) = entries("default:A \"x\" y\nB c\ndefault:B d\n", None);
         let text = d.to_string();
-        assert!(text.contains("t.cfg:1: error: A: unterminated or misplaced quote"), "{text}");
-        assert!(text.contains("t.cfg:2: warning: 'B' has no section prefix"), "{text}");
-        assert!(text.contains("t.cfg:3: warning: B set again; this replaces line 2"), "{text}");
+        assert!(
+            text.contains("t.cfg:1: error: A: unterminated or misplaced quote"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.cfg:2: warning: 'B' has no section prefix"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.cfg:3: warning: B set again; this replaces line 2"),
+            "{text}"
+        );
     }
 
     #[test]

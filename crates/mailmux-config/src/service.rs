@@ -122,15 +122,51 @@ pub const DEFAULT_IMAP_CAPABILITY: &str = "IMAP4rev1 ID LITERAL+ SASL-IR";
 
 /// MMP parameters recognised but not implemented yet.
 const NOT_YET: &[&str] = &[
-    "authcachesize", "authcachettl", "authenticationldapattributes", "authenticationserver",
-    "authservice", "authservicettl", "bgdecay", "bgexcluded", "bglinear", "bgmax",
-    "bgmaxbadness", "bgpenalty", "canonicalvirtualdomaindelim", "certmapfile", "clientlookup",
-    "connlimits", "crams", "domainsearchformat", "failovertimeout", "hosteddomains",
-    "ldapcachesize", "ldapcachettl", "preauth", "restrictplainpasswords", "spoofmessagefile",
-    "ssladjustciphersuites", "sslbacksideport", "sslcachedir", "sslcertfile",
-    "sslcertnicknames", "sslcipherspecs", "sslenable", "sslkeyfile", "sslkeypasswdfile",
-    "sslports", "sslsecmodfile", "sslcertprefix", "storeadmin", "storeadminpass", "tcpaccess",
-    "tcpaccessattr", "virtualdomainfile", "adminpolicy", "spooftempfail", "spoofemptymailbox",
+    "authcachesize",
+    "authcachettl",
+    "authenticationldapattributes",
+    "authenticationserver",
+    "authservice",
+    "authservicettl",
+    "bgdecay",
+    "bgexcluded",
+    "bglinear",
+    "bgmax",
+    "bgmaxbadness",
+    "bgpenalty",
+    "canonicalvirtualdomaindelim",
+    "certmapfile",
+    "clientlookup",
+    "connlimits",
+    "crams",
+    "domainsearchformat",
+    "failovertimeout",
+    "hosteddomains",
+    "ldapcachesize",
+    "ldapcachettl",
+    "preauth",
+    "restrictplainpasswords",
+    "spoofmessagefile",
+    "ssladjustciphersuites",
+    "sslbacksideport",
+    "sslcachedir",
+    "sslcertfile",
+    "sslcertnicknames",
+    "sslcipherspecs",
+    "sslenable",
+    "sslkeyfile",
+    "sslkeypasswdfile",
+    "sslports",
+    "sslsecmodfile",
+    "sslcertprefix",
+    "storeadmin",
+    "storeadminpass",
+    "tcpaccess",
+    "tcpaccessattr",
+    "virtualdomainfile",
+    "adminpolicy",
+    "spooftempfail",
+    "spoofemptymailbox",
 ];
 
 /// Builds a service from its entries; `None` when an error was recorded.
@@ -142,7 +178,11 @@ pub fn build(
     entries: &[Entry],
     diags: &mut Diagnostics,
 ) -> Option<ServiceConfig> {
-    let errors_before = diags.0.iter().filter(|d| d.severity == crate::Severity::Error).count();
+    let errors_before = diags
+        .0
+        .iter()
+        .filter(|d| d.severity == crate::Severity::Error)
+        .count();
     let mut svc = ServiceConfig {
         protocol,
         file: file.to_path_buf(),
@@ -180,7 +220,13 @@ pub fn build(
                 v.split_whitespace()
                     .map(|u| directory_url::parse(u, dir))
                     .collect::<Result<Vec<_>, _>>()
-                    .and_then(|urls| if urls.is_empty() { Err("LdapURL is empty".into()) } else { Ok(urls) })
+                    .and_then(|urls| {
+                        if urls.is_empty() {
+                            Err("LdapURL is empty".into())
+                        } else {
+                            Ok(urls)
+                        }
+                    })
                     .map(|urls| svc.directory = urls)
             }
             "binddn" => {
@@ -193,7 +239,8 @@ pub fn build(
             }
             "searchformat" => Template::parse(v, false).map(|t| svc.search_format = t),
             "mailhostattrs" => {
-                let attrs: Vec<String> = v.split_whitespace().map(str::to_ascii_lowercase).collect();
+                let attrs: Vec<String> =
+                    v.split_whitespace().map(str::to_ascii_lowercase).collect();
                 if attrs.is_empty() {
                     Err("MailHostAttrs names no attribute".into())
                 } else {
@@ -215,10 +262,11 @@ pub fn build(
             }
             "replayformat" => Template::parse(v, true).map(|t| svc.replay_format = t),
             "replaymechanism" => match v.to_ascii_lowercase().as_str() {
-                "login" => Ok(svc.replay_mechanism = ReplayMechanism::Login),
-                "plain" => Ok(svc.replay_mechanism = ReplayMechanism::Plain),
+                "login" => Ok(ReplayMechanism::Login),
+                "plain" => Ok(ReplayMechanism::Plain),
                 _ => Err(format!("ReplayMechanism '{v}' is not 'login' or 'plain'")),
-            },
+            }
+            .map(|m| svc.replay_mechanism = m),
             "backsideport" => parse_port(v).map(|p| svc.backside_port = p),
             "timeout" => parse_seconds(v).map(|d| svc.timeout = d),
             "preauthtimeout" => parse_seconds(v).map(|d| svc.preauth_timeout = d),
@@ -235,12 +283,18 @@ pub fn build(
             }
             "capability" => {
                 let caps: Vec<&str> = v.split_whitespace().collect();
-                if caps.iter().any(|c| c.eq_ignore_ascii_case("STARTTLS") || c.to_ascii_uppercase().starts_with("AUTH=")) {
+                if caps.iter().any(|c| {
+                    c.eq_ignore_ascii_case("STARTTLS")
+                        || c.to_ascii_uppercase().starts_with("AUTH=")
+                }) {
                     diags.warn(file, e.line, "Capability: STARTTLS and AUTH= items are added by mailmux and were dropped here");
                 }
                 let kept: Vec<&str> = caps
                     .into_iter()
-                    .filter(|c| !c.eq_ignore_ascii_case("STARTTLS") && !c.to_ascii_uppercase().starts_with("AUTH="))
+                    .filter(|c| {
+                        !c.eq_ignore_ascii_case("STARTTLS")
+                            && !c.to_ascii_uppercase().starts_with("AUTH=")
+                    })
                     .collect();
                 if protocol == Protocol::Pop3 {
                     diags.warn(file, e.line, "Capability has no effect on POP3");
@@ -258,11 +312,22 @@ pub fn build(
             }
             "loglevel" => LogLevel::parse(v).map(|l| svc.log_level = Some(l)),
             key if NOT_YET.contains(&key) => {
-                diags.warn(file, e.line, format!("{} is an MMP parameter mailmux does not implement yet; ignored", e.name));
+                diags.warn(
+                    file,
+                    e.line,
+                    format!(
+                        "{} is an MMP parameter mailmux does not implement yet; ignored",
+                        e.name
+                    ),
+                );
                 Ok(())
             }
             _ => {
-                diags.warn(file, e.line, format!("unknown parameter '{}' ignored", e.name));
+                diags.warn(
+                    file,
+                    e.line,
+                    format!("unknown parameter '{}' ignored", e.name),
+                );
                 Ok(())
             }
         };
@@ -271,12 +336,24 @@ pub fn build(
         }
     }
     if !saw_ldap_url {
-        diags.error(file, 0, "LdapURL is missing: mailmux needs a directory (ldap://… or ldif:…)");
+        diags.error(
+            file,
+            0,
+            "LdapURL is missing: mailmux needs a directory (ldap://… or ldif:…)",
+        );
     }
     if svc.bind_dn.is_some() != svc.bind_pass.is_some() {
-        diags.warn(file, 0, "BindDN and BindPass should be set together; searches will bind anonymously");
+        diags.warn(
+            file,
+            0,
+            "BindDN and BindPass should be set together; searches will bind anonymously",
+        );
     }
-    let errors_after = diags.0.iter().filter(|d| d.severity == crate::Severity::Error).count();
+    let errors_after = diags
+        .0
+        .iter()
+        .filter(|d| d.severity == crate::Severity::Error)
+        .count();
     (errors_after == errors_before).then_some(svc)
 }
 
@@ -303,7 +380,14 @@ mod tests {
         let mut d = Diagnostics::default();
         let file = Path::new("/cfg/ImapProxyAService.cfg");
         let entries = crate::raw::parse(file, text, None, &mut d);
-        let svc = build(Protocol::Imap, vec![], file, Path::new("/cfg"), &entries, &mut d);
+        let svc = build(
+            Protocol::Imap,
+            vec![],
+            file,
+            Path::new("/cfg"),
+            &entries,
+            &mut d,
+        );
         (svc, d)
     }
 
@@ -331,7 +415,10 @@ mod tests {
         assert_eq!(svc.timeout, Duration::from_secs(1800));
         assert!(svc.capability.starts_with("IMAP4 IMAP4rev1 ACL"));
         assert_eq!(svc.mail_host_attrs, vec!["mailhost"]);
-        assert_eq!(svc.server_down_alert.as_deref(), Some("your IMAP server appears to be temporarily out of service"));
+        assert_eq!(
+            svc.server_down_alert.as_deref(),
+            Some("your IMAP server appears to be temporarily out of service")
+        );
     }
 
     #[test]
@@ -362,7 +449,9 @@ mod tests {
         let (svc, d) = service("default:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n");
         assert!(svc.is_none());
         assert!(d.to_string().contains("LdapURL is missing"));
-        let (svc, _) = service("default:LdapURL ldif:u.ldif\ndefault:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n");
+        let (svc, _) = service(
+            "default:LdapURL ldif:u.ldif\ndefault:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n",
+        );
         assert_eq!(svc.unwrap().capability, "IMAP4rev1 IDLE");
     }
 }

@@ -31,7 +31,11 @@ pub fn parse(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> 
     let mut items: Vec<ServiceItem> = Vec::new();
     for token in value.split_whitespace() {
         let Some((name, ports)) = token.split_once('@') else {
-            diags.error(file, line, format!("ServiceList item '{token}' is not service@port"));
+            diags.error(
+                file,
+                line,
+                format!("ServiceList item '{token}' is not service@port"),
+            );
             continue;
         };
         let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
@@ -44,7 +48,13 @@ pub fn parse(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> 
                 continue;
             }
             _ => {
-                diags.error(file, line, format!("unknown service '{name}' in ServiceList (expected imapproxy or popproxy)"));
+                diags.error(
+                    file,
+                    line,
+                    format!(
+                        "unknown service '{name}' in ServiceList (expected imapproxy or popproxy)"
+                    ),
+                );
                 continue;
             }
         };
@@ -66,7 +76,11 @@ pub fn parse(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> 
             }
         }
         if let Some(existing) = items.iter_mut().find(|i| i.protocol == protocol) {
-            diags.warn(file, line, format!("{name} listed twice; its ports are merged"));
+            diags.warn(
+                file,
+                line,
+                format!("{name} listed twice; its ports are merged"),
+            );
             existing.listeners.extend(listeners);
         } else {
             items.push(ServiceItem {
@@ -106,7 +120,10 @@ mod tests {
         assert_eq!(i[0].file, "ImapProxyAService.cfg");
         assert_eq!(
             i[0].listeners,
-            vec!["0.0.0.0:1143".parse().unwrap(), "0.0.0.0:1993".parse().unwrap()]
+            vec![
+                "0.0.0.0:1143".parse().unwrap(),
+                "0.0.0.0:1993".parse().unwrap()
+            ]
         );
         assert_eq!(i[1].file, "PopProxyAService.cfg");
         assert!(d.to_string().contains("not supported"));
@@ -119,7 +136,10 @@ mod tests {
         assert_eq!(i[0].file, "ImapProxyAService.cfg");
         assert_eq!(
             i[0].listeners,
-            vec!["127.0.0.2:143".parse().unwrap(), "[::1]:143".parse().unwrap()]
+            vec![
+                "127.0.0.2:143".parse().unwrap(),
+                "[::1]:143".parse().unwrap()
+            ]
         );
         assert_eq!(i[1].protocol, Protocol::Pop3);
         assert_eq!(i[1].file, "PopProxyAService.cfg");
@@ -129,7 +149,10 @@ mod tests {
     fn errors_name_the_line() {
         let (_, d) = items("imapproxy@99999 mystery@1 noport");
         let text = d.to_string();
-        assert!(text.contains("AService.cfg:7: error: ServiceList imapproxy: '99999'"), "{text}");
+        assert!(
+            text.contains("AService.cfg:7: error: ServiceList imapproxy: '99999'"),
+            "{text}"
+        );
         assert!(text.contains("unknown service 'mystery'"), "{text}");
         assert!(text.contains("'noport' is not service@port"), "{text}");
     }

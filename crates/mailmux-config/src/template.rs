@@ -74,7 +74,9 @@ impl Template {
                         return Err("%A must be followed by [attribute]".into());
                     }
                     let name: String = chars.by_ref().take_while(|c| *c != ']').collect();
-                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    if name.is_empty()
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    {
                         return Err(format!("%A[{name}] does not name an attribute"));
                     }
                     Token::Attribute(name.to_ascii_lowercase())
@@ -112,7 +114,11 @@ impl Template {
     /// Fills the template: `value` gives each token's raw value (or `None` when unknown,
     /// which expands to nothing) and `escape` prepares it for the context, e.g. RFC 4515
     /// escaping for a filter.
-    pub fn expand(&self, value: impl Fn(&Token) -> Option<String>, escape: impl Fn(&str) -> String) -> String {
+    pub fn expand(
+        &self,
+        value: impl Fn(&Token) -> Option<String>,
+        escape: impl Fn(&str) -> String,
+    ) -> String {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
@@ -160,7 +166,10 @@ mod tests {
     #[test]
     fn escaping_applies_to_values_only() {
         let t = Template::parse("(uid=%U)", false).unwrap();
-        assert_eq!(t.expand(|_| Some("a*".into()), |v| v.replace('*', "\\2a")), "(uid=a\\2a)");
+        assert_eq!(
+            t.expand(|_| Some("a*".into()), |v| v.replace('*', "\\2a")),
+            "(uid=a\\2a)"
+        );
     }
 
     #[test]

@@ -117,7 +117,9 @@ impl Filter {
                 initial,
                 any: pieces,
                 last,
-            } => any(attr, &|v| substring_match(v, initial.as_deref(), pieces, last.as_deref())),
+            } => any(attr, &|v| {
+                substring_match(v, initial.as_deref(), pieces, last.as_deref())
+            }),
         }
     }
 }
@@ -223,7 +225,11 @@ impl Parser<'_> {
         self.eat(b'=')?;
         // The raw value runs to the closing parenthesis; escapes keep ')' out of it.
         let vstart = self.pos;
-        while self.s.get(self.pos).is_some_and(|&b| b != b')' && b != b'(') {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|&b| b != b')' && b != b'(')
+        {
             self.pos += 1;
         }
         let raw = &self.s[vstart..self.pos];
@@ -235,7 +241,11 @@ impl Parser<'_> {
                 let pieces: Vec<&[u8]> = raw.split(|b| *b == b'*').collect();
                 let n = pieces.len();
                 let opt = |p: &[u8], me: &Self| -> Result<Option<String>, FilterError> {
-                    if p.is_empty() { Ok(None) } else { me.unescape(p).map(Some) }
+                    if p.is_empty() {
+                        Ok(None)
+                    } else {
+                        me.unescape(p).map(Some)
+                    }
                 };
                 let mut any = Vec::new();
                 for p in &pieces[1..n - 1] {
@@ -316,7 +326,10 @@ mod tests {
             ("mail", "joe@example.com"),
         ]);
         assert!(matches("uid=joe", &e));
-        assert!(matches("(&(objectclass=inetorgperson)(|(uid=x)(mail=joe@*)))", &e));
+        assert!(matches(
+            "(&(objectclass=inetorgperson)(|(uid=x)(mail=joe@*)))",
+            &e
+        ));
         assert!(matches("(!(mailhost=*))", &e));
         assert!(matches("(mail=*@example.*m)", &e));
         assert!(!matches("(mail=*@other.com)", &e));
@@ -326,7 +339,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["(uid=joe", "(&)", "((uid=x))", "(uid=\\zz)", "(=x)", "(uid=a)(uid=b)"] {
+        for bad in [
+            "(uid=joe",
+            "(&)",
+            "((uid=x))",
+            "(uid=\\zz)",
+            "(=x)",
+            "(uid=a)(uid=b)",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let deep = format!("{}(uid=x){}", "(!".repeat(100), ")".repeat(100));

@@ -1,1 +1,150 @@
-fn main() {}
+//! The `mailmux` command: `run` serves, `check` validates a configuration directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mailmux::Server;
+use mailmux::server::Service;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+/// An IMAP/POP3 multiplexor: routes each login by LDAP to the user's mail store.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// Configuration directory holding AService.cfg and the files it names.
+    #[arg(short = 'c', long = "config", default_value = "/etc/mailmux")]
+    dir: PathBuf,
+    /// Instance name: `NAME:Param` lines apply on top of `default:Param` lines.
+    #[arg(long)]
+    instance: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the configured IMAP and POP3 proxies until SIGTERM or SIGINT.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Log to standard error even when LogDir is set.
+        #[arg(long)]
+        log_stderr: bool,
+    },
+    /// Load and validate the configuration; print every problem with file and line.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config, log_stderr } => match run(&config, log_stderr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mailmux: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check(args: &ConfigArgs) -> ExitCode {
+    let loaded = match mailmux_config::load(&args.dir, args.instance.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(diags) => {
+            print!("{diags}");
+            let errors = diags
+                .0
+                .iter()
+                .filter(|d| d.severity == mailmux_config::Severity::Error)
+                .count();
+            println!(
+                "{}: {errors} error(s), {} warning(s)",
+                args.dir.display(),
+                diags.0.len() - errors
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", loaded.warnings);
+    let mut ok = true;
+    for svc in &loaded.config.services {
+        let listeners: Vec<String> = svc.listeners.iter().map(ToString::to_string).collect();
+        match Service::build(svc.clone()) {
+            Ok(_) => println!(
+                "{}: {} on {} (directory: {})",
+                svc.file.display(),
+                svc.protocol.as_str(),
+                listeners.join(", "),
+                svc.directory
+                    .iter()
+                    .map(|d| format!("{d:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Err(e) => {
+                println!("{e}");
+                ok = false;
+            }
+        }
+    }
+    println!(
+        "{}: {}, {} warning(s)",
+        args.dir.display(),
+        if ok { "ok" } else { "errors" },
+        loaded.warnings.0.len()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
+    let loaded = mailmux_config::load(&args.dir, args.instance.as_deref())
+        .map_err(|diags| anyhow::anyhow!("configuration has errors:\n{diags}"))?;
+    let _guard =
+        mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
+    for warning in &loaded.warnings.0 {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::bind(&loaded.config).await?;
+        let shutdown = CancellationToken::new();
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not implemented yet; ignored"),
+                }
+            }
+            tracing::info!("stop signal received");
+            stopper.cancel();
+        });
+        server.run(shutdown).await;
+        anyhow::Ok(())
+    })?;
+    // Sessions that outlived the drain deadline end with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
+}

@@ -91,7 +91,8 @@ pub fn parse(input: &[u8]) -> Result<TaggedCommand, ParseError> {
             }
         }
         b"AUTHENTICATE" => {
-            p.sp().ok_or_else(|| fail("AUTHENTICATE needs a mechanism"))?;
+            p.sp()
+                .ok_or_else(|| fail("AUTHENTICATE needs a mechanism"))?;
             let mechanism = p.atom().ok_or_else(|| fail("Invalid mechanism"))?;
             let initial = if p.sp().is_some() {
                 let rest = &p.input[p.pos..];
@@ -226,7 +227,10 @@ mod tests {
 
     #[test]
     fn login_with_atoms_quoted_and_literals() {
-        assert_eq!(login(b"a LOGIN joe secret"), (b"joe".to_vec(), b"secret".to_vec()));
+        assert_eq!(
+            login(b"a LOGIN joe secret"),
+            (b"joe".to_vec(), b"secret".to_vec())
+        );
         assert_eq!(
             login(br#"a login "joe@x.org" "pa \"q\" \\ s""#),
             (b"joe@x.org".to_vec(), br#"pa "q" \ s"#.to_vec())
@@ -275,7 +279,10 @@ mod tests {
         assert_eq!(parse(b"").unwrap_err().tag, None);
         assert_eq!(parse(b"+x NOOP").unwrap_err().tag, None);
         assert_eq!(parse(b"t1").unwrap_err().tag, Some(b"t1".to_vec()));
-        assert_eq!(parse(b"t1 LOGIN joe").unwrap_err().tag, Some(b"t1".to_vec()));
+        assert_eq!(
+            parse(b"t1 LOGIN joe").unwrap_err().tag,
+            Some(b"t1".to_vec())
+        );
         assert!(parse(b"t1 NOOP extra").is_err());
         assert!(parse(b"t1 LOGIN \"unterminated").is_err());
         assert!(parse(b"t1 LOGIN {3}\r\nab").is_err());

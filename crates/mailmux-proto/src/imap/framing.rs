@@ -255,7 +255,9 @@ mod tests {
         let got = frames(b"a LOGIN joe {10+}\r\nb LOGOUT\r\n\r\n", 3);
         assert_eq!(
             got,
-            vec![Frame::Command(b"a LOGIN joe {10+}\r\nb LOGOUT\r\n".to_vec())]
+            vec![Frame::Command(
+                b"a LOGIN joe {10+}\r\nb LOGOUT\r\n".to_vec()
+            )]
         );
     }
 
@@ -265,7 +267,9 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Frame::LiteralRefused { tag: b"x1".to_vec() },
+                Frame::LiteralRefused {
+                    tag: b"x1".to_vec()
+                },
                 Frame::Command(b"x2 NOOP".to_vec())
             ]
         );

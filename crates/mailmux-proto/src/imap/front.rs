@@ -111,9 +111,7 @@ impl ImapFront {
                     self.out.extend_from_slice(b"+ Ready for literal data\r\n");
                     None
                 }
-                Frame::LiteralRefused { tag } => {
-                    self.bad(Some(&tag), "Literal too large")
-                }
+                Frame::LiteralRefused { tag } => self.bad(Some(&tag), "Literal too large"),
                 Frame::Overflow => {
                     self.out
                         .extend_from_slice(b"* BYE Command too long, closing connection\r\n");
@@ -141,11 +139,9 @@ impl ImapFront {
                     .map_err(|_| SaslError::NotUtf8)?;
                 Ok(Step::Next(State::SaslPassword { tag, user }))
             }),
-            State::SaslPassword { tag, user } => {
-                self.sasl_step(&tag, bytes, move |_, response| {
-                    Ok(Step::Done(user, response, Mechanism::Login))
-                })
-            }
+            State::SaslPassword { tag, user } => self.sasl_step(&tag, bytes, move |_, response| {
+                Ok(Step::Done(user, response, Mechanism::Login))
+            }),
             state @ (State::Verifying | State::Done) => {
                 self.state = state;
                 None
@@ -171,7 +167,8 @@ impl ImapFront {
                 None
             }
             Command::Id => {
-                self.out.extend_from_slice(b"* ID (\"name\" \"mailmux\")\r\n");
+                self.out
+                    .extend_from_slice(b"* ID (\"name\" \"mailmux\")\r\n");
                 self.tagged(&tag, "OK ID completed.");
                 None
             }
@@ -428,7 +425,12 @@ mod tests {
             assert_eq!(out.matches("+ Ready").count(), 2, "chunk {chunk}");
             assert_eq!(
                 expect_login(ev),
-                (b"a1".to_vec(), "user".into(), b"pw".to_vec(), Mechanism::Password)
+                (
+                    b"a1".to_vec(),
+                    "user".into(),
+                    b"pw".to_vec(),
+                    Mechanism::Password
+                )
             );
         }
     }
@@ -440,7 +442,12 @@ mod tests {
         let (_, ev) = run(&mut f, b"a AUTHENTICATE PLAIN AGpvZQBwdw==\r\n", 4);
         assert_eq!(
             expect_login(ev),
-            (b"a".to_vec(), "joe".into(), b"pw".to_vec(), Mechanism::Plain)
+            (
+                b"a".to_vec(),
+                "joe".into(),
+                b"pw".to_vec(),
+                Mechanism::Plain
+            )
         );
 
         let mut f = front();
@@ -458,7 +465,12 @@ mod tests {
         assert_eq!(out, "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n");
         assert_eq!(
             expect_login(ev),
-            (b"a".to_vec(), "joe".into(), b"pw".to_vec(), Mechanism::Login)
+            (
+                b"a".to_vec(),
+                "joe".into(),
+                b"pw".to_vec(),
+                Mechanism::Login
+            )
         );
         let mut f = front();
         f.take_output();
@@ -497,7 +509,11 @@ mod tests {
         );
         f.feed(b"b LOGIN joe good\r\nc SELECT INBOX\r\n");
         let (tag, ..) = expect_login(f.next_event());
-        assert_eq!(f.next_event(), None, "nothing runs while the login is verified");
+        assert_eq!(
+            f.next_event(),
+            None,
+            "nothing runs while the login is verified"
+        );
         let rest = f.accept(&tag, Some("IMAP4rev1 IDLE"), "Logged in");
         assert_eq!(
             String::from_utf8(f.take_output()).unwrap(),

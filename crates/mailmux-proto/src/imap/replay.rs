@@ -41,9 +41,13 @@ pub enum ReplayEvent {
 enum State {
     Greeting,
     /// Command sent in parts; each part waits for a `+` continuation.
-    Sending { parts: VecDeque<Secret> },
+    Sending {
+        parts: VecDeque<Secret>,
+    },
     Awaiting,
-    Capability { text: String },
+    Capability {
+        text: String,
+    },
     Finished,
 }
 
@@ -116,7 +120,9 @@ impl ImapReplay {
             }
             match r.status {
                 Some(Status::Bye) => {
-                    return Some(ReplayEvent::Failed(StoreFailure::Temporary { text: r.text }));
+                    return Some(ReplayEvent::Failed(StoreFailure::Temporary {
+                        text: r.text,
+                    }));
                 }
                 Some(Status::Preauth) if matches!(self.state, State::Greeting) => {
                     return Some(self.fail_protocol("store greeted with PREAUTH"));
@@ -149,12 +155,10 @@ impl ImapReplay {
             return None;
         };
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Capability { text } if tag == CAPABILITY_TAG => {
-                Some(ReplayEvent::LoggedIn {
-                    capabilities: self.capabilities.take(),
-                    text,
-                })
-            }
+            State::Capability { text } if tag == CAPABILITY_TAG => Some(ReplayEvent::LoggedIn {
+                capabilities: self.capabilities.take(),
+                text,
+            }),
             State::Sending { .. } | State::Awaiting if tag == LOGIN_TAG => self.on_login_result(r),
             _ => Some(self.fail_protocol("unexpected tagged response")),
         }
@@ -211,8 +215,11 @@ impl ImapReplay {
             }
             ReplayMechanism::Plain => {
                 let authzid = self.credentials.authzid.as_deref().unwrap_or("");
-                let blob =
-                    sasl::encode_plain(authzid, &self.credentials.authcid, &self.credentials.password);
+                let blob = sasl::encode_plain(
+                    authzid,
+                    &self.credentials.authcid,
+                    &self.credentials.password,
+                );
                 current.extend_from_slice(b" AUTHENTICATE PLAIN");
                 if has("SASL-IR") {
                     current.push(b' ');
@@ -251,7 +258,12 @@ impl ImapReplay {
 
 /// Appends `value` as a quoted string, or as a literal (closing the current part when the
 /// literal synchronises).
-fn push_astring(current: &mut Vec<u8>, parts: &mut VecDeque<Vec<u8>>, value: &[u8], literal_plus: bool) {
+fn push_astring(
+    current: &mut Vec<u8>,
+    parts: &mut VecDeque<Vec<u8>>,
+    value: &[u8],
+    literal_plus: bool,
+) {
     if let Some(quoted) = super::quote(value) {
         current.extend_from_slice(&quoted);
         return;
@@ -296,7 +308,10 @@ mod tests {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe@x.org", "p \"w"));
         let (sent, ev) = play(
             &mut m,
-            &["* OK [CAPABILITY IMAP4rev1] ready", "M1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in"],
+            &[
+                "* OK [CAPABILITY IMAP4rev1] ready",
+                "M1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in",
+            ],
         );
         assert_eq!(sent, "M1 LOGIN \"joe@x.org\" \"p \\\"w\"\r\n");
         assert_eq!(
@@ -313,7 +328,12 @@ mod tests {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
         let (sent, ev) = play(
             &mut m,
-            &["* OK hi", "M1 OK done", "* CAPABILITY IMAP4rev1 X", "M2 OK cap"],
+            &[
+                "* OK hi",
+                "M1 OK done",
+                "* CAPABILITY IMAP4rev1 X",
+                "M2 OK cap",
+            ],
         );
         assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\nM2 CAPABILITY\r\n");
         assert_eq!(
@@ -328,9 +348,15 @@ mod tests {
     #[test]
     fn eight_bit_password_goes_as_sync_literal() {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"));
-        let (sent, ev) = play(&mut m, &["* OK hi", "+ go", "M1 NO [AUTHENTICATIONFAILED] no"]);
+        let (sent, ev) = play(
+            &mut m,
+            &["* OK hi", "+ go", "M1 NO [AUTHENTICATIONFAILED] no"],
+        );
         assert_eq!(sent, "M1 LOGIN \"joe\" {9}\r\npässword\r\n");
-        assert!(matches!(ev, Some(ReplayEvent::Failed(StoreFailure::Rejected { .. }))));
+        assert!(matches!(
+            ev,
+            Some(ReplayEvent::Failed(StoreFailure::Rejected { .. }))
+        ));
     }
 
     #[test]
@@ -363,7 +389,12 @@ mod tests {
         let (sent, _) = play(&mut m, &["* OK [CAPABILITY SASL-IR] hi"]);
         assert_eq!(
             sent,
-            format!("M1 AUTHENTICATE PLAIN {}\r\n", sasl::encode_plain("joe", "admin", &Secret::new("pw")).expose().escape_ascii())
+            format!(
+                "M1 AUTHENTICATE PLAIN {}\r\n",
+                sasl::encode_plain("joe", "admin", &Secret::new("pw"))
+                    .expose()
+                    .escape_ascii()
+            )
         );
     }
 

@@ -8,10 +8,10 @@
 //!                 └─ CAPA, AUTH (list) answered; QUIT ─▶ Done; others -ERR
 //! ```
 
+use crate::Secret;
 use crate::line::LineBuffer;
 use crate::login::{Credentials, Mechanism, Rejection};
 use crate::sasl::{self, SaslError, SaslMechanism};
-use crate::Secret;
 
 /// How many bad commands a client may send before it is disconnected.
 const MAX_BAD_COMMANDS: u32 = 10;
@@ -101,7 +101,11 @@ impl Pop3Front {
             State::Authorization { user } => self.on_command(line, user),
             State::SaslPlain => self.sasl_step(line, |response| {
                 let plain = sasl::parse_plain(response.expose())?;
-                Ok(SaslStep::Done(plain.authcid, plain.password, Mechanism::Plain))
+                Ok(SaslStep::Done(
+                    plain.authcid,
+                    plain.password,
+                    Mechanism::Plain,
+                ))
             }),
             State::SaslUser => self.sasl_step(line, |response| {
                 let user = String::from_utf8(response.expose().to_vec())
@@ -237,8 +241,14 @@ impl Pop3Front {
             Rejection::Unavailable { alert } => {
                 let text = alert
                     .as_deref()
-                    .map(|a| a.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
-                    .unwrap_or_else(|| "Mail service temporarily unavailable, try again later.".to_owned());
+                    .map(|a| {
+                        a.chars()
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .collect()
+                    })
+                    .unwrap_or_else(|| {
+                        "Mail service temporarily unavailable, try again later.".to_owned()
+                    });
                 self.reply(&format!("-ERR [SYS/TEMP] {text}"));
             }
         }
@@ -410,6 +420,9 @@ mod tests {
         assert_eq!(ev, Some(Pop3Event::Close));
         let mut f = front();
         let (out, ev) = run(&mut f, b"QUIT\r\n", 64);
-        assert_eq!((out.as_str(), ev), ("+OK Logging out\r\n", Some(Pop3Event::Quit)));
+        assert_eq!(
+            (out.as_str(), ev),
+            ("+OK Logging out\r\n", Some(Pop3Event::Quit))
+        );
     }
 }

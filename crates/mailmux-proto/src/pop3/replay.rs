@@ -113,9 +113,11 @@ impl Pop3Replay {
                 self.send_login();
                 None
             }
-            (State::Greeting, Err(text)) => Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
-                text: format!("greeting -ERR {text}"),
-            })),
+            (State::Greeting, Err(text)) => {
+                Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
+                    text: format!("greeting -ERR {text}"),
+                }))
+            }
             (State::User { pass_line }, Ok(_)) => {
                 self.out.extend_from_slice(pass_line.expose());
                 self.state = State::Pass;

@@ -1,0 +1,194 @@
+//! The LDAP directory: a few service-bound connections shared round-robin.
+//!
+//! Each slot holds one connection (ldap3 multiplexes concurrent operations over it).
+//! A slot connects lazily, trying the `LdapURL` servers in order, and binds with
+//! `BindDN`/`BindPass` (anonymously without them). When an operation fails at the transport
+//! level the slot is emptied and the operation retried once on a fresh connection, which is
+//! how a restarted or failed-over server is picked up. Every operation, connecting
+//! included, is bounded by `LdapTimeout`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use mailmux_config::{DirectoryUrl, ServiceConfig};
+use mailmux_proto::Secret;
+use tokio::sync::Mutex;
+
+use super::{BoxFuture, Directory, DirectoryError, Entry};
+
+/// Connections per service. Lookups are short; a few connections keep one slow reply from
+/// holding up the rest without opening a connection per session.
+const POOL_SIZE: usize = 4;
+
+/// LDAP result codes that mean "no such entry" rather than trouble.
+const NO_SUCH_OBJECT: u32 = 32;
+/// The server could not parse the filter: a configuration problem.
+const FILTER_ERROR: u32 = 87;
+
+/// One LDAP server and its search base.
+#[derive(Debug, Clone)]
+struct Server {
+    url: String,
+    base: String,
+}
+
+/// An LDAP-backed directory.
+#[derive(Debug)]
+pub struct LdapDirectory {
+    servers: Vec<Server>,
+    bind: Option<(String, Secret)>,
+    timeout: Duration,
+    slots: Vec<Mutex<Option<(Ldap, usize)>>>,
+    next: AtomicUsize,
+}
+
+impl LdapDirectory {
+    /// A directory for the `ldap://` URLs of a service (connections are opened on first use).
+    pub fn new(svc: &ServiceConfig) -> LdapDirectory {
+        let servers = svc
+            .directory
+            .iter()
+            .filter_map(|u| match u {
+                DirectoryUrl::Ldap { server, base } => Some(Server {
+                    url: server.clone(),
+                    base: base.clone(),
+                }),
+                DirectoryUrl::Ldif { .. } => None,
+            })
+            .collect();
+        let bind = match (&svc.bind_dn, &svc.bind_pass) {
+            (Some(dn), Some(pw)) => Some((dn.clone(), pw.clone())),
+            _ => None,
+        };
+        LdapDirectory {
+            servers,
+            bind,
+            timeout: svc.ldap_timeout,
+            slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A bound connection for `slot`, and the index of its server.
+    async fn connection(&self, slot: usize) -> Result<(Ldap, usize), DirectoryError> {
+        let mut guard = self.slots[slot].lock().await;
+        if let Some((ldap, server)) = guard.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok((ldap.clone(), *server));
+        }
+        *guard = None;
+        let mut last_error = String::from("no LDAP server configured");
+        for (index, server) in self.servers.iter().enumerate() {
+            match self.connect(server).await {
+                Ok(ldap) => {
+                    *guard = Some((ldap.clone(), index));
+                    return Ok((ldap, index));
+                }
+                Err(e) => {
+                    tracing::warn!(server = %server.url, error = %e, "LDAP server unusable");
+                    last_error = format!("{}: {e}", server.url);
+                }
+            }
+        }
+        Err(DirectoryError::Unavailable(last_error))
+    }
+
+    async fn connect(&self, server: &Server) -> Result<Ldap, String> {
+        let settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.url)
+            .await
+            .map_err(|e| e.to_string())?;
+        ldap3::drive!(conn);
+        if let Some((dn, pw)) = &self.bind {
+            let pw =
+                std::str::from_utf8(pw.expose()).map_err(|_| "BindPass is not UTF-8".to_owned())?;
+            ldap.with_timeout(self.timeout)
+                .simple_bind(dn, pw)
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| format!("bind as {dn} failed: {e}"))?;
+        }
+        Ok(ldap)
+    }
+
+    async fn search_once(
+        &self,
+        slot: usize,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Option<Entry>, Failure> {
+        let (mut ldap, server) = self.connection(slot).await.map_err(Failure::Final)?;
+        let base = &self.servers[server].base;
+        let result = ldap
+            .with_timeout(self.timeout)
+            .search(base, Scope::Subtree, filter, attrs)
+            .await;
+        let (entries, res) = match result {
+            Ok(r) => (r.0, r.1),
+            Err(e) => return Err(Failure::Transport(e)),
+        };
+        match res.rc {
+            0 => {}
+            NO_SUCH_OBJECT => return Ok(None),
+            FILTER_ERROR => return Err(Failure::Final(DirectoryError::Rejected(res.text))),
+            rc => {
+                return Err(Failure::Final(DirectoryError::Unavailable(format!(
+                    "search failed with result code {rc}: {}",
+                    res.text
+                ))));
+            }
+        }
+        if entries.len() > 1 {
+            return Err(Failure::Final(DirectoryError::Ambiguous(entries.len())));
+        }
+        Ok(entries.into_iter().next().map(|re| {
+            let se = SearchEntry::construct(re);
+            let mut entry = Entry::new(&se.dn, []);
+            for (name, values) in se.attrs {
+                for v in values {
+                    entry.push(&name, v);
+                }
+            }
+            entry
+        }))
+    }
+
+    async fn find(&self, filter: &str, attrs: &[String]) -> Result<Option<Entry>, DirectoryError> {
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % POOL_SIZE;
+        match self.search_once(slot, filter, attrs).await {
+            Ok(found) => Ok(found),
+            Err(Failure::Final(e)) => Err(e),
+            Err(Failure::Transport(first)) => {
+                tracing::debug!(error = %first, "LDAP connection failed; reconnecting");
+                *self.slots[slot].lock().await = None;
+                match self.search_once(slot, filter, attrs).await {
+                    Ok(found) => Ok(found),
+                    Err(Failure::Final(e)) => Err(e),
+                    Err(Failure::Transport(e)) => {
+                        *self.slots[slot].lock().await = None;
+                        Err(DirectoryError::Unavailable(e.to_string()))
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    /// The connection broke or timed out: worth one retry on a new connection.
+    Transport(LdapError),
+    /// An answer (or no server at all): retrying will not help.
+    Final(DirectoryError),
+}
+
+impl Directory for LdapDirectory {
+    fn find_user<'a>(
+        &'a self,
+        filter: &'a str,
+        attrs: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
+        Box::pin(self.find(filter, attrs))
+    }
+}

@@ -1,0 +1,82 @@
+//! Why a login did not reach the relay, with what the client is told and what is logged.
+//!
+//! The client learns only one of two things (RFC 5530 / RFC 3206): its credentials were not
+//! accepted, or the service is temporarily unavailable. An unknown user and a wrong password
+//! look the same; a directory or store failure never looks like a wrong password. The log
+//! gets the precise reason.
+
+use mailmux_proto::Rejection;
+
+use crate::directory::DirectoryError;
+use crate::route::StoreAddr;
+
+/// A failed login attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The login name has no user part.
+    #[error("empty user name")]
+    EmptyUser,
+    /// No directory entry matches.
+    #[error("no such user")]
+    UnknownUser,
+    /// The entry has no usable mail-host attribute.
+    #[error("user entry {dn} has no usable mail host attribute")]
+    NoMailHost {
+        /// The entry.
+        dn: String,
+    },
+    /// The directory could not answer.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The store could not be reached or did not answer in time.
+    #[error("store {store} unreachable: {reason}")]
+    StoreUnreachable {
+        /// The store.
+        store: StoreAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The store refused the credentials.
+    #[error("store {store} refused the login: {text}")]
+    StoreRejected {
+        /// The store.
+        store: StoreAddr,
+        /// The store's answer.
+        text: String,
+    },
+    /// The store failed temporarily or spoke nonsense.
+    #[error("store {store} failed: {reason}")]
+    StoreFailed {
+        /// The store.
+        store: StoreAddr,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl LoginError {
+    /// What the client is told. `alert` is the service's `ServerDownAlert`.
+    pub fn rejection(&self, alert: Option<&str>) -> Rejection {
+        match self {
+            LoginError::EmptyUser
+            | LoginError::UnknownUser
+            | LoginError::NoMailHost { .. }
+            | LoginError::StoreRejected { .. }
+            // Two entries for one login is a directory problem, but retrying will not fix it.
+            | LoginError::Directory(DirectoryError::Ambiguous(_)) => Rejection::AuthenticationFailed,
+            LoginError::Directory(_) | LoginError::StoreUnreachable { .. } | LoginError::StoreFailed { .. } => {
+                Rejection::Unavailable {
+                    alert: alert.map(str::to_owned),
+                }
+            }
+        }
+    }
+
+    /// A short word for the session summary.
+    pub fn outcome(&self) -> &'static str {
+        match self.rejection(None) {
+            Rejection::AuthenticationFailed => "auth-failed",
+            Rejection::Unavailable { .. } => "unavailable",
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! mailmux: an IMAP and POP3 multiplexor in the manner of the iPlanet/Sun Messaging
+//! Multiplexor (MMP).
+//!
+//! Every client connects to mailmux; mailmux reads the login, asks the directory which store
+//! holds the user, logs into that store with the client's credentials and from then on
+//! copies bytes both ways. The modules follow one connection's life:
+//!
+//! ```text
+//! listen ─▶ session (front machine from mailmux-proto) ─▶ identity ─▶ directory ─▶ route
+//!        ─▶ store (connect + replay) ─▶ relay
+//! ```
+//!
+//! | module | phase |
+//! | --- | --- |
+//! | [`server`] | builds the runtime from a [`mailmux_config::Config`], binds, runs, drains |
+//! | [`listen`] | accept loop: connection permits, accept back-off, one task per session |
+//! | [`session`] | drives the IMAP / POP3 front machines until the client is logged in |
+//! | [`identity`] | login name → user and domain (`VirtualDomainDelim`, `DefaultDomain`) |
+//! | [`directory`] | the user's entry: LDAP or an embedded LDIF file, same filters |
+//! | [`route`] | entry → store address (`MailHostAttrs`, `BacksidePort`) |
+//! | [`store`] | connect to the store and replay the login |
+//! | [`relay`] | bytes both ways, half-close, idle timeout, counters |
+//! | [`error`] | what went wrong in a login: what the client is told, what is logged |
+//! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
+
+pub mod directory;
+pub mod error;
+pub mod identity;
+pub mod listen;
+pub mod logging;
+pub mod relay;
+pub mod route;
+pub mod server;
+pub mod session;
+pub mod store;
+
+pub use server::Server;

@@ -1,0 +1,95 @@
+//! Accepting connections: a permit per session, back-off on accept errors, one task each.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mailmux_config::Protocol;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::server::Service;
+use crate::session::{self, SessionContext};
+
+/// Everything one listener's accept loop needs.
+#[derive(Debug)]
+pub struct Acceptor {
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// The service it serves.
+    pub service: Arc<Service>,
+    /// Session permits shared by all listeners.
+    pub permits: Arc<Semaphore>,
+    /// Where session tasks are tracked for the drain.
+    pub sessions: TaskTracker,
+    /// Stops accepting.
+    pub shutdown: CancellationToken,
+    /// Session id counter.
+    pub ids: Arc<AtomicU64>,
+}
+
+/// Accepts until shutdown. Accept errors (out of descriptors, mostly) are logged and
+/// retried after a pause that doubles up to a second, instead of spinning.
+pub async fn accept_loop(a: Acceptor) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = tokio::select! {
+            _ = a.shutdown.cancelled() => return,
+            accepted = a.listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::from_millis(5);
+                pair
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; pausing {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let Ok(permit) = a.permits.clone().try_acquire_owned() else {
+            tracing::warn!(client = %peer, "session limit reached; connection refused");
+            let goodbye: &[u8] = match a.service.config.protocol {
+                Protocol::Imap => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+                Protocol::Pop3 => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+            };
+            let _ = stream.try_write(goodbye);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
+        let id = a.ids.fetch_add(1, Ordering::Relaxed);
+        let protocol = a.service.config.protocol;
+        let span = tracing::info_span!("session", id, proto = protocol.as_str(), client = %peer, local = %local);
+        let ctx = SessionContext {
+            id,
+            client: peer,
+            local,
+            service: a.service.clone(),
+            shutdown: a.shutdown.clone(),
+        };
+        a.sessions.spawn(
+            async move {
+                match protocol {
+                    Protocol::Imap => {
+                        let front = session::imap::front(&ctx.service);
+                        session::run(stream, ctx, front).await;
+                    }
+                    Protocol::Pop3 => {
+                        let front = session::pop3::front(&ctx.service);
+                        session::run(stream, ctx, front).await;
+                    }
+                }
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}

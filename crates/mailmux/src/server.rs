@@ -1,0 +1,163 @@
+//! The running server: services built from a configuration, their listeners, and the drain
+//! at shutdown.
+//!
+//! [`Server::bind`] does everything that can fail at start-up (directories, LDIF files,
+//! sockets) before any connection is accepted; [`Server::run`] then serves until the
+//! shutdown token is cancelled, and returns once sessions have drained or the
+//! `ShutdownTimeout` has passed. Tests bind port 0 and read [`Server::local_addrs`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use mailmux_config::{Config, Protocol, ServiceConfig};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::directory::{self, Directory};
+use crate::listen;
+
+/// Sessions one process serves at once. Each takes two descriptors; this stays under the
+/// 20,000 open files these machines allow, with room for listeners, LDAP and logs.
+pub const MAX_SESSIONS: usize = 9_000;
+
+/// One service of one configuration generation: what every session of it shares.
+#[derive(Debug)]
+pub struct Service {
+    /// The service's parameters.
+    pub config: ServiceConfig,
+    /// Where users are found.
+    pub directory: Arc<dyn Directory>,
+    /// Attributes a user search asks for: the mail-host attributes and those `ReplayFormat` uses.
+    pub search_attrs: Vec<String>,
+    /// The pre-login IMAP capability list: `Capability` plus the AUTH= mechanisms mailmux accepts.
+    pub imap_capabilities: String,
+}
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A directory could not be set up.
+    #[error("{file}: {source}")]
+    Directory {
+        /// The service file.
+        file: String,
+        /// Why.
+        source: directory::DirectorySetupError,
+    },
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Service {
+    /// Builds the shared state of a service (reads LDIF files; opens no connection).
+    pub fn build(config: ServiceConfig) -> Result<Service, StartError> {
+        let directory =
+            directory::from_config(&config).map_err(|source| StartError::Directory {
+                file: config.file.display().to_string(),
+                source,
+            })?;
+        let mut search_attrs = config.mail_host_attrs.clone();
+        for attr in config.replay_format.attributes() {
+            if !search_attrs.iter().any(|a| a == attr) {
+                search_attrs.push(attr.to_owned());
+            }
+        }
+        let imap_capabilities = format!("{} AUTH=PLAIN AUTH=LOGIN", config.capability)
+            .trim()
+            .to_owned();
+        Ok(Service {
+            config,
+            directory,
+            search_attrs,
+            imap_capabilities,
+        })
+    }
+}
+
+/// Services with their bound listeners, ready to run.
+#[derive(Debug)]
+pub struct Server {
+    listeners: Vec<(Arc<Service>, TcpListener)>,
+    drain: Duration,
+}
+
+impl Server {
+    /// Builds every service and binds every listener of `config`.
+    pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        let mut listeners = Vec::new();
+        let mut drain = Duration::ZERO;
+        for svc in &config.services {
+            let service = Arc::new(Service::build(svc.clone())?);
+            drain = drain.max(svc.shutdown_timeout);
+            for addr in &svc.listeners {
+                let listener =
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| StartError::Bind {
+                            addr: *addr,
+                            source,
+                        })?;
+                listeners.push((service.clone(), listener));
+            }
+        }
+        Ok(Server { listeners, drain })
+    }
+
+    /// The bound addresses, with the protocol served on each.
+    pub fn local_addrs(&self) -> Vec<(Protocol, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(svc, l)| l.local_addr().ok().map(|a| (svc.config.protocol, a)))
+            .collect()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let sessions = TaskTracker::new();
+        let permits = Arc::new(Semaphore::new(MAX_SESSIONS));
+        let ids = Arc::new(AtomicU64::new(1));
+        let mut acceptors = Vec::new();
+        for (service, listener) in self.listeners {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(protocol = service.config.protocol.as_str(), %addr, "listening");
+            }
+            acceptors.push(tokio::spawn(listen::accept_loop(listen::Acceptor {
+                listener,
+                service,
+                permits: permits.clone(),
+                sessions: sessions.clone(),
+                shutdown: shutdown.clone(),
+                ids: ids.clone(),
+            })));
+        }
+        shutdown.cancelled().await;
+        for acceptor in acceptors {
+            let _ = acceptor.await;
+        }
+        sessions.close();
+        tracing::info!(
+            sessions = sessions.len(),
+            deadline_s = self.drain.as_secs(),
+            "shutting down; draining sessions"
+        );
+        if tokio::time::timeout(self.drain, sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                sessions = sessions.len(),
+                "drain deadline passed; closing remaining sessions"
+            );
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The POP3 front machine as a session [`Front`].
+
+use mailmux_proto::Rejection;
+use mailmux_proto::pop3::front::{Pop3Event, Pop3Front, Pop3Settings};
+
+use super::{Front, Step};
+use crate::server::Service;
+
+/// Builds the machine for a new connection; its greeting is ready to send.
+pub fn front(service: &Service) -> Pop3Front {
+    Pop3Front::new(&Pop3Settings {
+        banner: service.config.banner.clone(),
+    })
+}
+
+impl Front for Pop3Front {
+    /// POP3 has one command in flight; nothing identifies it.
+    type Ticket = ();
+
+    fn feed(&mut self, bytes: &[u8]) {
+        Pop3Front::feed(self, bytes);
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        Pop3Front::take_output(self)
+    }
+
+    fn next_step(&mut self) -> Option<Step<()>> {
+        self.next_event().map(|event| match event {
+            Pop3Event::Login(credentials) => Step::Login((), credentials),
+            Pop3Event::Quit | Pop3Event::Close => Step::Close,
+        })
+    }
+
+    fn accept(&mut self, _: (), _capabilities: Option<&str>, text: &str) -> Vec<u8> {
+        Pop3Front::accept(self, text)
+    }
+
+    fn reject(&mut self, _: (), rejection: &Rejection) {
+        Pop3Front::reject(self, rejection);
+    }
+
+    fn shutdown(&mut self) {
+        Pop3Front::shutdown(self);
+    }
+
+    fn idle_timeout(&mut self) {
+        Pop3Front::idle_timeout(self);
+    }
+}
