@@ -112,10 +112,12 @@ async fn drive<F: Front>(
     let deadline = Instant::now() + svc.preauth_timeout;
     let mut buf = vec![0u8; 4096];
     loop {
+        let step = front.next_step();
+        // Answers queued while processing go out before the session waits or acts.
         if flush(client, front, deadline).await.is_err() {
             return "client-gone";
         }
-        match front.next_step() {
+        match step {
             Some(Step::Close) => return "closed-before-login",
             Some(Step::Login(ticket, credentials)) => {
                 summary.user = Some(credentials.login.clone());

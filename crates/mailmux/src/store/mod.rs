@@ -141,11 +141,13 @@ where
     };
     let mut buf = vec![0u8; 4096];
     loop {
+        let event = machine.next_event();
+        // Whatever the machine queued while processing goes out before anything else.
         let out = machine.take_output();
         if !out.is_empty() {
             stream.write_all(&out).await.map_err(io_failure)?;
         }
-        match machine.next_event() {
+        match event {
             Some(Outcome::LoggedIn { capabilities, text }) => {
                 return Ok(StoreLogin {
                     pending: machine.take_rest(),

@@ -1,0 +1,197 @@
+//! A small mail site for tests and for trying mailmux: two Dovecot stores, the users spread
+//! over them, the same users as LDIF and (optionally) in a real slapd, and mailmux
+//! configuration directories pointing at all of it.
+//!
+//! Layout of the users: `user1`, `user3`, … live on store A (127.0.0.2), `user2`, `user4`, …
+//! on store B (127.0.0.3); both stores listen on the same ports, so `mailHost` is a bare
+//! address and `BacksidePort` picks the port, as in an MMP site. Two more entries exist for
+//! failure tests: `ghost` (mailHost 127.0.0.9, where nothing listens) and `nohost`
+//! (no mailHost at all).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::dovecot::Dovecot;
+use crate::slapd::{self, Slapd};
+use crate::{User, ports};
+
+/// Store addresses: A, B.
+pub const STORE_IPS: [Ipv4Addr; 2] = [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+/// Store names, as their marker messages say.
+pub const STORE_NAMES: [&str; 2] = ["store-a", "store-b"];
+/// An address where no store listens.
+pub const DOWN_STORE_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 9);
+/// A user whose store is down.
+pub const GHOST: &str = "ghost";
+/// A user whose entry has no mailHost.
+pub const NOHOST: &str = "nohost";
+/// The alert text configured for unavailable stores.
+pub const SERVER_DOWN_ALERT: &str = "your mail server appears to be temporarily out of service";
+
+/// Which directory a mailmux configuration uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryKind {
+    /// The lab's slapd.
+    Ldap,
+    /// The lab's LDIF file (embedded directory).
+    Ldif,
+    /// An LDAP URL where nothing listens.
+    Unreachable,
+}
+
+/// The running site.
+#[derive(Debug)]
+pub struct Lab {
+    /// Everything lives under here.
+    pub dir: tempfile::TempDir,
+    /// The users, `user1` … `userN`.
+    pub users: Vec<User>,
+    /// Store A and store B.
+    pub stores: Vec<Dovecot>,
+    /// The LDAP server, when started.
+    pub slapd: Option<Slapd>,
+    /// The stores' IMAP port.
+    pub imap_port: u16,
+    /// The stores' POP3 port.
+    pub pop3_port: u16,
+    /// The users as an LDIF file.
+    pub ldif: PathBuf,
+    configs: AtomicUsize,
+}
+
+impl Lab {
+    /// Starts both stores with `n_users` users and, if `with_slapd`, an LDAP server.
+    pub fn start(n_users: usize, with_slapd: bool) -> Lab {
+        let dir = tempfile::Builder::new()
+            .prefix("mailmux-lab-")
+            .tempdir()
+            .expect("temp dir");
+        // Dovecot drops privileges; its files must be reachable by other users.
+        let _ = std::process::Command::new("chmod")
+            .arg("755")
+            .arg(dir.path())
+            .status();
+        let users: Vec<User> = (1..=n_users)
+            .map(|i| User {
+                uid: format!("user{i}"),
+                password: format!("secret{i}"),
+                store: (i + 1) % 2,
+            })
+            .collect();
+        let mut all_passwords = users.clone();
+        all_passwords.push(User {
+            uid: GHOST.into(),
+            password: "ghostpw".into(),
+            store: 9,
+        });
+        let imap_port = ports::free_port_on(&STORE_IPS);
+        let pop3_port = loop {
+            let p = ports::free_port_on(&STORE_IPS);
+            if p != imap_port {
+                break p;
+            }
+        };
+        let stores = (0..2)
+            .map(|i| {
+                Dovecot::start(
+                    &dir.path().join(STORE_NAMES[i]),
+                    STORE_NAMES[i],
+                    i,
+                    IpAddr::V4(STORE_IPS[i]),
+                    imap_port,
+                    pop3_port,
+                    &all_passwords,
+                )
+            })
+            .collect();
+        let hosts: Vec<String> = STORE_IPS.iter().map(ToString::to_string).collect();
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let extra = slapd::person(GHOST, "ghostpw", Some(&DOWN_STORE_IP.to_string()))
+            + &slapd::person(NOHOST, "nohostpw", None);
+        let ldif_text = slapd::users_ldif(&users, &hosts, &extra);
+        let ldif = dir.path().join("users.ldif");
+        std::fs::write(&ldif, &ldif_text).expect("write users.ldif");
+        let slapd = with_slapd.then(|| Slapd::start(&dir.path().join("slapd"), &ldif_text));
+        Lab {
+            dir,
+            users,
+            stores,
+            slapd,
+            imap_port,
+            pop3_port,
+            ldif,
+            configs: AtomicUsize::new(0),
+        }
+    }
+
+    /// The first user on store `store` (0 = A, 1 = B).
+    pub fn user_on(&self, store: usize) -> &User {
+        self.users
+            .iter()
+            .find(|u| u.store == store)
+            .expect("a user on each store")
+    }
+
+    /// Writes a mailmux configuration directory for this lab and returns its path.
+    /// Both services listen on 127.0.0.1 port 0 (read the real ports from the server).
+    /// `imap_extra` and `pop3_extra` are appended to the service files.
+    pub fn write_config(
+        &self,
+        directory: DirectoryKind,
+        imap_extra: &str,
+        pop3_extra: &str,
+    ) -> PathBuf {
+        let n = self.configs.fetch_add(1, Ordering::Relaxed);
+        let cfg = self.dir.path().join(format!("config-{n}"));
+        std::fs::create_dir_all(&cfg).expect("config dir");
+        let ldap_url = match directory {
+            DirectoryKind::Ldap => format!(
+                "{}/{}",
+                self.slapd
+                    .as_ref()
+                    .expect("this lab was started without slapd")
+                    .url,
+                slapd::SUFFIX
+            ),
+            DirectoryKind::Ldif => format!("ldif:{}", self.ldif.display()),
+            DirectoryKind::Unreachable => {
+                format!("ldap://127.0.0.1:{}/{}", ports::free_port(), slapd::SUFFIX)
+            }
+        };
+        std::fs::write(
+            cfg.join("AService.cfg"),
+            "# Written by mailmux-testkit\ndefault:ServiceList imapproxy@127.0.0.1:0 popproxy@127.0.0.1:0\ndefault:LogLevel 7\n",
+        )
+        .expect("write AService.cfg");
+        let common = |port: u16| {
+            format!(
+                "default:LdapURL {ldap_url}\n\
+                 default:BindDN \"{}\"\n\
+                 default:BindPass {}\n\
+                 default:SearchFormat (uid=%s)\n\
+                 default:MailHostAttrs mailHost\n\
+                 default:VirtualDomainDelim @\n\
+                 default:BacksidePort {port}\n\
+                 default:Timeout 1800\n\
+                 default:LdapTimeout 3\n\
+                 default:BacksideTimeout 5\n\
+                 default:ShutdownTimeout 2\n\
+                 default:ServerDownAlert \"{SERVER_DOWN_ALERT}\"\n",
+                slapd::ADMIN_DN,
+                slapd::ADMIN_PASSWORD
+            )
+        };
+        std::fs::write(
+            cfg.join("ImapProxyAService.cfg"),
+            common(self.imap_port) + imap_extra,
+        )
+        .expect("write IMAP config");
+        std::fs::write(
+            cfg.join("PopProxyAService.cfg"),
+            common(self.pop3_port) + pop3_extra,
+        )
+        .expect("write POP3 config");
+        cfg
+    }
+}

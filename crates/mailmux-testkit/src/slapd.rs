@@ -1,0 +1,110 @@
+//! A real OpenLDAP server for tests: `slapd.conf` in a temporary directory, data loaded
+//! with `slapadd`, listening on a free loopback port.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use crate::daemon::Daemon;
+use crate::{User, ports, require_binary};
+
+/// The suffix of the test directory.
+pub const SUFFIX: &str = "dc=example,dc=com";
+/// The administrator (rootdn) mailmux binds as.
+pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=com";
+/// The administrator's password.
+pub const ADMIN_PASSWORD: &str = "ldap-secret";
+
+/// A running slapd.
+#[derive(Debug)]
+pub struct Slapd {
+    /// `ldap://127.0.0.1:PORT`
+    pub url: String,
+    /// The listening address.
+    pub addr: SocketAddr,
+    daemon: Daemon,
+}
+
+impl Slapd {
+    /// Starts slapd in `dir`, loaded with `ldif` (as written by [`users_ldif`]).
+    pub fn start(dir: &Path, ldif: &str) -> Slapd {
+        let slapd = require_binary("slapd", "slapd");
+        let slapadd = require_binary("slapadd", "slapd");
+        std::fs::create_dir_all(dir.join("db")).expect("slapd db dir");
+        let conf = dir.join("slapd.conf");
+        let schema = "/etc/ldap/schema";
+        std::fs::write(
+            &conf,
+            format!(
+                "include {schema}/core.schema\ninclude {schema}/cosine.schema\ninclude {schema}/inetorgperson.schema\n\
+                 include {schema}/nis.schema\ninclude {schema}/misc.schema\n\
+                 pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
+                 modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+                 database mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PASSWORD}\n\
+                 directory {d}/db\nindex uid eq\n",
+                d = dir.display()
+            ),
+        )
+        .expect("write slapd.conf");
+        let data = dir.join("data.ldif");
+        std::fs::write(&data, ldif).expect("write data.ldif");
+        let out = Command::new(&slapadd)
+            .args(["-q", "-f"])
+            .arg(&conf)
+            .arg("-l")
+            .arg(&data)
+            .output()
+            .expect("run slapadd");
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = ports::free_port();
+        let url = format!("ldap://127.0.0.1:{port}");
+        let listen = format!("{url}/");
+        let conf_arg = conf.display().to_string();
+        let mut daemon = Daemon::spawn(
+            "slapd",
+            &slapd,
+            &["-h", &listen, "-f", &conf_arg, "-d", "0"],
+            &dir.join("slapd.log"),
+        );
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        daemon.wait_for_port(addr);
+        Slapd { url, addr, daemon }
+    }
+
+    /// Stops the server (for "directory down" tests).
+    pub fn stop(&mut self) {
+        self.daemon.stop();
+    }
+}
+
+/// The directory content: base entries, then one `inetOrgPerson` +
+/// `inetLocalMailRecipient` per user with `mailHost` set to its store's address, plus
+/// `extra` entries as given.
+pub fn users_ldif(users: &[User], store_hosts: &[&str], extra: &str) -> String {
+    let mut out = format!(
+        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+         dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n"
+    );
+    for u in users {
+        out.push_str(&person(&u.uid, &u.password, Some(store_hosts[u.store])));
+    }
+    out.push_str(extra);
+    out
+}
+
+/// One person entry; `mail_host` `None` leaves the attribute out.
+pub fn person(uid: &str, password: &str, mail_host: Option<&str>) -> String {
+    let mut e = format!(
+        "dn: uid={uid},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nobjectClass: inetLocalMailRecipient\n\
+         uid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.com\nuserPassword: {password}\n"
+    );
+    if let Some(host) = mail_host {
+        e.push_str(&format!("mailHost: {host}\n"));
+    }
+    e.push('\n');
+    e
+}

@@ -1,0 +1,244 @@
+//! IMAP logins through mailmux, against real slapd and Dovecot, written as transcripts.
+
+mod common;
+
+use common::{Mailmux, lab};
+use mailmux_testkit::dovecot::marker_subject;
+use mailmux_testkit::lab::{DirectoryKind, STORE_NAMES};
+use mailmux_testkit::transcript::Transcript;
+
+const USERS: usize = 8;
+
+/// After login: the INBOX holds exactly the marker of `store`.
+async fn expect_store(c: &mut Transcript, store: usize) {
+    c.send("s1 SELECT INBOX").await;
+    let lines = c.until("s1 ").await;
+    assert!(
+        lines.iter().any(|l| l == "* 1 EXISTS"),
+        "{}",
+        c.transcript()
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("s1 OK")),
+        "{}",
+        c.transcript()
+    );
+    c.send("s2 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+        .await;
+    let lines = c.until("s2 ").await;
+    let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
+    if !lines.iter().any(|l| *l == subject) {
+        c.fail(&format!("expected the marker of {}", STORE_NAMES[store]));
+    }
+    c.send("s3 LOGOUT").await;
+    c.expect("* BYE").await;
+    c.expect("s3 OK").await;
+    c.expect_closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_quoted_strings_reaches_each_users_store() {
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
+    for store in [0, 1] {
+        let user = lab.user_on(store);
+        let mut c = Transcript::connect(mm.imap).await;
+        c.expect("* OK [CAPABILITY IMAP4rev1").await;
+        c.send(&format!("a1 LOGIN \"{}\" \"{}\"", user.uid, user.password))
+            .await;
+        // The client's own tag carries the store's post-login capabilities.
+        let ok = c.expect("a1 OK [CAPABILITY IMAP4rev1").await;
+        assert!(ok.contains("IDLE"), "store capabilities expected: {ok}");
+        expect_store(&mut c, store).await;
+    }
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_synchronising_and_non_synchronising_literals() {
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
+    let user = lab.user_on(1);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send(&format!("a1 LOGIN {{{}}}", user.uid.len())).await;
+    c.expect("+ ").await;
+    c.send(&format!("{} {{{}}}", user.uid, user.password.len()))
+        .await;
+    c.expect("+ ").await;
+    c.send(&user.password).await;
+    c.expect("a1 OK").await;
+    expect_store(&mut c, 1).await;
+
+    let user = lab.user_on(0);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send_raw(
+        format!(
+            "a1 LOGIN {{{}+}}\r\n{} {{{}+}}\r\n{}\r\n",
+            user.uid.len(),
+            user.uid,
+            user.password.len(),
+            user.password
+        )
+        .as_bytes(),
+    )
+    .await;
+    c.expect("a1 OK").await;
+    expect_store(&mut c, 0).await;
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticate_plain_with_sasl_ir_and_with_continuation() {
+    use base64::Engine;
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
+    let b64 = |u: &mailmux_testkit::User| {
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{}", u.uid, u.password))
+    };
+
+    let user = lab.user_on(0);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send(&format!("a1 AUTHENTICATE PLAIN {}", b64(user)))
+        .await;
+    c.expect("a1 OK [CAPABILITY").await;
+    expect_store(&mut c, 0).await;
+
+    let user = lab.user_on(1);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send("a1 AUTHENTICATE PLAIN").await;
+    c.expect("+").await;
+    c.send(&b64(user)).await;
+    c.expect("a1 OK").await;
+    expect_store(&mut c, 1).await;
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticate_login_mechanism() {
+    use base64::Engine;
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
+    let user = lab.user_on(1);
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send("a1 AUTHENTICATE LOGIN").await;
+    c.expect("+ VXNlcm5hbWU6").await;
+    c.send(&b64(&user.uid)).await;
+    c.expect("+ UGFzc3dvcmQ6").await;
+    c.send(&b64(&user.password)).await;
+    c.expect("a1 OK").await;
+    expect_store(&mut c, 1).await;
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_login_commands_then_login_with_pipelined_select() {
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
+    let user = lab.user_on(0);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send("c1 CAPABILITY").await;
+    let caps = c.expect("* CAPABILITY ").await;
+    assert!(
+        caps.contains("AUTH=PLAIN") && caps.contains("SASL-IR") && caps.contains("LITERAL+"),
+        "{caps}"
+    );
+    c.expect("c1 OK").await;
+    c.send("c2 NOOP").await;
+    c.expect("c2 OK").await;
+    c.send("c3 ID (\"name\" \"transcript\")").await;
+    c.expect("* ID").await;
+    c.expect("c3 OK").await;
+    c.send("c4 SELECT INBOX").await;
+    c.expect("c4 BAD").await;
+    c.send("c5 AUTHENTICATE GSSAPI").await;
+    c.expect("c5 NO").await;
+    // LOGIN and SELECT in one write: the SELECT is the store's to answer.
+    c.send_raw(
+        format!(
+            "c6 LOGIN {} {}\r\nc7 SELECT INBOX\r\n",
+            user.uid, user.password
+        )
+        .as_bytes(),
+    )
+    .await;
+    c.expect("c6 OK").await;
+    let lines = c.until("c7 ").await;
+    assert!(
+        lines.iter().any(|l| l == "* 1 EXISTS"),
+        "{}",
+        c.transcript()
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("c7 OK")),
+        "{}",
+        c.transcript()
+    );
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldif_directory_routes_like_ldap() {
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "", "")).await;
+    for store in [1, 0] {
+        let user = lab.user_on(store);
+        let mut c = Transcript::connect(mm.imap).await;
+        c.expect("* OK").await;
+        c.send(&format!("a1 LOGIN {} {}", user.uid, user.password))
+            .await;
+        c.expect("a1 OK").await;
+        expect_store(&mut c, store).await;
+    }
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_fetches_each_users_mail_through_mailmux() {
+    let lab = lab(USERS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
+    for store in [0, 1] {
+        let user = lab.user_on(store);
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .arg(format!("imap://{}/INBOX;MAILINDEX=1", mm.imap))
+            .arg("-u")
+            .arg(format!("{}:{}", user.uid, user.password))
+            .output()
+            .await
+            .expect("curl is installed (apt-get install curl)");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(body.contains(&marker_subject(STORE_NAMES[store])), "{body}");
+    }
+    // curl's AUTHENTICATE PLAIN path, and a refused login (curl exit 67).
+    let user = lab.user_on(1);
+    let plain = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--login-options", "AUTH=PLAIN"])
+        .arg(format!("imap://{}/INBOX;MAILINDEX=1", mm.imap))
+        .arg("-u")
+        .arg(format!("{}:{}", user.uid, user.password))
+        .output()
+        .await
+        .expect("curl");
+    assert!(String::from_utf8_lossy(&plain.stdout).contains(&marker_subject(STORE_NAMES[1])));
+    let denied = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .arg(format!("imap://{}/INBOX;MAILINDEX=1", mm.imap))
+        .args(["-u", "user1:wrong"])
+        .status()
+        .await
+        .expect("curl");
+    assert_eq!(denied.code(), Some(67), "login denied");
+    mm.stop().await;
+}
