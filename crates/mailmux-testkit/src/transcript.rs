@@ -52,6 +52,11 @@ impl Transcript {
         let mut buf = Vec::new();
         match tokio::time::timeout(READ_TIMEOUT, self.stream.read_until(b'\n', &mut buf)).await {
             Err(_) => self.fail("timed out waiting for a line"),
+            // A server that closes with unread input resets the connection: closed all the same.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                self.log.push("S: <reset>".into());
+                None
+            }
             Ok(Err(e)) => self.fail(&format!("read failed: {e}")),
             Ok(Ok(0)) => {
                 self.log.push("S: <closed>".into());
