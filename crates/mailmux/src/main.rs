@@ -89,7 +89,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
                 listeners.join(", "),
                 svc.directory
                     .iter()
-                    .map(|d| format!("{d:?}"))
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(" ")
             ),

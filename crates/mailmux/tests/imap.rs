@@ -27,7 +27,7 @@ async fn expect_store(c: &mut Transcript, store: usize) {
         .await;
     let lines = c.until("s2 ").await;
     let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
-    if !lines.iter().any(|l| *l == subject) {
+    if !lines.contains(&subject) {
         c.fail(&format!("expected the marker of {}", STORE_NAMES[store]));
     }
     c.send("s3 LOGOUT").await;

@@ -60,7 +60,14 @@ impl Mailmux {
 
 /// Everything mailmux logged in this test binary, at debug level.
 pub fn captured_logs() -> String {
-    String::from_utf8_lossy(&LOGS.get().expect("capture installed").lock().unwrap()).into_owned()
+    String::from_utf8_lossy(
+        &LOGS
+            .get()
+            .expect("capture installed")
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .into_owned()
 }
 
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -82,7 +89,10 @@ struct LogWriter(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(data);
         if std::env::var_os("MAILMUX_TEST_LOG").is_some() {
             std::io::Write::write_all(&mut std::io::stderr(), data)?;
         }

@@ -1,0 +1,153 @@
+//! The `mailmux` binary: `check` on good and bad configurations, `run` until SIGTERM.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::lab;
+use mailmux_testkit::lab::DirectoryKind;
+use mailmux_testkit::ports::free_port;
+use mailmux_testkit::transcript::Transcript;
+
+const MAILMUX: &str = env!("CARGO_BIN_EXE_mailmux");
+
+fn check(dir: &Path) -> (bool, String) {
+    let out = Command::new(MAILMUX)
+        .arg("check")
+        .arg("-c")
+        .arg(dir)
+        .output()
+        .expect("run mailmux check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_names_unknown_parameters_and_bad_values_with_file_and_line() {
+    let lab = lab(2);
+    let dir = lab.write_config(
+        DirectoryKind::Ldif,
+        "default:Frobnicate yes\ndefault:BacksidePort 99999\n",
+        "",
+    );
+    let (ok, out) = check(&dir);
+    assert!(!ok, "bad values must fail the check:\n{out}");
+    let imap = dir.join("ImapProxyAService.cfg").display().to_string();
+    // The extra lines follow the 12 lines the lab writes.
+    assert!(
+        out.contains(&format!(
+            "{imap}:13: warning: unknown parameter 'Frobnicate' ignored"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{imap}:14: error: BacksidePort: '99999' is not a port"
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_accepts_a_good_configuration_and_says_what_it_would_run() {
+    let lab = lab(2);
+    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    let (ok, out) = check(&dir);
+    assert!(ok, "{out}");
+    assert!(out.contains("imap on 127.0.0.1:0"), "{out}");
+    assert!(out.contains("pop3 on 127.0.0.1:0"), "{out}");
+    assert!(out.contains(": ok, 0 warning(s)"), "{out}");
+}
+
+#[test]
+fn shipped_examples_pass_the_check() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mmp");
+    let (ok, out) = check(&examples);
+    assert!(ok, "{out}");
+    assert!(out.contains(": ok, 0 warning(s)"), "{out}");
+}
+
+#[test]
+fn check_reports_a_broken_ldif_file() {
+    let lab = lab(2);
+    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    let bad = dir.join("bad.ldif");
+    std::fs::write(&bad, "dn: uid=x\nchangetype: add\n").expect("write");
+    let imap = dir.join("ImapProxyAService.cfg");
+    let text = std::fs::read_to_string(&imap).expect("read").replace(
+        &format!("ldif:{}", lab.ldif.display()),
+        &format!("ldif:{}", bad.display()),
+    );
+    std::fs::write(&imap, text).expect("write");
+    let (ok, out) = check(&dir);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("bad.ldif:2: change records are not supported"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_until_sigterm_and_says_goodbye() {
+    let lab = lab(2);
+    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    let (imap_port, pop3_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.join("AService.cfg"),
+        format!("default:ServiceList imapproxy@127.0.0.1:{imap_port} popproxy@127.0.0.1:{pop3_port}\ndefault:LogDir {}/log\ndefault:LogLevel 6\n", dir.display()),
+    )
+    .expect("write AService.cfg");
+    let mut child = tokio::process::Command::new(MAILMUX)
+        .arg("run")
+        .arg("-c")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start mailmux");
+    let imap = ([127, 0, 0, 1], imap_port).into();
+    let mut tries = 0;
+    while tokio::net::TcpStream::connect(imap).await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "mailmux did not listen on {imap}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let user = lab.user_on(1);
+    let mut c = Transcript::connect(imap).await;
+    c.expect("* OK").await;
+    c.send(&format!("a1 LOGIN {} {}", user.uid, user.password))
+        .await;
+    c.expect("a1 OK").await;
+    c.send("a2 LOGOUT").await;
+    c.expect("* BYE").await;
+
+    let mut waiting = Transcript::connect(imap).await;
+    waiting.expect("* OK").await;
+    let pid = child.id().expect("pid").to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    waiting.expect("* BYE [UNAVAILABLE]").await;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+
+    let log =
+        std::fs::read_to_string(dir.join("log/mailmux.log")).expect("LogDir/mailmux.log written");
+    assert!(
+        log.contains("session end") && log.contains(&format!("user={}", user.uid)),
+        "{log}"
+    );
+    assert!(!log.contains(&user.password), "a password reached the log");
+}
