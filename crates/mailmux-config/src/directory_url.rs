@@ -33,7 +33,9 @@ impl std::fmt::Display for DirectoryUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DirectoryUrl::Ldap { server, base } => write!(f, "{server}/{base}"),
-            DirectoryUrl::Ldif { path, base } if base.is_empty() => write!(f, "ldif:{}", path.display()),
+            DirectoryUrl::Ldif { path, base } if base.is_empty() => {
+                write!(f, "ldif:{}", path.display())
+            }
             DirectoryUrl::Ldif { path, base } => write!(f, "ldif:{}?{base}", path.display()),
         }
     }
