@@ -176,3 +176,62 @@ where
         activity.touch();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::duplex;
+
+    #[tokio::test]
+    async fn pending_bytes_first_then_both_ways_with_half_close() {
+        let (client, mut client_peer) = duplex(1024);
+        let (store, mut store_peer) = duplex(1024);
+        let relay = tokio::spawn(relay(client, b"c-pending ".to_vec(), store, b"s-pending ".to_vec(), Duration::from_secs(5)));
+
+        client_peer.write_all(b"hello store").await.unwrap();
+        client_peer.shutdown().await.unwrap();
+        let mut got = vec![0u8; 21];
+        store_peer.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"c-pending hello store");
+        // The client's half-close reached the store…
+        assert_eq!(store_peer.read(&mut [0u8; 8]).await.unwrap(), 0);
+        // …and the store can still answer.
+        store_peer.write_all(b"bye").await.unwrap();
+        drop(store_peer);
+        let mut back = Vec::new();
+        client_peer.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"s-pending bye");
+
+        let stats = relay.await.unwrap();
+        assert_eq!(stats.client_to_store, 21);
+        assert_eq!(stats.store_to_client, 13);
+        assert_eq!(stats.end, RelayEnd::ClientClosed);
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_end() {
+        let (client, _client_peer) = duplex(64);
+        let (store, _store_peer) = duplex(64);
+        let stats = tokio::time::timeout(
+            Duration::from_secs(5),
+            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100)),
+        )
+        .await
+        .expect("idle timeout fired");
+        assert_eq!(stats.end, RelayEnd::IdleTimeout);
+    }
+
+    #[tokio::test]
+    async fn store_closing_first_is_reported() {
+        let (client, mut client_peer) = duplex(64);
+        let (store, store_peer) = duplex(64);
+        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(5)));
+        drop(store_peer);
+        let mut rest = Vec::new();
+        client_peer.read_to_end(&mut rest).await.unwrap();
+        client_peer.shutdown().await.unwrap();
+        drop(client_peer);
+        let stats = relay.await.unwrap();
+        assert_eq!(stats.end, RelayEnd::StoreClosed);
+    }
+}
