@@ -186,7 +186,13 @@ mod tests {
     async fn pending_bytes_first_then_both_ways_with_half_close() {
         let (client, mut client_peer) = duplex(1024);
         let (store, mut store_peer) = duplex(1024);
-        let relay = tokio::spawn(relay(client, b"c-pending ".to_vec(), store, b"s-pending ".to_vec(), Duration::from_secs(5)));
+        let relay = tokio::spawn(relay(
+            client,
+            b"c-pending ".to_vec(),
+            store,
+            b"s-pending ".to_vec(),
+            Duration::from_secs(5),
+        ));
 
         client_peer.write_all(b"hello store").await.unwrap();
         client_peer.shutdown().await.unwrap();
@@ -214,7 +220,13 @@ mod tests {
         let (store, _store_peer) = duplex(64);
         let stats = tokio::time::timeout(
             Duration::from_secs(5),
-            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100)),
+            relay(
+                client,
+                Vec::new(),
+                store,
+                Vec::new(),
+                Duration::from_millis(100),
+            ),
         )
         .await
         .expect("idle timeout fired");
@@ -225,7 +237,13 @@ mod tests {
     async fn store_closing_first_is_reported() {
         let (client, mut client_peer) = duplex(64);
         let (store, store_peer) = duplex(64);
-        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(5)));
+        let relay = tokio::spawn(relay(
+            client,
+            Vec::new(),
+            store,
+            Vec::new(),
+            Duration::from_secs(5),
+        ));
         drop(store_peer);
         let mut rest = Vec::new();
         client_peer.read_to_end(&mut rest).await.unwrap();
