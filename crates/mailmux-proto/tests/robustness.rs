@@ -176,7 +176,7 @@ fn escaped_values_always_match_themselves_and_nothing_parses_into_a_panic() {
         b"uid=*",
         b"(mailHost>=a)",
     ];
-    let mut rng = Rng(0x0ddb_a11);
+    let mut rng = Rng(0x00dd_ba11);
     for _ in 0..ROUNDS {
         let text = String::from_utf8_lossy(&mangle(&mut rng, seeds)).into_owned();
         let values = vec![text.clone()];
