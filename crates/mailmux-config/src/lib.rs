@@ -17,6 +17,7 @@
 //! | [`template`] | `SearchFormat` / `ReplayFormat` templates (`%s %U %V %o %C %S %A[attr]`) |
 //! | [`directory_url`] | `LdapURL` entries: `ldap://host:port/base` and `ldif:` files |
 //! | [`service`] | the per-service parameters, typed and validated |
+//! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
 
 pub mod diagnostic;
 pub mod directory_url;
@@ -24,6 +25,7 @@ pub mod raw;
 pub mod service;
 pub mod service_list;
 pub mod template;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +33,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use directory_url::DirectoryUrl;
 pub use service::{LogLevel, Protocol, ServiceConfig};
 pub use template::{Template, Token};
+pub use tls::{ServerTls, StoreTls, StoreTlsMode};
 
 /// The name of the file that lists the services.
 pub const ASERVICE_FILE: &str = "AService.cfg";

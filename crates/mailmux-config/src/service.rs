@@ -17,6 +17,7 @@ use std::time::Duration;
 use mailmux_proto::{ReplayMechanism, Secret};
 
 use crate::raw::Entry;
+use crate::tls::{ServerTls, StoreTls, TlsParams};
 use crate::{Diagnostics, DirectoryUrl, Template, directory_url};
 
 /// The protocol a service proxies.
@@ -115,6 +116,12 @@ pub struct ServiceConfig {
     pub log_dir: Option<PathBuf>,
     /// `LogLevel` of this service.
     pub log_level: Option<LogLevel>,
+    /// TLS toward clients (`SSLEnable yes`).
+    pub tls: Option<ServerTls>,
+    /// TLS toward stores.
+    pub store_tls: StoreTls,
+    /// `RestrictPlainPasswords`: no plaintext password before TLS.
+    pub restrict_plain_passwords: bool,
 }
 
 /// What mailmux advertises before login when `Capability` is not set.
@@ -145,20 +152,8 @@ const NOT_YET: &[&str] = &[
     "ldapcachesize",
     "ldapcachettl",
     "preauth",
-    "restrictplainpasswords",
     "spoofmessagefile",
     "ssladjustciphersuites",
-    "sslbacksideport",
-    "sslcachedir",
-    "sslcertfile",
-    "sslcertnicknames",
-    "sslcipherspecs",
-    "sslenable",
-    "sslkeyfile",
-    "sslkeypasswdfile",
-    "sslports",
-    "sslsecmodfile",
-    "sslcertprefix",
     "storeadmin",
     "storeadminpass",
     "tcpaccess",
@@ -210,10 +205,20 @@ pub fn build(
         server_down_alert: None,
         log_dir: None,
         log_level: None,
+        tls: None,
+        store_tls: StoreTls::default(),
+        restrict_plain_passwords: false,
     };
     let mut saw_ldap_url = false;
+    let mut tls = TlsParams::default();
     for e in entries {
         let v = e.value.trim();
+        if let Some(result) = tls.take(&e.key, &e.name, v, e.line, dir, file, diags) {
+            if let Err(message) = result {
+                diags.error(file, e.line, format!("{}: {message}", e.name));
+            }
+            continue;
+        }
         let result: Result<(), String> = match e.key.as_str() {
             "ldapurl" => {
                 saw_ldap_url = true;
@@ -335,6 +340,8 @@ pub fn build(
             diags.error(file, e.line, format!("{}: {message}", e.name));
         }
     }
+    svc.restrict_plain_passwords = tls.restrict_plain_passwords;
+    (svc.tls, svc.store_tls) = tls.finish(&svc.listeners, file, diags);
     if !saw_ldap_url {
         diags.error(
             file,
@@ -380,9 +387,10 @@ mod tests {
         let mut d = Diagnostics::default();
         let file = Path::new("/cfg/ImapProxyAService.cfg");
         let entries = crate::raw::parse(file, text, None, &mut d);
+        let listeners = vec!["0.0.0.0:143".parse().unwrap(), "0.0.0.0:993".parse().unwrap()];
         let svc = build(
             Protocol::Imap,
-            vec![],
+            listeners,
             file,
             Path::new("/cfg"),
             &entries,
@@ -391,10 +399,7 @@ mod tests {
         (svc, d)
     }
 
-    #[test]
-    fn vendor_sample_loads_with_warnings_for_what_is_not_implemented() {
-        let (svc, d) = service(
-            "default:LdapUrl ldap://phonebook.siroe.com/o=internet\n\
+    const VENDOR_SAMPLE: &str = "default:LdapUrl ldap://phonebook.siroe.com/o=internet\n\
              default:LogLevel 5\n\
              default:BindDN \"cn=Directory Manager\"\n\
              default:BindPass secret\n\
@@ -403,14 +408,26 @@ mod tests {
              default:Capability \"IMAP4 IMAP4rev1 ACL QUOTA LITERAL+ NAMESPACE UIDPLUS CHILDREN BINARY LANGUAGE XSENDER X-NETSCAPE XSERVERINFO\"\n\
              default:SearchFormat (uid=%s)\n\
              default:SSLEnable yes\n\
+             default:SSLPorts 993\n\
+             default:SSLCertNicknames Siroe.com Server-Cert\n\
              default:VirtualDomainDelim @\n\
              default:ServerDownAlert \"your IMAP server appears to be temporarily out of service\"\n\
              default:MailHostAttrs mailHost\n\
-             default:PreAuth no\n",
-        );
-        let svc = svc.expect("loads");
-        assert!(!d.has_errors());
-        assert!(d.to_string().contains("ImapProxyAService.cfg:9: warning: SSLEnable is an MMP parameter mailmux does not implement yet"), "{d}");
+             default:PreAuth no\n";
+
+    #[test]
+    fn vendor_sample_needs_only_pem_files_to_load() {
+        // As shipped, the sample names an NSS certificate: mailmux says what to do instead.
+        let (svc, d) = service(VENDOR_SAMPLE);
+        assert!(svc.is_none());
+        let text = d.to_string();
+        assert!(text.contains("ImapProxyAService.cfg:9: error: SSLEnable yes needs SSLCertFile (PEM certificate chain)"), "{text}");
+        assert!(text.contains("ImapProxyAService.cfg:11: warning: SSLCertNicknames: NSS databases are not used by mailmux"), "{text}");
+        assert!(text.contains("ImapProxyAService.cfg:15: warning: PreAuth is an MMP parameter mailmux does not implement yet"), "{text}");
+
+        let with_pem = format!("{VENDOR_SAMPLE}default:SSLCertFile /etc/mailmux/cert.pem\ndefault:SSLKeyFile key.pem\n");
+        let (svc, d) = service(&with_pem);
+        let svc = svc.unwrap_or_else(|| panic!("{d}"));
         assert_eq!(svc.bind_dn.as_deref(), Some("cn=Directory Manager"));
         assert_eq!(svc.timeout, Duration::from_secs(1800));
         assert!(svc.capability.starts_with("IMAP4 IMAP4rev1 ACL"));
@@ -419,6 +436,26 @@ mod tests {
             svc.server_down_alert.as_deref(),
             Some("your IMAP server appears to be temporarily out of service")
         );
+        let tls = svc.tls.expect("TLS on");
+        assert_eq!(tls.implicit_ports, vec![993]);
+        assert_eq!(tls.key_file, Path::new("/cfg/key.pem"));
+    }
+
+    #[test]
+    fn tls_to_stores_and_its_conflicts() {
+        let (svc, _) = service("default:LdapURL ldif:u\ndefault:SSLBacksidePort 993\ndefault:SSLBacksideCAFile ca.pem\n");
+        let store = svc.unwrap().store_tls;
+        assert_eq!(store.mode, crate::StoreTlsMode::Implicit { port: 993 });
+        assert_eq!(store.ca_file.as_deref(), Some(Path::new("/cfg/ca.pem")));
+        assert!(store.verify);
+        let (svc, _) = service("default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksideVerify no\n");
+        let store = svc.unwrap().store_tls;
+        assert_eq!((store.mode, store.verify), (crate::StoreTlsMode::StartTls, false));
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksidePort 993\n");
+        assert!(svc.is_none(), "{d}");
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:SSLEnable yes\ndefault:SSLCertFile /x/cert8.db\n");
+        assert!(svc.is_none());
+        assert!(d.to_string().contains("is an NSS certificate database"), "{d}");
     }
 
     #[test]
