@@ -9,7 +9,11 @@ use mailmux_proto::imap::front::{FrontEvent, FrontSettings, ImapFront};
 fuzz_target!(|data: &[u8]| {
     let Some((&chunk, input)) = data.split_first() else { return };
     let mut front = ImapFront::new(FrontSettings {
-        capabilities: "IMAP4rev1 AUTH=PLAIN".into(),
+        capabilities: "IMAP4rev1".into(),
+        starttls: chunk & 1 == 0,
+        restrict_plaintext: chunk & 2 == 0,
+        tls: false,
+        client_certificate: chunk & 4 == 0,
         banner: "fuzz".into(),
         limits: Limits { max_line: 256, max_literal: 256, max_command: 512 },
     });
@@ -26,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     front.reject(&tag, &Rejection::AuthenticationFailed);
                 }
+                FrontEvent::StartTls => front.tls_started(chunk & 8 == 0),
                 FrontEvent::Logout | FrontEvent::Close => return,
             }
         }

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         password: Secret::new("p\u{e4}ss"),
     };
     if mode & 2 == 0 {
-        let mut m = ImapReplay::new(mechanism, credentials);
+        let mut m = ImapReplay::new(mechanism, credentials, mode & 8 != 0);
         for piece in input.chunks(7) {
             m.feed(piece);
             if m.next_event().is_some() {
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = m.take_output();
         }
     } else {
-        let mut m = Pop3Replay::new(mechanism, credentials);
+        let mut m = Pop3Replay::new(mechanism, credentials, mode & 8 != 0);
         for piece in input.chunks(7) {
             m.feed(piece);
             if m.next_event().is_some() {

@@ -213,7 +213,7 @@ pub fn build(
     let mut tls = TlsParams::default();
     for e in entries {
         let v = e.value.trim();
-        if let Some(result) = tls.take(&e.key, &e.name, v, e.line, dir, file, diags) {
+        if let Some(result) = tls.take(e, dir, file, diags) {
             if let Err(message) = result {
                 diags.error(file, e.line, format!("{}: {message}", e.name));
             }
@@ -387,7 +387,10 @@ mod tests {
         let mut d = Diagnostics::default();
         let file = Path::new("/cfg/ImapProxyAService.cfg");
         let entries = crate::raw::parse(file, text, None, &mut d);
-        let listeners = vec!["0.0.0.0:143".parse().unwrap(), "0.0.0.0:993".parse().unwrap()];
+        let listeners = vec![
+            "0.0.0.0:143".parse().unwrap(),
+            "0.0.0.0:993".parse().unwrap(),
+        ];
         let svc = build(
             Protocol::Imap,
             listeners,
@@ -425,7 +428,9 @@ mod tests {
         assert!(text.contains("ImapProxyAService.cfg:11: warning: SSLCertNicknames: NSS databases are not used by mailmux"), "{text}");
         assert!(text.contains("ImapProxyAService.cfg:15: warning: PreAuth is an MMP parameter mailmux does not implement yet"), "{text}");
 
-        let with_pem = format!("{VENDOR_SAMPLE}default:SSLCertFile /etc/mailmux/cert.pem\ndefault:SSLKeyFile key.pem\n");
+        let with_pem = format!(
+            "{VENDOR_SAMPLE}default:SSLCertFile /etc/mailmux/cert.pem\ndefault:SSLKeyFile key.pem\n"
+        );
         let (svc, d) = service(&with_pem);
         let svc = svc.unwrap_or_else(|| panic!("{d}"));
         assert_eq!(svc.bind_dn.as_deref(), Some("cn=Directory Manager"));
@@ -443,19 +448,33 @@ mod tests {
 
     #[test]
     fn tls_to_stores_and_its_conflicts() {
-        let (svc, _) = service("default:LdapURL ldif:u\ndefault:SSLBacksidePort 993\ndefault:SSLBacksideCAFile ca.pem\n");
+        let (svc, _) = service(
+            "default:LdapURL ldif:u\ndefault:SSLBacksidePort 993\ndefault:SSLBacksideCAFile ca.pem\n",
+        );
         let store = svc.unwrap().store_tls;
         assert_eq!(store.mode, crate::StoreTlsMode::Implicit { port: 993 });
         assert_eq!(store.ca_file.as_deref(), Some(Path::new("/cfg/ca.pem")));
         assert!(store.verify);
-        let (svc, _) = service("default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksideVerify no\n");
+        let (svc, _) = service(
+            "default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksideVerify no\n",
+        );
         let store = svc.unwrap().store_tls;
-        assert_eq!((store.mode, store.verify), (crate::StoreTlsMode::StartTls, false));
-        let (svc, d) = service("default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksidePort 993\n");
+        assert_eq!(
+            (store.mode, store.verify),
+            (crate::StoreTlsMode::StartTls, false)
+        );
+        let (svc, d) = service(
+            "default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksidePort 993\n",
+        );
         assert!(svc.is_none(), "{d}");
-        let (svc, d) = service("default:LdapURL ldif:u\ndefault:SSLEnable yes\ndefault:SSLCertFile /x/cert8.db\n");
+        let (svc, d) = service(
+            "default:LdapURL ldif:u\ndefault:SSLEnable yes\ndefault:SSLCertFile /x/cert8.db\n",
+        );
         assert!(svc.is_none());
-        assert!(d.to_string().contains("is an NSS certificate database"), "{d}");
+        assert!(
+            d.to_string().contains("is an NSS certificate database"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::Diagnostics;
-use crate::raw::parse_bool;
+use crate::raw::{Entry, parse_bool};
 
 /// TLS toward clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +69,13 @@ impl Default for StoreTls {
 }
 
 /// NSS-database parameters of the MMP and what replaces them.
-const NSS_ONLY: &[&str] = &["sslsecmodfile", "sslcertnicknames", "sslkeypasswdfile", "sslcertprefix", "sslcachedir"];
+const NSS_ONLY: &[&str] = &[
+    "sslsecmodfile",
+    "sslcertnicknames",
+    "sslkeypasswdfile",
+    "sslcertprefix",
+    "sslcachedir",
+];
 
 /// Collects the TLS parameters of one service file.
 #[derive(Debug, Default)]
@@ -91,7 +97,20 @@ pub struct TlsParams {
 
 impl TlsParams {
     /// Takes one entry if it is a TLS parameter: `None` when it is not, else its result.
-    pub fn take(&mut self, key: &str, name: &str, value: &str, line: usize, dir: &Path, file: &Path, diags: &mut Diagnostics) -> Option<Result<(), String>> {
+    pub fn take(
+        &mut self,
+        entry: &Entry,
+        dir: &Path,
+        file: &Path,
+        diags: &mut Diagnostics,
+    ) -> Option<Result<(), String>> {
+        let (key, name, value, line) = (
+            entry.key.as_str(),
+            entry.name.as_str(),
+            entry.value.trim(),
+            entry.line,
+        );
+
         let path = || crate::resolve(dir, value);
         let result = match key {
             "sslenable" => parse_bool(value).map(|b| self.enable = Some((b, line))),
@@ -109,24 +128,45 @@ impl TlsParams {
                 "'{value}' is an NSS key database; mailmux reads a PEM private key: export it \
                  (pk12util -o key.p12 -n NICKNAME, then openssl pkcs12 -nocerts -nodes) and name the .pem here"
             )),
-            "sslcertfile" => Ok(self.cert_file = Some(path())),
-            "sslkeyfile" => Ok(self.key_file = Some(path())),
+            "sslcertfile" => {
+                self.cert_file = Some(path());
+                Ok(())
+            }
+            "sslkeyfile" => {
+                self.key_file = Some(path());
+                Ok(())
+            }
             "sslcipherspecs" => {
                 if !value.eq_ignore_ascii_case("all") {
-                    self.cipher_suites = value.split([' ', ':', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                    self.cipher_suites = value
+                        .split([' ', ':', ','])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect();
                 }
                 Ok(())
             }
-            "sslcacertfile" => Ok(self.client_ca_file = Some(path())),
-            "sslcrlfile" => Ok(self.crl_file = Some(path())),
+            "sslcacertfile" => {
+                self.client_ca_file = Some(path());
+                Ok(())
+            }
+            "sslcrlfile" => {
+                self.crl_file = Some(path());
+                Ok(())
+            }
             "sslbacksideport" => value
                 .parse::<u16>()
                 .map(|p| self.backside_port = (p != 0).then_some(p))
                 .map_err(|_| format!("'{value}' is not a port number (0 turns TLS to stores off)")),
             "backsidestarttls" => parse_bool(value).map(|b| self.backside_starttls = b),
-            "sslbacksidecafile" => Ok(self.backside_ca_file = Some(path())),
+            "sslbacksidecafile" => {
+                self.backside_ca_file = Some(path());
+                Ok(())
+            }
             "sslbacksideverify" => parse_bool(value).map(|b| self.backside_verify = Some(b)),
-            "restrictplainpasswords" => parse_bool(value).map(|b| self.restrict_plain_passwords = b),
+            "restrictplainpasswords" => {
+                parse_bool(value).map(|b| self.restrict_plain_passwords = b)
+            }
             _ if NSS_ONLY.contains(&key) => {
                 diags.warn(
                     file,
@@ -141,7 +181,12 @@ impl TlsParams {
     }
 
     /// Checks the collected values against the service's listeners.
-    pub fn finish(self, listeners: &[SocketAddr], file: &Path, diags: &mut Diagnostics) -> (Option<ServerTls>, StoreTls) {
+    pub fn finish(
+        self,
+        listeners: &[SocketAddr],
+        file: &Path,
+        diags: &mut Diagnostics,
+    ) -> (Option<ServerTls>, StoreTls) {
         let store = StoreTls {
             mode: match (self.backside_port, self.backside_starttls) {
                 (Some(port), false) => StoreTlsMode::Implicit { port },
@@ -161,7 +206,11 @@ impl TlsParams {
                 diags.warn(file, line, "SSLPorts has no effect without SSLEnable yes");
             }
             if self.restrict_plain_passwords {
-                diags.warn(file, 0, "RestrictPlainPasswords without SSLEnable yes refuses every plaintext password");
+                diags.warn(
+                    file,
+                    0,
+                    "RestrictPlainPasswords without SSLEnable yes refuses every plaintext password",
+                );
             }
             return (None, store);
         }
@@ -173,7 +222,13 @@ impl TlsParams {
         let implicit_ports = self.ports.map(|(p, _)| p).unwrap_or_default();
         for port in &implicit_ports {
             if !listeners.iter().any(|l| l.port() == *port) {
-                diags.error(file, line, format!("SSLPorts names port {port}, which ServiceList does not give this service"));
+                diags.error(
+                    file,
+                    line,
+                    format!(
+                        "SSLPorts names port {port}, which ServiceList does not give this service"
+                    ),
+                );
             }
         }
         (

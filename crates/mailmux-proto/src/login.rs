@@ -12,6 +12,10 @@ pub enum Mechanism {
     Plain,
     /// SASL LOGIN.
     Login,
+    /// SASL EXTERNAL: the TLS client certificate is the proof; the login name is the
+    /// requested authorization identity (empty: whoever the certificate maps to), and there
+    /// is no password.
+    External,
 }
 
 impl Mechanism {
@@ -21,6 +25,7 @@ impl Mechanism {
             Mechanism::Password => "password",
             Mechanism::Plain => "PLAIN",
             Mechanism::Login => "LOGIN",
+            Mechanism::External => "EXTERNAL",
         }
     }
 }

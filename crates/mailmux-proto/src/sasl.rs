@@ -21,6 +21,8 @@ pub enum SaslError {
     EmptyUser,
     /// The client asked to act as another user (authzid ≠ authcid), which a proxy does not grant.
     AuthzidMismatch,
+    /// The mechanism is known but not offered on this connection (no TLS yet, no certificate).
+    NotOffered,
 }
 
 impl SaslError {
@@ -32,6 +34,7 @@ impl SaslError {
             SaslError::NotUtf8 => "User name is not UTF-8",
             SaslError::EmptyUser => "Empty user name",
             SaslError::AuthzidMismatch => "Acting as another user is not permitted",
+            SaslError::NotOffered => "Unsupported authentication mechanism",
         }
     }
 }
@@ -43,6 +46,8 @@ pub enum SaslMechanism {
     Plain,
     /// The obsolete but widespread LOGIN mechanism.
     Login,
+    /// RFC 4422 appendix A: authentication by the TLS client certificate.
+    External,
 }
 
 impl SaslMechanism {
@@ -52,6 +57,8 @@ impl SaslMechanism {
             Some(SaslMechanism::Plain)
         } else if name.eq_ignore_ascii_case(b"LOGIN") {
             Some(SaslMechanism::Login)
+        } else if name.eq_ignore_ascii_case(b"EXTERNAL") {
+            Some(SaslMechanism::External)
         } else {
             None
         }

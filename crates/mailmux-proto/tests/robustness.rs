@@ -6,10 +6,10 @@
 
 use mailmux_proto::imap::framing::Limits;
 use mailmux_proto::imap::front::{FrontEvent, FrontSettings, ImapFront};
-use mailmux_proto::imap::replay::ImapReplay;
+use mailmux_proto::imap::replay::{ImapReplay, ReplayEvent};
 use mailmux_proto::ldap_filter;
 use mailmux_proto::pop3::front::{Pop3Event, Pop3Front, Pop3Settings};
-use mailmux_proto::pop3::replay::Pop3Replay;
+use mailmux_proto::pop3::replay::{Pop3Replay, Pop3ReplayEvent};
 use mailmux_proto::{Rejection, ReplayCredentials, ReplayMechanism, Secret};
 
 const ROUNDS: usize = 4_000;
@@ -70,13 +70,18 @@ fn imap_front_survives_mangled_clients() {
         b"a CAPABILITY\r\nb LOGIN {3}\r\njoe {2+}\r\npw\r\n",
         b"a AUTHENTICATE PLAIN\r\nAGpvZQBwdw==\r\nb ID (\"x\" \"y\")\r\n",
         b"a AUTHENTICATE LOGIN am9l\r\ncHc=\r\nc LOGOUT\r\n",
+        b"a STARTTLS\r\nb AUTHENTICATE EXTERNAL =\r\n",
         b"x LOGIN \"a\\\"b\" \"c\"\r\ny SELECT INBOX\r\n",
     ];
     let mut rng = Rng(0x5eed_1234);
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         let input = mangle(&mut rng, seeds);
         let mut front = ImapFront::new(FrontSettings {
             capabilities: "IMAP4rev1".into(),
+            starttls: true,
+            restrict_plaintext: round % 2 == 0,
+            tls: false,
+            client_certificate: round % 3 == 0,
             banner: "t".into(),
             limits: Limits::default(),
         });
@@ -88,6 +93,7 @@ fn imap_front_survives_mangled_clients() {
                     FrontEvent::Login { tag, .. } => {
                         front.reject(&tag, &Rejection::AuthenticationFailed)
                     }
+                    FrontEvent::StartTls => front.tls_started(round % 3 == 0),
                     FrontEvent::Logout | FrontEvent::Close => break 'feed,
                 }
             }
@@ -108,16 +114,24 @@ fn pop3_front_survives_mangled_clients() {
         b"CAPA\r\nUSER joe\r\nPASS p w\r\n",
         b"AUTH PLAIN\r\nAGpvZQBwdw==\r\nQUIT\r\n",
         b"AUTH LOGIN\r\nam9l\r\ncHc=\r\nSTAT\r\n",
+        b"STLS\r\nAUTH EXTERNAL\r\n=\r\n",
     ];
     let mut rng = Rng(0xfeed_beef);
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
         let input = mangle(&mut rng, seeds);
-        let mut front = Pop3Front::new(&Pop3Settings { banner: "t".into() });
+        let mut front = Pop3Front::new(Pop3Settings {
+            banner: "t".into(),
+            stls: true,
+            restrict_plaintext: round % 2 == 0,
+            tls: false,
+            client_certificate: round % 3 == 0,
+        });
         'feed: for piece in chunks(&mut rng, &input) {
             front.feed(piece);
             while let Some(event) = front.next_event() {
                 match event {
                     Pop3Event::Login(_) => front.reject(&Rejection::Unavailable { alert: None }),
+                    Pop3Event::StartTls => front.tls_started(false),
                     Pop3Event::Quit | Pop3Event::Close => break 'feed,
                 }
             }
@@ -148,21 +162,25 @@ fn store_replays_survive_mangled_stores() {
         } else {
             ReplayMechanism::Plain
         };
-        let mut m = ImapReplay::new(mechanism, credentials.clone());
+        let mut m = ImapReplay::new(mechanism, credentials.clone(), round % 5 == 0);
         let input = mangle(&mut rng, imap);
         for piece in chunks(&mut rng, &input) {
             m.feed(piece);
-            if m.next_event().is_some() {
-                break;
+            match m.next_event() {
+                Some(ReplayEvent::StartTls) => m.tls_started(),
+                Some(_) => break,
+                None => {}
             }
             m.take_output();
         }
-        let mut m = Pop3Replay::new(mechanism, credentials);
+        let mut m = Pop3Replay::new(mechanism, credentials, round % 5 == 0);
         let input = mangle(&mut rng, pop3);
         for piece in chunks(&mut rng, &input) {
             m.feed(piece);
-            if m.next_event().is_some() {
-                break;
+            match m.next_event() {
+                Some(Pop3ReplayEvent::StartTls) => m.tls_started(),
+                Some(_) => break,
+                None => {}
             }
             m.take_output();
         }

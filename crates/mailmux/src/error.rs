@@ -13,6 +13,12 @@ use crate::route::StoreAddr;
 /// A failed login attempt.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// A client certificate that does not lead to exactly one user.
+    #[error("certificate not mapped to a user: {reason}")]
+    CertificateUnmapped {
+        /// Why.
+        reason: String,
+    },
     /// The login name has no user part.
     #[error("empty user name")]
     EmptyUser,
@@ -59,6 +65,7 @@ impl LoginError {
     pub fn rejection(&self, alert: Option<&str>) -> Rejection {
         match self {
             LoginError::EmptyUser
+            | LoginError::CertificateUnmapped { .. }
             | LoginError::UnknownUser
             | LoginError::NoMailHost { .. }
             | LoginError::StoreRejected { .. }

@@ -20,6 +20,7 @@
 //! | [`route`] | entry → store address (`MailHostAttrs`, `BacksidePort`) |
 //! | [`store`] | connect to the store and replay the login |
 //! | [`relay`] | bytes both ways, half-close, idle timeout, counters |
+//! | [`tls`] | rustls configurations per generation, STARTTLS-capable streams |
 //! | [`error`] | what went wrong in a login: what the client is told, what is logged |
 //! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
 
@@ -33,5 +34,6 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod tls;
 
 pub use server::Server;

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mailmux_config::Protocol;
+use mailmux_proto::imap::front::ImapFront;
+use mailmux_proto::pop3::front::Pop3Front;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +23,8 @@ pub struct Acceptor {
     pub listener: TcpListener,
     /// The service it serves.
     pub service: Arc<Service>,
+    /// Whether the port speaks TLS from the first byte (`SSLPorts`).
+    pub implicit_tls: bool,
     /// Session permits shared by all listeners.
     pub permits: Arc<Semaphore>,
     /// Where session tasks are tracked for the drain.
@@ -75,17 +79,12 @@ pub async fn accept_loop(a: Acceptor) {
             service: a.service.clone(),
             shutdown: a.shutdown.clone(),
         };
+        let implicit_tls = a.implicit_tls;
         a.sessions.spawn(
             async move {
                 match protocol {
-                    Protocol::Imap => {
-                        let front = session::imap::front(&ctx.service);
-                        session::run(stream, ctx, front).await;
-                    }
-                    Protocol::Pop3 => {
-                        let front = session::pop3::front(&ctx.service);
-                        session::run(stream, ctx, front).await;
-                    }
+                    Protocol::Imap => session::run::<ImapFront>(stream, implicit_tls, ctx).await,
+                    Protocol::Pop3 => session::run::<Pop3Front>(stream, implicit_tls, ctx).await,
                 }
                 drop(permit);
             }

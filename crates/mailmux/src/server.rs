@@ -19,13 +19,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::directory::{self, Directory};
 use crate::listen;
+use crate::tls::{self, TlsSetupError};
 
 /// Sessions one process serves at once. Each takes two descriptors; this stays under the
 /// 20,000 open files these machines allow, with room for listeners, LDAP and logs.
 pub const MAX_SESSIONS: usize = 9_000;
 
 /// One service of one configuration generation: what every session of it shares.
-#[derive(Debug)]
 pub struct Service {
     /// The service's parameters.
     pub config: ServiceConfig,
@@ -33,8 +33,23 @@ pub struct Service {
     pub directory: Arc<dyn Directory>,
     /// Attributes a user search asks for: the mail-host attributes and those `ReplayFormat` uses.
     pub search_attrs: Vec<String>,
-    /// The pre-login IMAP capability list: `Capability` plus the AUTH= mechanisms mailmux accepts.
-    pub imap_capabilities: String,
+    /// TLS toward clients, built once for this configuration generation.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS toward stores, built once for this configuration generation.
+    pub store_tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // rustls acceptors and connectors do not print; say whether they are there.
+        f.debug_struct("Service")
+            .field("config", &self.config)
+            .field("directory", &self.directory)
+            .field("search_attrs", &self.search_attrs)
+            .field("tls", &self.tls.is_some())
+            .field("store_tls", &self.store_tls.is_some())
+            .finish()
+    }
 }
 
 /// Start-up failed.
@@ -47,6 +62,14 @@ pub enum StartError {
         file: String,
         /// Why.
         source: directory::DirectorySetupError,
+    },
+    /// A TLS configuration could not be built.
+    #[error("{file}: {source}")]
+    Tls {
+        /// The service file.
+        file: String,
+        /// Why.
+        source: TlsSetupError,
     },
     /// A listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -72,14 +95,30 @@ impl Service {
                 search_attrs.push(attr.to_owned());
             }
         }
-        let imap_capabilities = format!("{} AUTH=PLAIN AUTH=LOGIN", config.capability)
-            .trim()
-            .to_owned();
+        let tls_error = |source| StartError::Tls {
+            file: config.file.display().to_string(),
+            source,
+        };
+        let tls = match &config.tls {
+            Some(settings) => {
+                let (server_config, unknown) = tls::server_config(settings).map_err(tls_error)?;
+                if !unknown.is_empty() {
+                    tracing::warn!(file = %config.file.display(), suites = %unknown.join(" "), "SSLCipherSpecs names suites mailmux does not know; ignored");
+                }
+                Some(tls::acceptor(&server_config))
+            }
+            None => None,
+        };
+        let store_tls = tls::store_connector(&config.store_tls).map_err(tls_error)?;
+        if store_tls.is_some() && !config.store_tls.verify {
+            tracing::warn!(file = %config.file.display(), "SSLBacksideVerify no: store certificates are not verified");
+        }
         Ok(Service {
             config,
             directory,
             search_attrs,
-            imap_capabilities,
+            tls,
+            store_tls,
         })
     }
 }
@@ -87,7 +126,8 @@ impl Service {
 /// Services with their bound listeners, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    listeners: Vec<(Arc<Service>, TcpListener)>,
+    /// Each listener with its service and whether it speaks TLS from the first byte.
+    listeners: Vec<(Arc<Service>, TcpListener, bool)>,
     drain: Duration,
 }
 
@@ -107,7 +147,11 @@ impl Server {
                             addr: *addr,
                             source,
                         })?;
-                listeners.push((service.clone(), listener));
+                let implicit_tls = svc
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.implicit_ports.contains(&addr.port()));
+                listeners.push((service.clone(), listener, implicit_tls));
             }
         }
         Ok(Server { listeners, drain })
@@ -117,7 +161,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<(Protocol, SocketAddr)> {
         self.listeners
             .iter()
-            .filter_map(|(svc, l)| l.local_addr().ok().map(|a| (svc.config.protocol, a)))
+            .filter_map(|(svc, l, _)| l.local_addr().ok().map(|a| (svc.config.protocol, a)))
             .collect()
     }
 
@@ -127,12 +171,13 @@ impl Server {
         let permits = Arc::new(Semaphore::new(MAX_SESSIONS));
         let ids = Arc::new(AtomicU64::new(1));
         let mut acceptors = Vec::new();
-        for (service, listener) in self.listeners {
+        for (service, listener, implicit_tls) in self.listeners {
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(protocol = service.config.protocol.as_str(), %addr, "listening");
+                tracing::info!(protocol = service.config.protocol.as_str(), %addr, tls = implicit_tls, "listening");
             }
             acceptors.push(tokio::spawn(listen::accept_loop(listen::Acceptor {
                 listener,
+                implicit_tls,
                 service,
                 permits: permits.clone(),
                 sessions: sessions.clone(),

@@ -4,9 +4,16 @@
 //!  greeting ─▶ Ready ──LOGIN──────────────────────────────▶ Verifying ──accept──▶ Done
 //!               │  ▲  ──AUTHENTICATE PLAIN [ir]─▶ SaslPlain ─┘   │
 //!               │  │  ──AUTHENTICATE LOGIN [ir]─▶ SaslUser ─▶ SaslPassword ─┘
+//!               │  │  ──AUTHENTICATE EXTERNAL [ir]─▶ SaslExternal ─┘
 //!               │  └───────────────────────── reject ◀──────────┘
+//!               ├─ STARTTLS ─▶ AwaitingTls ──tls_started──▶ Ready (input discarded)
 //!               └─ CAPABILITY / NOOP / ID answered; LOGOUT ─▶ Done; others BAD
 //! ```
+//!
+//! STARTTLS (RFC 9051 §6.2.1, RFC 2595): anything the client sent after the STARTTLS line
+//! is thrown away, never executed after the handshake — the 2011 command-injection class.
+//! With `restrict_plaintext`, the capability list says `LOGINDISABLED` until TLS is on, and
+//! LOGIN and the password mechanisms are refused with `[PRIVACYREQUIRED]`.
 //!
 //! The machine never performs I/O: the session feeds it client bytes, writes what
 //! [`ImapFront::take_output`] returns, and answers a [`FrontEvent::Login`] with
@@ -24,8 +31,17 @@ const MAX_BAD_COMMANDS: u32 = 10;
 /// What the session needs to know to build the machine.
 #[derive(Debug, Clone)]
 pub struct FrontSettings {
-    /// The full pre-login capability list (without the `CAPABILITY` word).
+    /// The configured pre-login capabilities; `STARTTLS`, `LOGINDISABLED` and `AUTH=` are
+    /// added by the machine as the connection's state warrants.
     pub capabilities: String,
+    /// Whether STARTTLS is offered (TLS is configured and the connection is not TLS yet).
+    pub starttls: bool,
+    /// `RestrictPlainPasswords`: no password before TLS.
+    pub restrict_plaintext: bool,
+    /// Whether the connection is already TLS (an implicit-TLS port).
+    pub tls: bool,
+    /// Whether the client presented a verified certificate (offers `AUTH=EXTERNAL`).
+    pub client_certificate: bool,
     /// Text after `* OK [CAPABILITY …]` in the greeting.
     pub banner: String,
     /// Framing limits.
@@ -42,6 +58,9 @@ pub enum FrontEvent {
         /// What the client sent.
         credentials: Credentials,
     },
+    /// The client asked for STARTTLS and was told to begin: flush the output, run the TLS
+    /// handshake, then call [`ImapFront::tls_started`].
+    StartTls,
     /// The client logged out; flush the output and close.
     Logout,
     /// The client broke the protocol beyond repair; flush the output and close.
@@ -54,7 +73,9 @@ enum State {
     SaslPlain { tag: Vec<u8> },
     SaslUser { tag: Vec<u8> },
     SaslPassword { tag: Vec<u8>, user: String },
+    SaslExternal { tag: Vec<u8> },
     Verifying,
+    AwaitingTls,
     Done,
 }
 
@@ -80,7 +101,8 @@ impl ImapFront {
         };
         let greeting = format!(
             "* OK [CAPABILITY {}] {}\r\n",
-            front.settings.capabilities, front.settings.banner
+            front.capabilities(),
+            front.settings.banner
         );
         front.out.extend_from_slice(greeting.as_bytes());
         front
@@ -101,10 +123,49 @@ impl ImapFront {
         matches!(self.state, State::Done)
     }
 
+    /// The capability list for the connection's current state.
+    pub fn capabilities(&self) -> String {
+        let mut caps = self.settings.capabilities.clone();
+        let mut add = |cap: &str| {
+            if !caps.is_empty() {
+                caps.push(' ');
+            }
+            caps.push_str(cap);
+        };
+        if self.settings.starttls && !self.settings.tls {
+            add("STARTTLS");
+        }
+        if self.passwords_allowed() {
+            add("AUTH=PLAIN AUTH=LOGIN");
+        } else {
+            add("LOGINDISABLED");
+        }
+        if self.settings.client_certificate {
+            add("AUTH=EXTERNAL");
+        }
+        caps
+    }
+
+    fn passwords_allowed(&self) -> bool {
+        self.settings.tls || !self.settings.restrict_plaintext
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: the pre-login dialogue starts over, on
+    /// the encrypted connection, with nothing left of what was sent before it.
+    pub fn tls_started(&mut self, client_certificate: bool) {
+        self.framer.discard_buffered();
+        self.settings.tls = true;
+        self.settings.client_certificate = client_certificate;
+        self.state = State::Ready;
+    }
+
     /// Processes buffered input until an event is due; `None` means "send the output and
     /// read more".
     pub fn next_event(&mut self) -> Option<FrontEvent> {
-        while !matches!(self.state, State::Verifying | State::Done) {
+        while !matches!(
+            self.state,
+            State::Verifying | State::AwaitingTls | State::Done
+        ) {
             let frame = self.framer.next_frame()?;
             let event = match frame {
                 Frame::ContinuationNeeded => {
@@ -142,7 +203,16 @@ impl ImapFront {
             State::SaslPassword { tag, user } => self.sasl_step(&tag, bytes, move |_, response| {
                 Ok(Step::Done(user, response, Mechanism::Login))
             }),
-            state @ (State::Verifying | State::Done) => {
+            State::SaslExternal { tag } => self.sasl_step(&tag, bytes, |_, response| {
+                let authzid = String::from_utf8(response.expose().to_vec())
+                    .map_err(|_| SaslError::NotUtf8)?;
+                Ok(Step::Done(
+                    authzid,
+                    Secret::new(Vec::new()),
+                    Mechanism::External,
+                ))
+            }),
+            state @ (State::Verifying | State::AwaitingTls | State::Done) => {
                 self.state = state;
                 None
             }
@@ -157,7 +227,7 @@ impl ImapFront {
         let tag = parsed.tag;
         match parsed.command {
             Command::Capability => {
-                let caps = format!("* CAPABILITY {}\r\n", self.settings.capabilities);
+                let caps = format!("* CAPABILITY {}\r\n", self.capabilities());
                 self.out.extend_from_slice(caps.as_bytes());
                 self.tagged(&tag, "OK Capability completed.");
                 None
@@ -178,7 +248,21 @@ impl ImapFront {
                 self.state = State::Done;
                 Some(FrontEvent::Logout)
             }
+            Command::StartTls if self.settings.starttls && !self.settings.tls => {
+                self.tagged(&tag, "OK Begin TLS negotiation now");
+                // Whatever follows the STARTTLS line was sent in plaintext: never run it.
+                self.framer.discard_buffered();
+                self.state = State::AwaitingTls;
+                Some(FrontEvent::StartTls)
+            }
             Command::StartTls => self.bad(Some(&tag), "STARTTLS is not available here"),
+            Command::Login { .. } if !self.passwords_allowed() => {
+                self.tagged(
+                    &tag,
+                    "NO [PRIVACYREQUIRED] Plaintext login is disabled; use STARTTLS first",
+                );
+                None
+            }
             Command::Login { user, password } => match String::from_utf8(user) {
                 Ok(login) => self.login(
                     tag,
@@ -203,13 +287,25 @@ impl ImapFront {
         mechanism: &[u8],
         initial: Option<Secret>,
     ) -> Option<FrontEvent> {
-        let Some(mechanism) = SaslMechanism::parse(mechanism) else {
+        let offered = match SaslMechanism::parse(mechanism) {
+            Some(SaslMechanism::External) if !self.settings.client_certificate => None,
+            Some(SaslMechanism::Plain | SaslMechanism::Login) if !self.passwords_allowed() => {
+                self.tagged(
+                    &tag,
+                    "NO [PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first",
+                );
+                return None;
+            }
+            other => other,
+        };
+        let Some(mechanism) = offered else {
             self.tagged(&tag, "NO Unsupported authentication mechanism");
             return None;
         };
         let next = match mechanism {
             SaslMechanism::Plain => State::SaslPlain { tag },
             SaslMechanism::Login => State::SaslUser { tag },
+            SaslMechanism::External => State::SaslExternal { tag },
         };
         match initial {
             // SASL-IR: the initial response takes the place of the first client line.
@@ -262,7 +358,7 @@ impl ImapFront {
     }
 
     fn login(&mut self, tag: Vec<u8>, credentials: Credentials) -> Option<FrontEvent> {
-        if credentials.login.is_empty() {
+        if credentials.login.is_empty() && credentials.mechanism != Mechanism::External {
             self.tagged(&tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
             return None;
         }
@@ -353,12 +449,20 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn front() -> ImapFront {
-        ImapFront::new(FrontSettings {
-            capabilities: "IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN".into(),
+    pub(super) fn settings() -> FrontSettings {
+        FrontSettings {
+            capabilities: "IMAP4rev1 LITERAL+ SASL-IR ID".into(),
+            starttls: false,
+            restrict_plaintext: false,
+            tls: false,
+            client_certificate: false,
             banner: "mailmux ready".into(),
             limits: Limits::default(),
-        })
+        }
+    }
+
+    fn front() -> ImapFront {
+        ImapFront::new(settings())
     }
 
     /// Feeds `input` in chunks of `chunk` bytes and returns the output and the first event.
@@ -565,5 +669,113 @@ mod tests {
         let (out, ev) = run(&mut f, b"z LOGOUT\r\n", 64);
         assert_eq!(ev, Some(FrontEvent::Logout));
         assert_eq!(out, "* BYE Logging out\r\nz OK LOGOUT completed.\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::tests::settings;
+    use super::*;
+
+    #[test]
+    fn starttls_discards_pipelined_commands_and_restarts() {
+        let mut f = ImapFront::new(FrontSettings {
+            starttls: true,
+            restrict_plaintext: true,
+            ..settings()
+        });
+        let greeting = String::from_utf8(f.take_output()).unwrap();
+        assert!(greeting.contains("STARTTLS LOGINDISABLED]"), "{greeting}");
+        // The injection: LOGIN pipelined after STARTTLS in the same plaintext packet.
+        f.feed(b"a STARTTLS\r\nb LOGIN joe secret\r\n");
+        assert_eq!(f.next_event(), Some(FrontEvent::StartTls));
+        assert_eq!(f.take_output(), b"a OK Begin TLS negotiation now\r\n");
+        assert_eq!(f.next_event(), None, "nothing runs before the handshake");
+        f.tls_started(false);
+        assert_eq!(f.next_event(), None, "the pipelined LOGIN is gone");
+        assert!(f.take_output().is_empty());
+        f.feed(b"c CAPABILITY\r\n");
+        assert_eq!(f.next_event(), None);
+        let caps = String::from_utf8(f.take_output()).unwrap();
+        assert!(
+            !caps.contains("STARTTLS")
+                && !caps.contains("LOGINDISABLED")
+                && caps.contains("AUTH=PLAIN"),
+            "{caps}"
+        );
+    }
+
+    #[test]
+    fn restricted_plaintext_refuses_passwords_before_tls() {
+        let mut f = ImapFront::new(FrontSettings {
+            starttls: true,
+            restrict_plaintext: true,
+            ..settings()
+        });
+        f.take_output();
+        f.feed(b"a LOGIN joe pw\r\nb AUTHENTICATE PLAIN AGpvZQBwdw==\r\nc STARTTLS extra\r\n");
+        assert_eq!(f.next_event(), None);
+        let out = String::from_utf8(f.take_output()).unwrap();
+        assert!(out.starts_with("a NO [PRIVACYREQUIRED]"), "{out}");
+        assert!(out.contains("b NO [PRIVACYREQUIRED]"), "{out}");
+        assert!(out.contains("c BAD"), "{out}");
+    }
+
+    #[test]
+    fn starttls_refused_when_not_offered_or_already_tls() {
+        for s in [
+            settings(),
+            FrontSettings {
+                starttls: true,
+                tls: true,
+                ..settings()
+            },
+        ] {
+            let mut f = ImapFront::new(s);
+            f.take_output();
+            f.feed(b"a STARTTLS\r\n");
+            assert_eq!(f.next_event(), None);
+            assert_eq!(f.take_output(), b"a BAD STARTTLS is not available here\r\n");
+        }
+    }
+
+    #[test]
+    fn external_only_with_a_certificate() {
+        let mut f = ImapFront::new(settings());
+        f.take_output();
+        f.feed(b"a AUTHENTICATE EXTERNAL =\r\n");
+        assert_eq!(f.next_event(), None);
+        assert_eq!(
+            f.take_output(),
+            b"a NO Unsupported authentication mechanism\r\n"
+        );
+
+        let with_cert = || FrontSettings {
+            tls: true,
+            client_certificate: true,
+            ..settings()
+        };
+        let mut f = ImapFront::new(with_cert());
+        assert!(
+            String::from_utf8(f.take_output())
+                .unwrap()
+                .contains("AUTH=EXTERNAL")
+        );
+        f.feed(b"a AUTHENTICATE EXTERNAL =\r\n");
+        match f.next_event() {
+            Some(FrontEvent::Login { credentials, .. }) => {
+                assert_eq!(credentials.mechanism, Mechanism::External);
+                assert_eq!(credentials.login, "");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut f = ImapFront::new(with_cert());
+        f.take_output();
+        f.feed(b"a AUTHENTICATE EXTERNAL\r\nam9l\r\n");
+        match f.next_event() {
+            Some(FrontEvent::Login { credentials, .. }) => assert_eq!(credentials.login, "joe"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.take_output(), b"+ \r\n");
     }
 }

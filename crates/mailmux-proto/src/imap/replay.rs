@@ -1,7 +1,8 @@
 //! Logging into a store with the client's credentials (the MMP's "replay").
 //!
 //! ```text
-//!  Greeting ──"* OK"──▶ send LOGIN / AUTHENTICATE PLAIN ──▶ Awaiting ──"M1 OK"──┬─▶ LoggedIn
+//!  Greeting ──"* OK"──▶ [STARTTLS: "M0 STARTTLS" ─"M0 OK"─▶ StartTls event ─tls_started─▶]
+//!                       send LOGIN / AUTHENTICATE PLAIN ──▶ Awaiting ──"M1 OK"──┬─▶ LoggedIn
 //!     │                  (wait for "+" before each sync literal                 │ no caps seen:
 //!     │                   or the PLAIN response without SASL-IR)                └─▶ "M2 CAPABILITY" ─▶ LoggedIn
 //!     └─ "* BYE" / "* PREAUTH" / garbage ─▶ Failed
@@ -18,6 +19,7 @@ use crate::line::LineBuffer;
 pub use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
 use crate::{Secret, sasl};
 
+const STARTTLS_TAG: &[u8] = b"M0";
 const LOGIN_TAG: &[u8] = b"M1";
 const CAPABILITY_TAG: &[u8] = b"M2";
 /// Store response lines before login are short; a generous cap still bounds memory.
@@ -33,6 +35,9 @@ pub enum ReplayEvent {
         /// The text of the store's tagged OK.
         text: String,
     },
+    /// The store agreed to STARTTLS: run the TLS handshake on the connection, then call
+    /// [`ImapReplay::tls_started`].
+    StartTls,
     /// The login failed.
     Failed(StoreFailure),
 }
@@ -40,6 +45,10 @@ pub enum ReplayEvent {
 #[derive(Debug)]
 enum State {
     Greeting,
+    /// STARTTLS sent; waiting for its tagged answer.
+    StartTlsSent,
+    /// The caller is running the TLS handshake.
+    AwaitingTls,
     /// Command sent in parts; each part waits for a `+` continuation.
     Sending {
         parts: VecDeque<Secret>,
@@ -54,6 +63,8 @@ enum State {
 /// The store-side login machine.
 #[derive(Debug)]
 pub struct ImapReplay {
+    /// Ask the store for STARTTLS before logging in.
+    starttls: bool,
     mechanism: ReplayMechanism,
     credentials: ReplayCredentials,
     lines: LineBuffer,
@@ -64,8 +75,9 @@ pub struct ImapReplay {
 
 impl ImapReplay {
     /// A machine waiting for the store's greeting.
-    pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials) -> Self {
+    pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials, starttls: bool) -> Self {
         ImapReplay {
+            starttls,
             mechanism: if credentials.authzid.is_some() {
                 ReplayMechanism::Plain
             } else {
@@ -97,7 +109,7 @@ impl ImapReplay {
     /// Processes buffered responses; `None` means "send the output and read more".
     pub fn next_event(&mut self) -> Option<ReplayEvent> {
         loop {
-            if matches!(self.state, State::Finished) {
+            if matches!(self.state, State::Finished | State::AwaitingTls) {
                 return None;
             }
             let line = match self.lines.next_line() {
@@ -107,7 +119,11 @@ impl ImapReplay {
             };
             let response = ResponseLine::parse(&line);
             if let Some(event) = self.on_response(response) {
-                self.state = State::Finished;
+                self.state = if event == ReplayEvent::StartTls {
+                    State::AwaitingTls
+                } else {
+                    State::Finished
+                };
                 return Some(event);
             }
         }
@@ -128,7 +144,13 @@ impl ImapReplay {
                     return Some(self.fail_protocol("store greeted with PREAUTH"));
                 }
                 Some(Status::Ok) if matches!(self.state, State::Greeting) => {
-                    self.send_login();
+                    if self.starttls {
+                        self.out.extend_from_slice(STARTTLS_TAG);
+                        self.out.extend_from_slice(b" STARTTLS\r\n");
+                        self.state = State::StartTlsSent;
+                    } else {
+                        self.send_login();
+                    }
                 }
                 _ => {}
             }
@@ -159,6 +181,12 @@ impl ImapReplay {
                 capabilities: self.capabilities.take(),
                 text,
             }),
+            State::StartTlsSent if tag == STARTTLS_TAG => match r.status {
+                Some(Status::Ok) => Some(ReplayEvent::StartTls),
+                _ => Some(ReplayEvent::Failed(StoreFailure::Temporary {
+                    text: format!("store refused STARTTLS: {}", r.text),
+                })),
+            },
             State::Sending { .. } | State::Awaiting if tag == LOGIN_TAG => self.on_login_result(r),
             _ => Some(self.fail_protocol("unexpected tagged response")),
         }
@@ -195,6 +223,14 @@ impl ImapReplay {
             }
             _ => Some(self.fail_protocol(&format!("login answered with: {}", r.text))),
         }
+    }
+
+    /// The TLS handshake with the store succeeded: forget everything the store said in
+    /// plaintext (capabilities included) and log in.
+    pub fn tls_started(&mut self) {
+        self.lines.clear();
+        self.capabilities = None;
+        self.send_login();
     }
 
     fn send_login(&mut self) {
@@ -305,7 +341,7 @@ mod tests {
 
     #[test]
     fn login_with_capability_in_ok() {
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe@x.org", "p \"w"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe@x.org", "p \"w"), false);
         let (sent, ev) = play(
             &mut m,
             &[
@@ -325,7 +361,7 @@ mod tests {
 
     #[test]
     fn asks_for_capabilities_when_ok_has_none() {
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
         let (sent, ev) = play(
             &mut m,
             &[
@@ -347,7 +383,7 @@ mod tests {
 
     #[test]
     fn eight_bit_password_goes_as_sync_literal() {
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"), false);
         let (sent, ev) = play(
             &mut m,
             &["* OK hi", "+ go", "M1 NO [AUTHENTICATIONFAILED] no"],
@@ -361,17 +397,17 @@ mod tests {
 
     #[test]
     fn eight_bit_with_literal_plus_needs_no_wait() {
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"), false);
         let (sent, _) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 LITERAL+] hi"]);
         assert_eq!(sent, "M1 LOGIN \"joe\" {9+}\r\npässword\r\n");
     }
 
     #[test]
     fn plain_with_and_without_sasl_ir() {
-        let mut m = ImapReplay::new(ReplayMechanism::Plain, creds("joe", "pw"));
+        let mut m = ImapReplay::new(ReplayMechanism::Plain, creds("joe", "pw"), false);
         let (sent, _) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 SASL-IR] hi"]);
         assert_eq!(sent, "M1 AUTHENTICATE PLAIN AGpvZQBwdw==\r\n");
-        let mut m = ImapReplay::new(ReplayMechanism::Plain, creds("joe", "pw"));
+        let mut m = ImapReplay::new(ReplayMechanism::Plain, creds("joe", "pw"), false);
         let (sent, _) = play(&mut m, &["* OK hi", "+ "]);
         assert_eq!(sent, "M1 AUTHENTICATE PLAIN\r\nAGpvZQBwdw==\r\n");
     }
@@ -385,6 +421,7 @@ mod tests {
                 authcid: "admin".into(),
                 password: Secret::new("pw"),
             },
+            false,
         );
         let (sent, _) = play(&mut m, &["* OK [CAPABILITY SASL-IR] hi"]);
         assert_eq!(
@@ -407,7 +444,7 @@ mod tests {
             ("M1 BAD what", "protocol"),
         ];
         for (line, kind) in cases {
-            let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+            let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
             let (_, ev) = play(&mut m, &["* OK hi", line]);
             let got = match ev {
                 Some(ReplayEvent::Failed(StoreFailure::Temporary { .. })) => "temp",
@@ -417,12 +454,12 @@ mod tests {
             };
             assert_eq!(got, kind, "{line}");
         }
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
         assert!(matches!(
             play(&mut m, &["* BYE too many"]).1,
             Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))
         ));
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
         assert!(matches!(
             play(&mut m, &["* PREAUTH hi"]).1,
             Some(ReplayEvent::Failed(StoreFailure::Protocol { .. }))
@@ -431,11 +468,39 @@ mod tests {
 
     #[test]
     fn bytes_after_login_are_kept() {
-        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"));
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
         m.feed(b"* OK hi\r\n");
         assert_eq!(m.next_event(), None);
         m.feed(b"M1 OK [CAPABILITY IMAP4rev1] ok\r\n* 3 EXISTS\r\n");
         assert!(matches!(m.next_event(), Some(ReplayEvent::LoggedIn { .. })));
         assert_eq!(m.take_rest(), b"* 3 EXISTS\r\n".to_vec());
+    }
+
+    #[test]
+    fn starttls_first_and_plaintext_leftovers_dropped() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), true);
+        m.feed(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LITERAL+] hi\r\n");
+        assert_eq!(m.next_event(), None);
+        assert_eq!(m.take_output(), b"M0 STARTTLS\r\n");
+        // A store (or a man in the middle) pipelining a fake answer before the handshake.
+        m.feed(b"M0 OK go\r\nM1 OK [CAPABILITY FAKE] injected\r\n");
+        assert_eq!(m.next_event(), Some(ReplayEvent::StartTls));
+        assert_eq!(m.next_event(), None);
+        m.tls_started();
+        assert_eq!(m.take_output(), b"M1 LOGIN \"joe\" \"pw\"\r\n");
+        m.feed(b"M1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n");
+        assert_eq!(
+            m.next_event(),
+            Some(ReplayEvent::LoggedIn {
+                capabilities: Some("IMAP4rev1 IDLE".into()),
+                text: "in".into()
+            })
+        );
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), true);
+        m.feed(b"* OK hi\r\nM0 BAD no tls\r\n");
+        assert!(matches!(
+            m.next_event(),
+            Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))
+        ));
     }
 }

@@ -5,8 +5,13 @@
 //!                 │  ▲ ──AUTH PLAIN [ir]──▶ SaslPlain ──────────┘  │
 //!                 │  │ ──AUTH LOGIN [ir]──▶ SaslUser ─▶ SaslPassword ┘
 //!                 │  └──────────────── reject ◀─────────────────────┘
+//!                 ├─ STLS ─▶ AwaitingTls ──tls_started──▶ Authorization (input discarded)
 //!                 └─ CAPA, AUTH (list) answered; QUIT ─▶ Done; others -ERR
 //! ```
+//!
+//! STLS (RFC 2595): lines the client sent after STLS are discarded, never run after the
+//! handshake. With `restrict_plaintext`, USER/PASS and the password mechanisms are refused
+//! and not advertised until TLS is on.
 
 use crate::Secret;
 use crate::line::LineBuffer;
@@ -21,6 +26,14 @@ const MAX_BAD_COMMANDS: u32 = 10;
 pub struct Pop3Settings {
     /// Text after `+OK ` in the greeting.
     pub banner: String,
+    /// Whether STLS is offered (TLS is configured and the connection is not TLS yet).
+    pub stls: bool,
+    /// `RestrictPlainPasswords`: no password before TLS.
+    pub restrict_plaintext: bool,
+    /// Whether the connection is already TLS (an implicit-TLS port).
+    pub tls: bool,
+    /// Whether the client presented a verified certificate (offers SASL EXTERNAL).
+    pub client_certificate: bool,
 }
 
 /// What the session must do next.
@@ -28,6 +41,9 @@ pub struct Pop3Settings {
 pub enum Pop3Event {
     /// The client sent credentials. Answer with [`Pop3Front::accept`] or [`Pop3Front::reject`].
     Login(Credentials),
+    /// The client sent STLS and was told to begin: flush the output, run the TLS handshake,
+    /// then call [`Pop3Front::tls_started`].
+    StartTls,
     /// The client quit; flush the output and close.
     Quit,
     /// The client broke the protocol; flush the output and close.
@@ -40,13 +56,16 @@ enum State {
     SaslPlain,
     SaslUser,
     SaslPassword { user: String },
+    SaslExternal,
     Verifying,
+    AwaitingTls,
     Done,
 }
 
 /// The pre-login POP3 server machine.
 #[derive(Debug)]
 pub struct Pop3Front {
+    settings: Pop3Settings,
     lines: LineBuffer,
     out: Vec<u8>,
     state: State,
@@ -55,15 +74,45 @@ pub struct Pop3Front {
 
 impl Pop3Front {
     /// A machine whose greeting is already in the output.
-    pub fn new(settings: &Pop3Settings) -> Self {
+    pub fn new(settings: Pop3Settings) -> Self {
         let mut front = Pop3Front {
             lines: LineBuffer::new(super::MAX_CLIENT_LINE),
             out: Vec::new(),
             state: State::Authorization { user: None },
             bad_commands: 0,
+            settings,
         };
-        front.reply(&format!("+OK {}", settings.banner));
+        front.reply(&format!("+OK {}", front.settings.banner));
         front
+    }
+
+    fn passwords_allowed(&self) -> bool {
+        self.settings.tls || !self.settings.restrict_plaintext
+    }
+
+    fn stls_offered(&self) -> bool {
+        self.settings.stls && !self.settings.tls
+    }
+
+    /// The SASL mechanisms offered on this connection now.
+    fn mechanisms(&self) -> Vec<&'static str> {
+        let mut mechs = Vec::new();
+        if self.passwords_allowed() {
+            mechs.extend(["PLAIN", "LOGIN"]);
+        }
+        if self.settings.client_certificate {
+            mechs.push("EXTERNAL");
+        }
+        mechs
+    }
+
+    /// The TLS handshake after STLS succeeded: start over on the encrypted connection, with
+    /// nothing left of what was sent before it.
+    pub fn tls_started(&mut self, client_certificate: bool) {
+        self.lines.clear();
+        self.settings.tls = true;
+        self.settings.client_certificate = client_certificate;
+        self.state = State::Authorization { user: None };
     }
 
     /// Appends bytes received from the client.
@@ -79,7 +128,10 @@ impl Pop3Front {
     /// Processes buffered input until an event is due; `None` means "send the output and
     /// read more".
     pub fn next_event(&mut self) -> Option<Pop3Event> {
-        while !matches!(self.state, State::Verifying | State::Done) {
+        while !matches!(
+            self.state,
+            State::Verifying | State::AwaitingTls | State::Done
+        ) {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return None,
@@ -115,7 +167,16 @@ impl Pop3Front {
             State::SaslPassword { user } => self.sasl_step(line, move |response| {
                 Ok(SaslStep::Done(user, response, Mechanism::Login))
             }),
-            state @ (State::Verifying | State::Done) => {
+            State::SaslExternal => self.sasl_step(line, |response| {
+                let authzid = String::from_utf8(response.expose().to_vec())
+                    .map_err(|_| SaslError::NotUtf8)?;
+                Ok(SaslStep::Done(
+                    authzid,
+                    Secret::new(Vec::new()),
+                    Mechanism::External,
+                ))
+            }),
+            state @ (State::Verifying | State::AwaitingTls | State::Done) => {
                 self.state = state;
                 None
             }
@@ -130,15 +191,41 @@ impl Pop3Front {
         let keyword = keyword.to_ascii_uppercase();
         match (keyword.as_slice(), arg) {
             (b"CAPA", None) => {
-                self.reply(
-                    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\n\
-                     AUTH-RESP-CODE\r\nSASL PLAIN LOGIN\r\n.",
+                let mut capa = String::from(
+                    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n",
                 );
+                if self.passwords_allowed() {
+                    capa.push_str("USER\r\n");
+                }
+                if self.stls_offered() {
+                    capa.push_str("STLS\r\n");
+                }
+                let mechs = self.mechanisms();
+                if !mechs.is_empty() {
+                    capa.push_str(&format!("SASL {}\r\n", mechs.join(" ")));
+                }
+                capa.push('.');
+                self.reply(&capa);
                 self.keep(user)
             }
             (b"AUTH", None) => {
-                self.reply("+OK\r\nPLAIN\r\nLOGIN\r\n.");
+                let list: String = self
+                    .mechanisms()
+                    .iter()
+                    .map(|m| format!("{m}\r\n"))
+                    .collect();
+                self.reply(&format!("+OK\r\n{list}."));
                 self.keep(user)
+            }
+            (b"USER" | b"PASS", _) if !self.passwords_allowed() => {
+                self.err("[AUTH] Plaintext authentication is disabled; use STLS first")
+            }
+            (b"STLS", None) if self.stls_offered() => {
+                self.reply("+OK Begin TLS negotiation");
+                // Whatever follows the STLS line was sent in plaintext: never run it.
+                self.lines.clear();
+                self.state = State::AwaitingTls;
+                Some(Pop3Event::StartTls)
             }
             (b"USER", Some(name)) if !name.is_empty() => match String::from_utf8(name.to_vec()) {
                 Ok(name) => {
@@ -161,18 +248,29 @@ impl Pop3Front {
                     Some(sp) => (&rest[..sp], Some(&rest[sp + 1..])),
                     None => (rest, None),
                 };
-                let Some(mechanism) = SaslMechanism::parse(mechanism) else {
+                let offered = match SaslMechanism::parse(mechanism) {
+                    Some(SaslMechanism::External) if !self.settings.client_certificate => None,
+                    Some(SaslMechanism::Plain | SaslMechanism::Login)
+                        if !self.passwords_allowed() =>
+                    {
+                        return self
+                            .err("[AUTH] Plaintext authentication is disabled; use STLS first");
+                    }
+                    other => other,
+                };
+                let Some(mechanism) = offered else {
                     return self.err("Unsupported authentication mechanism");
                 };
                 self.state = match mechanism {
                     SaslMechanism::Plain => State::SaslPlain,
                     SaslMechanism::Login => State::SaslUser,
+                    SaslMechanism::External => State::SaslExternal,
                 };
                 match initial {
                     Some(ir) => self.on_line(ir),
                     None => {
                         let challenge = match mechanism {
-                            SaslMechanism::Plain => "",
+                            SaslMechanism::Plain | SaslMechanism::External => "",
                             SaslMechanism::Login => sasl::LOGIN_USER_CHALLENGE,
                         };
                         self.reply(&format!("+ {challenge}"));
@@ -218,7 +316,7 @@ impl Pop3Front {
     }
 
     fn login(&mut self, credentials: Credentials) -> Option<Pop3Event> {
-        if credentials.login.is_empty() {
+        if credentials.login.is_empty() && credentials.mechanism != Mechanism::External {
             self.reply("-ERR [AUTH] Authentication failed.");
             return None;
         }
@@ -299,10 +397,18 @@ enum SaslStep {
 mod tests {
     use super::*;
 
-    fn front() -> Pop3Front {
-        let mut f = Pop3Front::new(&Pop3Settings {
+    fn settings() -> Pop3Settings {
+        Pop3Settings {
             banner: "mailmux ready".into(),
-        });
+            stls: false,
+            restrict_plaintext: false,
+            tls: false,
+            client_certificate: false,
+        }
+    }
+
+    fn front() -> Pop3Front {
+        let mut f = Pop3Front::new(settings());
         assert_eq!(f.take_output(), b"+OK mailmux ready\r\n");
         f
     }
@@ -424,5 +530,62 @@ mod tests {
             (out.as_str(), ev),
             ("+OK Logging out\r\n", Some(Pop3Event::Quit))
         );
+    }
+
+    #[test]
+    fn stls_discards_pipelined_lines_and_lifts_the_restriction() {
+        let mut f = Pop3Front::new(Pop3Settings {
+            stls: true,
+            restrict_plaintext: true,
+            ..settings()
+        });
+        f.take_output();
+        let (out, ev) = run(
+            &mut f,
+            b"CAPA\r\nUSER joe\r\nAUTH PLAIN AGpvZQBwdw==\r\n",
+            64,
+        );
+        assert_eq!(ev, None);
+        assert!(
+            out.contains("STLS\r\n") && !out.contains("USER\r\n") && !out.contains("SASL"),
+            "{out}"
+        );
+        assert!(
+            out.contains("-ERR [AUTH] Plaintext authentication is disabled"),
+            "{out}"
+        );
+        let (out, ev) = run(&mut f, b"STLS\r\nUSER joe\r\nPASS pw\r\n", 64);
+        assert_eq!(
+            (out.as_str(), ev),
+            ("+OK Begin TLS negotiation\r\n", Some(Pop3Event::StartTls))
+        );
+        assert_eq!(f.next_event(), None, "nothing runs before the handshake");
+        f.tls_started(false);
+        assert_eq!(f.next_event(), None, "the pipelined USER/PASS are gone");
+        assert!(f.take_output().is_empty());
+        let (out, _) = run(&mut f, b"CAPA\r\n", 64);
+        assert!(
+            !out.contains("STLS")
+                && out.contains("USER\r\n")
+                && out.contains("SASL PLAIN LOGIN\r\n"),
+            "{out}"
+        );
+        let (_, ev) = run(&mut f, b"USER joe\r\nPASS pw\r\n", 64);
+        assert_eq!(creds(ev).0, "joe");
+    }
+
+    #[test]
+    fn auth_external_needs_a_certificate() {
+        let mut f = front();
+        let (out, _) = run(&mut f, b"AUTH EXTERNAL =\r\n", 64);
+        assert_eq!(out, "-ERR Unsupported authentication mechanism\r\n");
+        let mut f = Pop3Front::new(Pop3Settings {
+            tls: true,
+            client_certificate: true,
+            ..settings()
+        });
+        f.take_output();
+        let (_, ev) = run(&mut f, b"AUTH EXTERNAL =\r\n", 64);
+        assert_eq!(creds(ev), (String::new(), Vec::new(), Mechanism::External));
     }
 }

@@ -1,7 +1,7 @@
 //! Logging into a POP3 store with the client's credentials.
 //!
 //! ```text
-//!  Greeting ──"+OK"──▶ USER ──"+OK"──▶ PASS ──"+OK"──▶ LoggedIn
+//!  Greeting ──"+OK"──▶ [STLS ─"+OK"─▶ StartTls event ─tls_started─▶] USER ──"+OK"──▶ PASS ──"+OK"──▶ LoggedIn
 //!     │        or ──▶ AUTH PLAIN <ir> ──"+OK"──────▶ LoggedIn
 //!     └─ "-ERR" anywhere ─▶ Failed ([AUTH] or no code: rejected; other codes: temporary)
 //! ```
@@ -20,6 +20,8 @@ pub enum Pop3ReplayEvent {
         /// Text after `+OK `.
         text: String,
     },
+    /// The store agreed to STLS: run the TLS handshake, then call [`Pop3Replay::tls_started`].
+    StartTls,
     /// The login failed.
     Failed(StoreFailure),
 }
@@ -27,6 +29,8 @@ pub enum Pop3ReplayEvent {
 #[derive(Debug)]
 enum State {
     Greeting,
+    Stls,
+    AwaitingTls,
     User { pass_line: Secret },
     Pass,
     Auth,
@@ -36,6 +40,8 @@ enum State {
 /// The store-side POP3 login machine.
 #[derive(Debug)]
 pub struct Pop3Replay {
+    /// Ask the store for STLS before logging in.
+    starttls: bool,
     mechanism: ReplayMechanism,
     credentials: ReplayCredentials,
     lines: LineBuffer,
@@ -45,7 +51,7 @@ pub struct Pop3Replay {
 
 impl Pop3Replay {
     /// A machine waiting for the store's greeting.
-    pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials) -> Self {
+    pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials, starttls: bool) -> Self {
         // USER/PASS cannot carry an authorization identity or a CR/LF; PLAIN can.
         let needs_plain = credentials.authzid.is_some()
             || credentials.authcid.contains(['\r', '\n'])
@@ -55,6 +61,7 @@ impl Pop3Replay {
                 .iter()
                 .any(|b| matches!(b, b'\r' | b'\n' | 0));
         Pop3Replay {
+            starttls,
             mechanism: if needs_plain {
                 ReplayMechanism::Plain
             } else {
@@ -85,7 +92,7 @@ impl Pop3Replay {
     /// Processes buffered responses; `None` means "send the output and read more".
     pub fn next_event(&mut self) -> Option<Pop3ReplayEvent> {
         loop {
-            if matches!(self.state, State::Finished) {
+            if matches!(self.state, State::Finished | State::AwaitingTls) {
                 return None;
             }
             let line = match self.lines.next_line() {
@@ -95,6 +102,10 @@ impl Pop3Replay {
             };
             let line = String::from_utf8_lossy(&line).into_owned();
             if let Some(event) = self.on_line(&line) {
+                if event == Pop3ReplayEvent::StartTls {
+                    self.state = State::AwaitingTls;
+                    return Some(event);
+                }
                 return Some(self.finish(event));
             }
         }
@@ -109,10 +120,19 @@ impl Pop3Replay {
             return Some(protocol(&format!("unexpected line: {line}")));
         };
         match (std::mem::replace(&mut self.state, State::Finished), ok) {
+            (State::Greeting, Ok(_)) if self.starttls => {
+                self.out.extend_from_slice(b"STLS\r\n");
+                self.state = State::Stls;
+                None
+            }
             (State::Greeting, Ok(_)) => {
                 self.send_login();
                 None
             }
+            (State::Stls, Ok(_)) => Some(Pop3ReplayEvent::StartTls),
+            (State::Stls, Err(text)) => Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
+                text: format!("store refused STLS: {text}"),
+            })),
             (State::Greeting, Err(text)) => {
                 Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
                     text: format!("greeting -ERR {text}"),
@@ -129,8 +149,15 @@ impl Pop3Replay {
             (State::User { .. } | State::Pass | State::Auth, Err(text)) => {
                 Some(Pop3ReplayEvent::Failed(classify(text)))
             }
-            (State::Finished, _) => None,
+            (State::Finished | State::AwaitingTls, _) => None,
         }
+    }
+
+    /// The TLS handshake with the store succeeded: forget what the store said in plaintext
+    /// and log in.
+    pub fn tls_started(&mut self) {
+        self.lines.clear();
+        self.send_login();
     }
 
     fn send_login(&mut self) {
@@ -222,7 +249,7 @@ mod tests {
 
     #[test]
     fn user_pass() {
-        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("p w"));
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("p w"), false);
         let (sent, ev) = play(&mut m, &["+OK Dovecot ready.", "+OK", "+OK Logged in."]);
         assert_eq!(sent, "USER joe\r\nPASS p w\r\n");
         assert_eq!(
@@ -235,11 +262,11 @@ mod tests {
 
     #[test]
     fn plain_and_forced_plain() {
-        let mut m = Pop3Replay::new(ReplayMechanism::Plain, creds("pw"));
+        let mut m = Pop3Replay::new(ReplayMechanism::Plain, creds("pw"), false);
         let (sent, ev) = play(&mut m, &["+OK hi", "+OK in"]);
         assert_eq!(sent, "AUTH PLAIN AGpvZQBwdw==\r\n");
         assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
-        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("a\r\nDELE 1"));
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("a\r\nDELE 1"), false);
         let (sent, _) = play(&mut m, &["+OK hi"]);
         assert!(sent.starts_with("AUTH PLAIN "), "{sent}");
     }
@@ -252,7 +279,7 @@ mod tests {
             ("-ERR [SYS/TEMP] later", true),
             ("-ERR [IN-USE] locked", true),
         ] {
-            let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"));
+            let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), false);
             let (_, ev) = play(&mut m, &["+OK hi", "+OK", line]);
             let got_temp = match ev {
                 Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary { .. })) => true,
@@ -261,10 +288,25 @@ mod tests {
             };
             assert_eq!(got_temp, temporary, "{line}");
         }
-        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"));
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), false);
         assert!(matches!(
             play(&mut m, &["* OK imap?"]).1,
             Some(Pop3ReplayEvent::Failed(StoreFailure::Protocol { .. }))
         ));
+    }
+
+    #[test]
+    fn stls_first_and_plaintext_leftovers_dropped() {
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), true);
+        m.feed(b"+OK hi\r\n");
+        assert_eq!(m.next_event(), None);
+        assert_eq!(m.take_output(), b"STLS\r\n");
+        m.feed(b"+OK go\r\n+OK injected\r\n");
+        assert_eq!(m.next_event(), Some(Pop3ReplayEvent::StartTls));
+        m.tls_started();
+        assert_eq!(m.take_output(), b"USER joe\r\n");
+        let (sent, ev) = play(&mut m, &["+OK", "+OK in"]);
+        assert_eq!(sent, "PASS pw\r\n");
+        assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
     }
 }

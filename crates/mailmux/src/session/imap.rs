@@ -4,20 +4,23 @@ use mailmux_proto::Rejection;
 use mailmux_proto::imap::framing::Limits;
 use mailmux_proto::imap::front::{FrontEvent, FrontSettings, ImapFront};
 
-use super::{Front, Step};
+use super::{Front, Step, TlsState};
 use crate::server::Service;
-
-/// Builds the machine for a new connection; its greeting is ready to send.
-pub fn front(service: &Service) -> ImapFront {
-    ImapFront::new(FrontSettings {
-        capabilities: service.imap_capabilities.clone(),
-        banner: service.config.banner.clone(),
-        limits: Limits::default(),
-    })
-}
 
 impl Front for ImapFront {
     type Ticket = Vec<u8>;
+
+    fn new(service: &Service, tls: TlsState) -> Self {
+        ImapFront::new(FrontSettings {
+            capabilities: service.config.capability.clone(),
+            starttls: service.tls.is_some(),
+            restrict_plaintext: service.config.restrict_plain_passwords,
+            tls: tls.active,
+            client_certificate: tls.client_certificate,
+            banner: service.config.banner.clone(),
+            limits: Limits::default(),
+        })
+    }
 
     fn feed(&mut self, bytes: &[u8]) {
         ImapFront::feed(self, bytes);
@@ -30,6 +33,7 @@ impl Front for ImapFront {
     fn next_step(&mut self) -> Option<Step<Vec<u8>>> {
         self.next_event().map(|event| match event {
             FrontEvent::Login { tag, credentials } => Step::Login(tag, credentials),
+            FrontEvent::StartTls => Step::StartTls,
             FrontEvent::Logout | FrontEvent::Close => Step::Close,
         })
     }
@@ -40,6 +44,10 @@ impl Front for ImapFront {
 
     fn reject(&mut self, tag: Vec<u8>, rejection: &Rejection) {
         ImapFront::reject(self, &tag, rejection);
+    }
+
+    fn tls_started(&mut self, client_certificate: bool) {
+        ImapFront::tls_started(self, client_certificate);
     }
 
     fn shutdown(&mut self) {

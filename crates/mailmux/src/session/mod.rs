@@ -4,33 +4,35 @@
 //! either of them through the same phases:
 //!
 //! ```text
-//! greet ─▶ read/answer until credentials ─▶ identify ─▶ look up ─▶ route ─▶ store login ─▶ relay
-//!              ▲                                                                 │
-//!              └────────────── refused (client may retry) ◀─────────────────────┘
+//! [TLS handshake on SSLPorts] ─▶ greet ─▶ read/answer until credentials ─▶ identify ─▶ look up
+//!        ▲ STARTTLS/STLS: handshake, dialogue starts over          ─▶ route ─▶ store login ─▶ relay
+//!        └────────────────────────┘       ▲                                        │
+//!                                         └──── refused (client may retry) ◀──────┘
 //! ```
 //!
-//! The pre-login phase is bounded by `PreAuthTimeout`; lookups and store logins by their own
-//! timeouts; the relay by the idle `Timeout`. At shutdown a session still before login says
-//! goodbye in its protocol; a relayed one is left to finish until the drain deadline.
+//! The pre-login phase (TLS handshakes included) is bounded by `PreAuthTimeout`; lookups and
+//! store logins by their own timeouts; the relay by the idle `Timeout`. At shutdown a
+//! session still before login says goodbye in its protocol; a relayed one is left to finish
+//! until the drain deadline.
 
 pub mod imap;
+pub mod login;
 pub mod pop3;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use mailmux_proto::{Credentials, Rejection, ReplayCredentials, ldap_filter};
+use mailmux_proto::{Credentials, Rejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::LoginError;
-use crate::identity::Identity;
 use crate::relay;
-use crate::route::{self, StoreAddr};
+use crate::route::StoreAddr;
 use crate::server::Service;
-use crate::store::{self, StoreLogin};
+use crate::tls::{ClientStream, MaybeTls};
 
 /// What a session knows about where it runs.
 #[derive(Debug, Clone)]
@@ -47,19 +49,32 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
 }
 
+/// The connection's TLS state, as a front machine needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsState {
+    /// TLS is on.
+    pub active: bool,
+    /// The client presented a certificate that verified.
+    pub client_certificate: bool,
+}
+
 /// What a front machine asks of the session.
 #[derive(Debug)]
 pub enum Step<T> {
     /// Credentials to verify; answer with [`Front::accept`] or [`Front::reject`].
     Login(T, Credentials),
+    /// The client was told to start TLS: handshake, then [`Front::tls_started`].
+    StartTls,
     /// The client is done (logout, quit, protocol violation): flush and close.
     Close,
 }
 
 /// A protocol's pre-login machine, as the session drives it.
-pub trait Front: Send {
+pub trait Front: Send + Sized {
     /// What identifies the login command being answered (the IMAP tag).
     type Ticket: Send;
+    /// A machine for a new connection, greeting queued.
+    fn new(service: &Service, tls: TlsState) -> Self;
     /// Client bytes in.
     fn feed(&mut self, bytes: &[u8]);
     /// Bytes for the client.
@@ -70,6 +85,8 @@ pub trait Front: Send {
     fn accept(&mut self, ticket: Self::Ticket, capabilities: Option<&str>, text: &str) -> Vec<u8>;
     /// The login failed; the client may retry.
     fn reject(&mut self, ticket: Self::Ticket, rejection: &Rejection);
+    /// The STARTTLS/STLS handshake succeeded.
+    fn tls_started(&mut self, client_certificate: bool);
     /// Goodbye at server shutdown.
     fn shutdown(&mut self);
     /// Goodbye when the client took too long.
@@ -81,19 +98,42 @@ pub trait Front: Send {
 struct Summary {
     user: Option<String>,
     store: Option<StoreAddr>,
+    tls: bool,
     up: u64,
     down: u64,
     outcome: &'static str,
 }
 
-/// Runs one session to its end and logs its summary.
-pub async fn run<F: Front>(mut client: TcpStream, ctx: SessionContext, mut front: F) {
+/// Runs one session to its end and logs its summary. `implicit_tls`: the port speaks TLS
+/// from the first byte.
+pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext) {
     let started = Instant::now();
+    let deadline = started + ctx.service.config.preauth_timeout;
     let mut summary = Summary::default();
-    summary.outcome = drive(&mut client, &ctx, &mut front, &mut summary).await;
+    let client = if implicit_tls {
+        match handshake(&ctx, tcp, deadline).await {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                tracing::info!(error = %e, "TLS negotiation failed");
+                summary.outcome = "tls-failed";
+                None
+            }
+        }
+    } else {
+        Some(MaybeTls::Plain(tcp))
+    };
+    if let Some(client) = client {
+        let tls = TlsState {
+            active: client.is_tls(),
+            client_certificate: client.peer_certificate().is_some(),
+        };
+        let front = F::new(&ctx.service, tls);
+        summary.outcome = drive(client, &ctx, front, deadline, &mut summary).await;
+    }
     tracing::info!(
         user = summary.user.as_deref().unwrap_or("-"),
         store = %summary.store.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
+        tls = summary.tls,
         bytes_in = summary.up,
         bytes_out = summary.down,
         duration_ms = started.elapsed().as_millis() as u64,
@@ -102,32 +142,65 @@ pub async fn run<F: Front>(mut client: TcpStream, ctx: SessionContext, mut front
     );
 }
 
-async fn drive<F: Front>(
-    client: &mut TcpStream,
+/// The server side of a TLS handshake, within the pre-login deadline.
+async fn handshake(
     ctx: &SessionContext,
-    front: &mut F,
+    tcp: TcpStream,
+    deadline: Instant,
+) -> Result<ClientStream, String> {
+    let Some(acceptor) = &ctx.service.tls else {
+        return Err("TLS is not configured".into());
+    };
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Ok(MaybeTls::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+async fn drive<F: Front>(
+    mut client: ClientStream,
+    ctx: &SessionContext,
+    mut front: F,
+    deadline: Instant,
     summary: &mut Summary,
 ) -> &'static str {
     let svc = &ctx.service.config;
-    let deadline = Instant::now() + svc.preauth_timeout;
     let mut buf = vec![0u8; 4096];
     loop {
+        summary.tls = client.is_tls();
         let step = front.next_step();
         // Answers queued while processing go out before the session waits or acts.
-        if flush(client, front, deadline).await.is_err() {
+        if flush(&mut client, &mut front, deadline).await.is_err() {
             return "client-gone";
         }
         match step {
             Some(Step::Close) => return "closed-before-login",
+            Some(Step::StartTls) => {
+                let MaybeTls::Plain(tcp) = client else {
+                    return "protocol-error";
+                };
+                client = match handshake(ctx, tcp, deadline).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        tracing::info!(error = %e, "STARTTLS negotiation failed");
+                        return "tls-failed";
+                    }
+                };
+                front.tls_started(client.peer_certificate().is_some());
+            }
             Some(Step::Login(ticket, credentials)) => {
                 summary.user = Some(credentials.login.clone());
-                match log_in(ctx, &credentials).await {
-                    Ok((store, login)) => {
-                        tracing::info!(user = %credentials.login, store = %store, mechanism = credentials.mechanism.as_str(), "logged in");
-                        summary.store = Some(store);
+                let certificate = client.peer_certificate();
+                match login::log_in(ctx, &credentials, certificate.as_ref()).await {
+                    Ok(done) => {
+                        tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
+                        summary.user = Some(done.user);
+                        summary.store = Some(done.store);
+                        let login = done.login;
                         let client_pending =
                             front.accept(ticket, login.capabilities.as_deref(), &login.text);
-                        if flush(client, front, deadline).await.is_err() {
+                        if flush(&mut client, &mut front, deadline).await.is_err() {
                             return "client-gone";
                         }
                         let stats = relay::relay(
@@ -165,12 +238,12 @@ async fn drive<F: Front>(
                     },
                     _ = tokio::time::sleep_until(deadline) => {
                         front.idle_timeout();
-                        let _ = flush(client, front, Instant::now() + std::time::Duration::from_secs(1)).await;
+                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
                         return "login-timeout";
                     }
                     _ = ctx.shutdown.cancelled() => {
                         front.shutdown();
-                        let _ = flush(client, front, Instant::now() + std::time::Duration::from_secs(1)).await;
+                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
                         return "shutdown";
                     }
                 }
@@ -180,7 +253,7 @@ async fn drive<F: Front>(
 }
 
 async fn flush<F: Front>(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     front: &mut F,
     deadline: Instant,
 ) -> std::io::Result<()> {
@@ -188,63 +261,12 @@ async fn flush<F: Front>(
     if out.is_empty() {
         return Ok(());
     }
-    match tokio::time::timeout_at(deadline, client.write_all(&out)).await {
+    let write = async {
+        client.write_all(&out).await?;
+        client.flush().await
+    };
+    match tokio::time::timeout_at(deadline, write).await {
         Ok(result) => result,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
-}
-
-/// Finds the user's store and logs in there.
-async fn log_in(
-    ctx: &SessionContext,
-    credentials: &Credentials,
-) -> Result<(StoreAddr, StoreLogin<TcpStream>), LoginError> {
-    let service = &ctx.service;
-    let svc = &service.config;
-    let identity = Identity::parse(
-        &credentials.login,
-        &svc.domain_delims,
-        svc.default_domain.as_deref(),
-    )
-    .ok_or(LoginError::EmptyUser)?;
-    let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
-    let mut filter = svc.search_format.expand(
-        |t| identity.token(t, client_ip, server_ip, None),
-        ldap_filter::escape_value,
-    );
-    if !filter.starts_with('(') {
-        filter = format!("({filter})");
-    }
-    tracing::debug!(%filter, "directory search");
-    let entry = service
-        .directory
-        .find_user(&filter, &service.search_attrs)
-        .await?
-        .ok_or(LoginError::UnknownUser)?;
-    let store =
-        route::store_of(&entry, &svc.mail_host_attrs, svc.backside_port).ok_or_else(|| {
-            LoginError::NoMailHost {
-                dn: entry.dn.clone(),
-            }
-        })?;
-    let replay_user = svc.replay_format.expand(
-        |t| identity.token(t, client_ip, server_ip, Some(&entry)),
-        str::to_owned,
-    );
-    let stream = store::connect(&store, svc.backside_timeout).await?;
-    let credentials = ReplayCredentials {
-        authzid: None,
-        authcid: replay_user,
-        password: credentials.password.clone(),
-    };
-    let login = store::login(
-        svc.protocol,
-        stream,
-        &store,
-        svc.replay_mechanism,
-        credentials,
-        svc.backside_timeout,
-    )
-    .await?;
-    Ok((store, login))
 }

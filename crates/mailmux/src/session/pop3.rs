@@ -3,19 +3,22 @@
 use mailmux_proto::Rejection;
 use mailmux_proto::pop3::front::{Pop3Event, Pop3Front, Pop3Settings};
 
-use super::{Front, Step};
+use super::{Front, Step, TlsState};
 use crate::server::Service;
-
-/// Builds the machine for a new connection; its greeting is ready to send.
-pub fn front(service: &Service) -> Pop3Front {
-    Pop3Front::new(&Pop3Settings {
-        banner: service.config.banner.clone(),
-    })
-}
 
 impl Front for Pop3Front {
     /// POP3 has one command in flight; nothing identifies it.
     type Ticket = ();
+
+    fn new(service: &Service, tls: TlsState) -> Self {
+        Pop3Front::new(Pop3Settings {
+            banner: service.config.banner.clone(),
+            stls: service.tls.is_some(),
+            restrict_plaintext: service.config.restrict_plain_passwords,
+            tls: tls.active,
+            client_certificate: tls.client_certificate,
+        })
+    }
 
     fn feed(&mut self, bytes: &[u8]) {
         Pop3Front::feed(self, bytes);
@@ -28,6 +31,7 @@ impl Front for Pop3Front {
     fn next_step(&mut self) -> Option<Step<()>> {
         self.next_event().map(|event| match event {
             Pop3Event::Login(credentials) => Step::Login((), credentials),
+            Pop3Event::StartTls => Step::StartTls,
             Pop3Event::Quit | Pop3Event::Close => Step::Close,
         })
     }
@@ -38,6 +42,10 @@ impl Front for Pop3Front {
 
     fn reject(&mut self, _: (), rejection: &Rejection) {
         Pop3Front::reject(self, rejection);
+    }
+
+    fn tls_started(&mut self, client_certificate: bool) {
+        Pop3Front::tls_started(self, client_certificate);
     }
 
     fn shutdown(&mut self) {

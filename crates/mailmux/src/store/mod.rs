@@ -1,20 +1,25 @@
 //! Connecting to a user's store and logging in there on the user's behalf.
 //!
-//! [`connect`] opens the TCP connection; [`login`] drives the protocol's replay machine
-//! from `mailmux-proto` over it. Both are bounded by the service's `BacksideTimeout`, so a
-//! store that accepts and then says nothing cannot hold a client forever.
+//! [`connect`] opens the TCP connection; [`login`] adds TLS as configured (implicit on
+//! `SSLBacksidePort`, or STARTTLS/STLS before the login) and drives the protocol's replay
+//! machine from `mailmux-proto`. Both are bounded by the service's `BacksideTimeout`, so a
+//! store that accepts and then says nothing cannot hold a client forever. The store's
+//! certificate is checked against the mailHost name; a bad one fails the login as
+//! "unavailable", with the reason in the log.
 
 use std::time::Duration;
 
-use mailmux_config::Protocol;
+use mailmux_config::{Protocol, StoreTlsMode};
 use mailmux_proto::imap::replay::{ImapReplay, ReplayEvent};
 use mailmux_proto::pop3::replay::{Pop3Replay, Pop3ReplayEvent};
 use mailmux_proto::{ReplayCredentials, ReplayMechanism, StoreFailure};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::error::LoginError;
 use crate::route::StoreAddr;
+use crate::tls::{self, MaybeTls, StoreStream};
 
 /// What a successful store login leaves behind.
 #[derive(Debug)]
@@ -27,6 +32,23 @@ pub struct StoreLogin<S> {
     pub capabilities: Option<String>,
     /// The text of the store's success reply.
     pub text: String,
+}
+
+/// How to reach and log into one store.
+#[derive(Clone, Copy)]
+pub struct StoreSetup<'a> {
+    /// IMAP or POP3.
+    pub protocol: Protocol,
+    /// The store.
+    pub store: &'a StoreAddr,
+    /// LOGIN/USER-PASS or SASL PLAIN.
+    pub mechanism: ReplayMechanism,
+    /// Plain, implicit TLS or STARTTLS.
+    pub tls_mode: StoreTlsMode,
+    /// The service's connector; present whenever `tls_mode` is not `Off`.
+    pub connector: Option<&'a TlsConnector>,
+    /// Limit for the login (the TLS handshake included).
+    pub timeout: Duration,
 }
 
 /// Opens a TCP connection to the store.
@@ -47,29 +69,48 @@ pub async fn connect(store: &StoreAddr, timeout: Duration) -> Result<TcpStream, 
     Ok(stream)
 }
 
-/// Logs into the store over `stream`.
-pub async fn login<S>(
-    protocol: Protocol,
-    stream: S,
-    store: &StoreAddr,
-    mechanism: ReplayMechanism,
+/// Logs into the store over `tcp`.
+pub async fn login(
+    setup: StoreSetup<'_>,
+    tcp: TcpStream,
     credentials: ReplayCredentials,
-    timeout: Duration,
-) -> Result<StoreLogin<S>, LoginError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let machine = match protocol {
-        Protocol::Imap => Machine::Imap(ImapReplay::new(mechanism, credentials)),
-        Protocol::Pop3 => Machine::Pop3(Pop3Replay::new(mechanism, credentials)),
+) -> Result<StoreLogin<StoreStream>, LoginError> {
+    let starttls = setup.tls_mode == StoreTlsMode::StartTls;
+    let machine = match setup.protocol {
+        Protocol::Imap => Machine::Imap(ImapReplay::new(setup.mechanism, credentials, starttls)),
+        Protocol::Pop3 => Machine::Pop3(Pop3Replay::new(setup.mechanism, credentials, starttls)),
     };
-    match tokio::time::timeout(timeout, drive(machine, stream, store)).await {
+    let work = async {
+        let stream = match setup.tls_mode {
+            StoreTlsMode::Implicit { .. } => start_tls(&setup, tcp).await?,
+            StoreTlsMode::Off | StoreTlsMode::StartTls => MaybeTls::Plain(tcp),
+        };
+        drive(machine, stream, &setup).await
+    };
+    match tokio::time::timeout(setup.timeout, work).await {
         Ok(result) => result,
         Err(_) => Err(LoginError::StoreUnreachable {
-            store: store.clone(),
+            store: setup.store.clone(),
             reason: "no login reply in time".into(),
         }),
     }
+}
+
+/// The client side of the TLS handshake with a store, verifying its certificate.
+async fn start_tls(setup: &StoreSetup<'_>, tcp: TcpStream) -> Result<StoreStream, LoginError> {
+    let failed = |reason: String| LoginError::StoreUnreachable {
+        store: setup.store.clone(),
+        reason,
+    };
+    let connector = setup
+        .connector
+        .ok_or_else(|| failed("TLS to stores is not configured".into()))?;
+    let name = tls::store_name(&setup.store.host).map_err(failed)?;
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| failed(format!("TLS handshake failed: {e}")))?;
+    Ok(MaybeTls::Tls(Box::new(stream)))
 }
 
 /// The two replay machines behind one face.
@@ -83,6 +124,7 @@ enum Outcome {
         capabilities: Option<String>,
         text: String,
     },
+    StartTls,
     Failed(StoreFailure),
 }
 
@@ -108,12 +150,20 @@ impl Machine {
         }
     }
 
+    fn tls_started(&mut self) {
+        match self {
+            Machine::Imap(m) => m.tls_started(),
+            Machine::Pop3(m) => m.tls_started(),
+        }
+    }
+
     fn next_event(&mut self) -> Option<Outcome> {
         match self {
             Machine::Imap(m) => m.next_event().map(|e| match e {
                 ReplayEvent::LoggedIn { capabilities, text } => {
                     Outcome::LoggedIn { capabilities, text }
                 }
+                ReplayEvent::StartTls => Outcome::StartTls,
                 ReplayEvent::Failed(f) => Outcome::Failed(f),
             }),
             Machine::Pop3(m) => m.next_event().map(|e| match e {
@@ -121,20 +171,19 @@ impl Machine {
                     capabilities: None,
                     text,
                 },
+                Pop3ReplayEvent::StartTls => Outcome::StartTls,
                 Pop3ReplayEvent::Failed(f) => Outcome::Failed(f),
             }),
         }
     }
 }
 
-async fn drive<S>(
+async fn drive(
     mut machine: Machine,
-    mut stream: S,
-    store: &StoreAddr,
-) -> Result<StoreLogin<S>, LoginError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    mut stream: StoreStream,
+    setup: &StoreSetup<'_>,
+) -> Result<StoreLogin<StoreStream>, LoginError> {
+    let store = setup.store;
     let io_failure = |e: std::io::Error| LoginError::StoreUnreachable {
         store: store.clone(),
         reason: e.to_string(),
@@ -146,6 +195,7 @@ where
         let out = machine.take_output();
         if !out.is_empty() {
             stream.write_all(&out).await.map_err(io_failure)?;
+            stream.flush().await.map_err(io_failure)?;
         }
         match event {
             Some(Outcome::LoggedIn { capabilities, text }) => {
@@ -155,6 +205,16 @@ where
                     capabilities,
                     text,
                 });
+            }
+            Some(Outcome::StartTls) => {
+                let MaybeTls::Plain(tcp) = stream else {
+                    return Err(LoginError::StoreFailed {
+                        store: store.clone(),
+                        reason: "STARTTLS inside TLS".into(),
+                    });
+                };
+                stream = start_tls(setup, tcp).await?;
+                machine.tls_started();
             }
             Some(Outcome::Failed(failure)) => {
                 return Err(match failure {
