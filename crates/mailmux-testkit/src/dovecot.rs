@@ -1,5 +1,7 @@
 //! A real Dovecot store for tests: its own base_dir and configuration, a passwd-file with
-//! every user, and in the INBOX of each user it holds a marker message naming the store.
+//! every user, a master user for store-administrator logins, TLS on every port (STARTTLS /
+//! STLS on the plain ones, implicit on the others), and in the INBOX of each of its users a
+//! marker message naming the store.
 //!
 //! Every store knows every password (like stores sharing one directory), so a login that
 //! reaches the wrong store succeeds; tests tell stores apart by the marker, never by the
@@ -10,41 +12,55 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::daemon::Daemon;
+use crate::pki::CertFiles;
 use crate::{User, require_binary};
+
+/// The store administrator ("master user") every test store accepts: it may log in as any
+/// user with SASL PLAIN (authzid = the user), which is how mailmux's `StoreAdmin` works.
+pub const STORE_ADMIN: &str = "mmpstore";
+/// Its password.
+pub const STORE_ADMIN_PASSWORD: &str = "store-admin-secret";
 
 /// The subject line of a store's marker message.
 pub fn marker_subject(store_name: &str) -> String {
     format!("Welcome to {store_name}")
 }
 
+/// Where and how a store listens.
+#[derive(Debug, Clone)]
+pub struct StoreSpec {
+    /// Its name, in its marker messages.
+    pub name: String,
+    /// 0 for store A, 1 for store B: users with this `store` get the marker.
+    pub index: usize,
+    /// Listening address.
+    pub ip: IpAddr,
+    /// Plain IMAP port (STARTTLS offered).
+    pub imap_port: u16,
+    /// Plain POP3 port (STLS offered).
+    pub pop3_port: u16,
+    /// IMAP over TLS.
+    pub imaps_port: u16,
+    /// POP3 over TLS.
+    pub pop3s_port: u16,
+    /// The store's certificate.
+    pub tls: CertFiles,
+}
+
 /// A running Dovecot.
 #[derive(Debug)]
 pub struct Dovecot {
-    /// The store's name, in its marker message.
-    pub name: String,
-    /// Listening address (IMAP and POP3 share it).
-    pub ip: IpAddr,
-    /// IMAP port.
-    pub imap_port: u16,
-    /// POP3 port.
-    pub pop3_port: u16,
+    /// How it was started.
+    pub spec: StoreSpec,
     /// Its directory.
     pub dir: PathBuf,
     daemon: Daemon,
 }
 
 impl Dovecot {
-    /// Starts a store in `dir`. `users` all get a password; those with `store == index`
-    /// get the marker message.
-    pub fn start(
-        dir: &Path,
-        name: &str,
-        index: usize,
-        ip: IpAddr,
-        imap_port: u16,
-        pop3_port: u16,
-        users: &[User],
-    ) -> Dovecot {
+    /// Starts a store in `dir`. `users` all get a password; those whose `store` is the
+    /// spec's index get the marker message.
+    pub fn start(dir: &Path, spec: &StoreSpec, users: &[User]) -> Dovecot {
         let dovecot = require_binary("dovecot", "dovecot-imapd");
         require_binary("doveadm", "dovecot-core");
         assert!(
@@ -59,8 +75,13 @@ impl Dovecot {
             .map(|u| format!("{}:{{PLAIN}}{}\n", u.uid, u.password))
             .collect();
         std::fs::write(dir.join("passwd"), passwd).expect("write passwd");
-        for user in users.iter().filter(|u| u.store == index) {
-            write_marker(&dir.join("mail").join(&user.uid), name, &user.uid);
+        std::fs::write(
+            dir.join("master-passwd"),
+            format!("{STORE_ADMIN}:{{PLAIN}}{STORE_ADMIN_PASSWORD}\n"),
+        )
+        .expect("write master-passwd");
+        for user in users.iter().filter(|u| u.store == spec.index) {
+            write_marker(&dir.join("mail").join(&user.uid), &spec.name, &user.uid);
         }
         std::fs::create_dir_all(dir.join("home")).expect("home dir");
         let status = Command::new("chown")
@@ -75,8 +96,19 @@ impl Dovecot {
         let instance = format!(
             "mailmux-test-{}-{}",
             std::process::id(),
-            dir.file_name().and_then(|f| f.to_str()).unwrap_or(name)
+            dir.file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or(&spec.name)
         );
+        let StoreSpec {
+            ip,
+            imap_port,
+            pop3_port,
+            imaps_port,
+            pop3s_port,
+            ..
+        } = spec;
+        let (cert, key) = (spec.tls.cert.display(), spec.tls.key.display());
         std::fs::write(
             &conf,
             format!(
@@ -86,14 +118,25 @@ state_dir = {d}/state
 log_path = {d}/dovecot.log
 listen = {ip}
 protocols = imap pop3
-ssl = no
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_dh = </usr/share/dovecot/dh.pem
+ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_master_user_separator = *
 mail_location = maildir:{d}/mail/%u
 login_trusted_networks = 127.0.0.0/8
 mail_max_userip_connections = 1000
 default_client_limit = 4000
 pop3_uidl_format = %08Xu%08Xv
+passdb {{
+  driver = passwd-file
+  master = yes
+  pass = yes
+  args = scheme=PLAIN {d}/master-passwd
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
@@ -107,7 +150,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {imaps_port}
+    ssl = yes
   }}
   service_count = 0
 }}
@@ -116,7 +160,8 @@ service pop3-login {{
     port = {pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    port = {pop3s_port}
+    ssl = yes
   }}
   service_count = 0
 }}
@@ -139,18 +184,16 @@ service anvil {{
         .expect("write dovecot.conf");
         let conf_arg = conf.display().to_string();
         let mut daemon = Daemon::spawn(
-            &format!("dovecot {name}"),
+            &format!("dovecot {}", spec.name),
             &dovecot,
             &["-F", "-c", &conf_arg],
             &dir.join("dovecot.stdout"),
         );
-        daemon.wait_for_port(SocketAddr::new(ip, imap_port));
-        daemon.wait_for_port(SocketAddr::new(ip, pop3_port));
+        for port in [imap_port, pop3_port, imaps_port, pop3s_port] {
+            daemon.wait_for_port(SocketAddr::new(*ip, *port));
+        }
         Dovecot {
-            name: name.to_owned(),
-            ip,
-            imap_port,
-            pop3_port,
+            spec: spec.clone(),
             dir: dir.to_path_buf(),
             daemon,
         }

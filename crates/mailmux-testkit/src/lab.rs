@@ -12,7 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::dovecot::Dovecot;
+use crate::dovecot::{Dovecot, StoreSpec};
+use crate::pki::{Ca, CertFiles};
 use crate::slapd::{self, Slapd};
 use crate::{User, ports};
 
@@ -55,6 +56,16 @@ pub struct Lab {
     pub imap_port: u16,
     /// The stores' POP3 port.
     pub pop3_port: u16,
+    /// The stores' IMAP-over-TLS port.
+    pub imaps_port: u16,
+    /// The stores' POP3-over-TLS port.
+    pub pop3s_port: u16,
+    /// The CA that signed every certificate of the site (stores, mailmux, clients).
+    pub ca: Ca,
+    /// A CA nobody trusts, for certificates that must be refused.
+    pub other_ca: Ca,
+    /// mailmux's own certificate (127.0.0.1, localhost).
+    pub mailmux_tls: CertFiles,
     /// The users as an LDIF file.
     pub ldif: PathBuf,
     configs: AtomicUsize,
@@ -85,24 +96,35 @@ impl Lab {
             password: "ghostpw".into(),
             store: 9,
         });
-        let imap_port = ports::free_port_on(&STORE_IPS);
-        let pop3_port = loop {
+        let mut store_ports: Vec<u16> = Vec::new();
+        while store_ports.len() < 4 {
             let p = ports::free_port_on(&STORE_IPS);
-            if p != imap_port {
-                break p;
+            if !store_ports.contains(&p) {
+                store_ports.push(p);
             }
-        };
+        }
+        let [imap_port, pop3_port, imaps_port, pop3s_port] = [
+            store_ports[0],
+            store_ports[1],
+            store_ports[2],
+            store_ports[3],
+        ];
+        let ca = Ca::new(&dir.path().join("pki"), "mailmux-test-ca");
+        let other_ca = Ca::new(&dir.path().join("pki-other"), "untrusted-ca");
+        let mailmux_tls = ca.server("mailmux", &["127.0.0.1", "localhost"]);
         let stores = (0..2)
             .map(|i| {
-                Dovecot::start(
-                    &dir.path().join(STORE_NAMES[i]),
-                    STORE_NAMES[i],
-                    i,
-                    IpAddr::V4(STORE_IPS[i]),
+                let spec = StoreSpec {
+                    name: STORE_NAMES[i].to_owned(),
+                    index: i,
+                    ip: IpAddr::V4(STORE_IPS[i]),
                     imap_port,
                     pop3_port,
-                    &all_passwords,
-                )
+                    imaps_port,
+                    pop3s_port,
+                    tls: ca.server(STORE_NAMES[i], &[&STORE_IPS[i].to_string()]),
+                };
+                Dovecot::start(&dir.path().join(STORE_NAMES[i]), &spec, &all_passwords)
             })
             .collect();
         let hosts: Vec<String> = STORE_IPS.iter().map(ToString::to_string).collect();
@@ -120,6 +142,11 @@ impl Lab {
             slapd,
             imap_port,
             pop3_port,
+            imaps_port,
+            pop3s_port,
+            ca,
+            other_ca,
+            mailmux_tls,
             ldif,
             configs: AtomicUsize::new(0),
         }
@@ -194,4 +221,46 @@ impl Lab {
         .expect("write POP3 config");
         cfg
     }
+
+    /// Like [`Lab::write_config`], with TLS toward clients: each service listens on port 0
+    /// (STARTTLS/STLS offered) and on a fixed free port with implicit TLS (`SSLPorts`), with
+    /// mailmux's certificate from the lab CA, and client certificates from the lab CA accepted.
+    pub fn write_tls_config(
+        &self,
+        directory: DirectoryKind,
+        imap_extra: &str,
+        pop3_extra: &str,
+    ) -> TlsConfig {
+        let (imaps, pop3s) = (ports::free_port(), ports::free_port());
+        let tls = |port: u16| {
+            format!(
+                "default:SSLEnable yes\ndefault:SSLPorts {port}\ndefault:SSLCertFile {}\ndefault:SSLKeyFile {}\ndefault:SSLCACertFile {}\n",
+                self.mailmux_tls.cert.display(),
+                self.mailmux_tls.key.display(),
+                self.ca.cert.display()
+            )
+        };
+        let dir = self.write_config(
+            directory,
+            &(tls(imaps) + imap_extra),
+            &(tls(pop3s) + pop3_extra),
+        );
+        std::fs::write(
+            dir.join("AService.cfg"),
+            format!("default:ServiceList imapproxy@127.0.0.1:0|127.0.0.1:{imaps} popproxy@127.0.0.1:0|127.0.0.1:{pop3s}\ndefault:LogLevel 7\n"),
+        )
+        .expect("write AService.cfg");
+        TlsConfig { dir, imaps, pop3s }
+    }
+}
+
+/// A configuration directory with TLS listeners.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The directory.
+    pub dir: PathBuf,
+    /// mailmux's implicit-TLS IMAP port.
+    pub imaps: u16,
+    /// mailmux's implicit-TLS POP3 port.
+    pub pop3s: u16,
 }

@@ -14,12 +14,14 @@
 //! | [`ports`] | free ports on one or more loopback addresses |
 //! | [`slapd`] | an OpenLDAP server from a 20-line `slapd.conf` |
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
+//! | [`pki`] | a test CA: server and client certificates, CRLs |
 //! | [`lab`] | the whole site, and mailmux configuration directories pointing at it |
 //! | [`transcript`] | a line client whose failures print the conversation so far |
 
 pub mod daemon;
 pub mod dovecot;
 pub mod lab;
+pub mod pki;
 pub mod ports;
 pub mod slapd;
 pub mod transcript;

@@ -7,8 +7,47 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use crate::pki::CertFiles;
+
+/// What a transcript can run over: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
+
+/// A TLS client trusting `ca`, optionally presenting a client certificate.
+pub fn tls_connector(ca: &Path, client: Option<&CertFiles>) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
+        roots.add(cert.expect("CA PEM")).expect("add CA");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots);
+    let config = match client {
+        Some(files) => {
+            let chain = CertificateDer::pem_file_iter(&files.cert)
+                .expect("read client certificate")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("client certificate PEM");
+            let key = PrivateKeyDer::from_pem_file(&files.key).expect("client key");
+            builder
+                .with_client_auth_cert(chain, key)
+                .expect("client auth")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
 
 /// How long any single read may take before the test fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -16,7 +55,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// A client connection with its transcript.
 #[derive(Debug)]
 pub struct Transcript {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Stream>>,
     log: Vec<String>,
 }
 
@@ -27,9 +66,50 @@ impl Transcript {
             .await
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         Transcript {
-            stream: BufReader::new(stream),
+            stream: BufReader::new(Box::new(stream)),
             log: Vec::new(),
         }
+    }
+
+    /// Connects with TLS from the first byte (993/995 style).
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        connector: &tokio_rustls::TlsConnector,
+    ) -> Transcript {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let name = ServerName::from(addr.ip());
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}"));
+        Transcript {
+            stream: BufReader::new(Box::new(tls)),
+            log: vec!["-- TLS --".into()],
+        }
+    }
+
+    /// Upgrades the connection after the server said yes to STARTTLS/STLS. Fails if the
+    /// server sent anything after that answer (it would be plaintext injected before TLS).
+    pub async fn start_tls(
+        self,
+        name: ServerName<'static>,
+        connector: &tokio_rustls::TlsConnector,
+    ) -> Result<Transcript, String> {
+        if !self.stream.buffer().is_empty() {
+            self.fail("the server sent bytes after its STARTTLS answer");
+        }
+        let Transcript { stream, mut log } = self;
+        let tls = connector
+            .connect(name, stream.into_inner())
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        log.push("-- TLS --".into());
+        Ok(Transcript {
+            stream: BufReader::new(Box::new(tls)),
+            log,
+        })
     }
 
     /// Sends one line (CRLF added).
