@@ -34,13 +34,7 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {severity}: {}", self.file.display(), self.message)
         } else {
-            write!(
-                f,
-                "{}:{}: {severity}: {}",
-                self.file.display(),
-                self.line,
-                self.message
-            )
+            write!(f, "{}:{}: {severity}: {}", self.file.display(), self.line, self.message)
         }
     }
 }
@@ -61,12 +55,7 @@ impl Diagnostics {
     }
 
     fn push(&mut self, severity: Severity, file: &Path, line: usize, message: String) {
-        self.0.push(Diagnostic {
-            severity,
-            file: file.to_path_buf(),
-            line,
-            message,
-        });
+        self.0.push(Diagnostic { severity, file: file.to_path_buf(), line, message });
     }
 
     /// Whether any problem is an error.

@@ -49,16 +49,11 @@ pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
         if path.is_empty() {
             return Err(format!("'{url}' names no LDIF file"));
         }
-        return Ok(DirectoryUrl::Ldif {
-            path: crate::resolve(dir, path),
-            base: percent_decode(base)?,
-        });
+        return Ok(DirectoryUrl::Ldif { path: crate::resolve(dir, path), base: percent_decode(base)? });
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("ldaps://") {
-        return Err(format!(
-            "'{url}': ldaps:// is not supported yet; use ldap://"
-        ));
+        return Err(format!("'{url}': ldaps:// is not supported yet; use ldap://"));
     }
     let Some(rest) = lower.starts_with("ldap://").then(|| &url[7..]) else {
         return Err(format!("'{url}' is not an ldap:// or ldif: URL"));
@@ -71,17 +66,10 @@ pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
         Some(v6) => v6.contains("]:"),
         None => hostport.contains(':'),
     };
-    let hostport = if has_port {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:389")
-    };
+    let hostport = if has_port { hostport.to_owned() } else { format!("{hostport}:389") };
     // Anything after '?' (attributes, scope, filter) is not used by the MMP.
     let base = path.split('?').next().unwrap_or("");
-    Ok(DirectoryUrl::Ldap {
-        server: format!("ldap://{hostport}"),
-        base: percent_decode(base)?,
-    })
+    Ok(DirectoryUrl::Ldap { server: format!("ldap://{hostport}"), base: percent_decode(base)? })
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
@@ -113,24 +101,15 @@ mod tests {
         let d = Path::new("/etc/mailmux");
         assert_eq!(
             parse("ldap://phonebook.siroe.com/o=internet", d).unwrap(),
-            DirectoryUrl::Ldap {
-                server: "ldap://phonebook.siroe.com:389".into(),
-                base: "o=internet".into()
-            }
+            DirectoryUrl::Ldap { server: "ldap://phonebook.siroe.com:389".into(), base: "o=internet".into() }
         );
         assert_eq!(
             parse("LDAP://127.0.0.1:3890/dc=example,dc=com?uid?sub", d).unwrap(),
-            DirectoryUrl::Ldap {
-                server: "ldap://127.0.0.1:3890".into(),
-                base: "dc=example,dc=com".into()
-            }
+            DirectoryUrl::Ldap { server: "ldap://127.0.0.1:3890".into(), base: "dc=example,dc=com".into() }
         );
         assert_eq!(
             parse("ldap://h/o=a%20b", d).unwrap(),
-            DirectoryUrl::Ldap {
-                server: "ldap://h:389".into(),
-                base: "o=a b".into()
-            }
+            DirectoryUrl::Ldap { server: "ldap://h:389".into(), base: "o=a b".into() }
         );
     }
 
@@ -139,30 +118,18 @@ mod tests {
         let d = Path::new("/etc/mailmux");
         assert_eq!(
             parse("ldif:users.ldif?ou=people,dc=x", d).unwrap(),
-            DirectoryUrl::Ldif {
-                path: "/etc/mailmux/users.ldif".into(),
-                base: "ou=people,dc=x".into()
-            }
+            DirectoryUrl::Ldif { path: "/etc/mailmux/users.ldif".into(), base: "ou=people,dc=x".into() }
         );
         assert_eq!(
             parse("ldif:///var/lib/u.ldif", d).unwrap(),
-            DirectoryUrl::Ldif {
-                path: "/var/lib/u.ldif".into(),
-                base: String::new()
-            }
+            DirectoryUrl::Ldif { path: "/var/lib/u.ldif".into(), base: String::new() }
         );
     }
 
     #[test]
     fn bad_urls() {
         let d = Path::new("/");
-        for bad in [
-            "http://x",
-            "ldap:///o=x",
-            "ldif:",
-            "ldaps://h/",
-            "ldap://h/%zz",
-        ] {
+        for bad in ["http://x", "ldap:///o=x", "ldif:", "ldaps://h/", "ldap://h/%zz"] {
             assert!(parse(bad, d).is_err(), "{bad}");
         }
     }

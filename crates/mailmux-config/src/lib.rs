@@ -12,6 +12,7 @@
 //! | module | what it knows |
 //! | --- | --- |
 //! | [`raw`] | line syntax: sections, quoting, comments, booleans |
+//! | [`certmap`] | `certmap.conf`: client certificate → directory search |
 //! | [`diagnostic`] | a problem with its file and line |
 //! | [`service_list`] | `ServiceList` items and listening addresses |
 //! | [`template`] | `SearchFormat` / `ReplayFormat` templates (`%s %U %V %o %C %S %A[attr]`) |
@@ -19,6 +20,7 @@
 //! | [`service`] | the per-service parameters, typed and validated |
 //! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
 
+pub mod certmap;
 pub mod diagnostic;
 pub mod directory_url;
 pub mod raw;
@@ -79,12 +81,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     for entry in &entries {
         match entry.key.as_str() {
             "servicelist" => {
-                service_list = Some(service_list::parse(
-                    &entry.value,
-                    &aservice_path,
-                    entry.line,
-                    &mut diags,
-                ));
+                service_list = Some(service_list::parse(&entry.value, &aservice_path, entry.line, &mut diags));
             }
             "logdir" => log_dir = Some(resolve(dir, &entry.value)),
             "loglevel" => match LogLevel::parse(&entry.value) {
@@ -96,19 +93,11 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
                 entry.line,
                 "NumThreads is ignored: mailmux sizes its worker pool to the machine's cores",
             ),
-            _ => diags.warn(
-                &aservice_path,
-                entry.line,
-                format!("unknown parameter '{}' ignored", entry.name),
-            ),
+            _ => diags.warn(&aservice_path, entry.line, format!("unknown parameter '{}' ignored", entry.name)),
         }
     }
     let Some(service_list) = service_list else {
-        diags.error(
-            &aservice_path,
-            0,
-            "ServiceList is missing: no service to run",
-        );
+        diags.error(&aservice_path, 0, "ServiceList is missing: no service to run");
         return Err(diags);
     };
     let mut services = Vec::new();
@@ -117,44 +106,23 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let entries = raw::parse(&path, &text, instance, &mut diags);
-                if let Some(svc) = service::build(
-                    item.protocol,
-                    item.listeners,
-                    &path,
-                    dir,
-                    &entries,
-                    &mut diags,
-                ) {
+                if let Some(svc) = service::build(item.protocol, item.listeners, &path, dir, &entries, &mut diags) {
                     services.push(svc);
                 }
             }
-            Err(e) => diags.error(
-                &aservice_path,
-                item.line,
-                format!("service file {} cannot be read: {e}", path.display()),
-            ),
+            Err(e) => {
+                diags.error(&aservice_path, item.line, format!("service file {} cannot be read: {e}", path.display()))
+            }
         }
     }
     if diags.has_errors() {
         return Err(diags);
     }
-    Ok(Loaded {
-        config: Config {
-            dir: dir.to_path_buf(),
-            log_dir,
-            log_level,
-            services,
-        },
-        warnings: diags,
-    })
+    Ok(Loaded { config: Config { dir: dir.to_path_buf(), log_dir, log_level, services }, warnings: diags })
 }
 
 /// A path from a configuration value, relative to the configuration directory.
 pub fn resolve(dir: &Path, value: &str) -> PathBuf {
     let p = Path::new(value);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        dir.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { dir.join(p) }
 }

@@ -36,12 +36,7 @@ pub struct Entry {
 
 /// Parses a file into the entries that apply to `instance`, one per name (a later line or
 /// an instance-specific line overrides an earlier `default` one).
-pub fn parse(
-    file: &Path,
-    text: &str,
-    instance: Option<&str>,
-    diags: &mut Diagnostics,
-) -> Vec<Entry> {
+pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagnostics) -> Vec<Entry> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut index: HashMap<String, (usize, bool)> = HashMap::new();
     let mut lines = text.lines().enumerate();
@@ -58,11 +53,7 @@ pub fn parse(
         let (section, name) = match head.split_once(':') {
             Some((section, name)) => (section, name),
             None => {
-                diags.warn(
-                    file,
-                    number,
-                    format!("'{head}' has no section prefix; read as 'default:{head}'"),
-                );
+                diags.warn(file, number, format!("'{head}' has no section prefix; read as 'default:{head}'"));
                 ("default", head)
             }
         };
@@ -85,11 +76,7 @@ pub fn parse(
             match unquote(&value) {
                 Some(v) => value = v,
                 None => {
-                    diags.error(
-                        file,
-                        number,
-                        format!("{name}: unterminated or misplaced quote"),
-                    );
+                    diags.error(file, number, format!("{name}: unterminated or misplaced quote"));
                     continue;
                 }
             }
@@ -102,23 +89,14 @@ pub fn parse(
             continue;
         };
         let key = name.to_ascii_lowercase();
-        let entry = Entry {
-            name: name.to_owned(),
-            key: key.clone(),
-            value,
-            line: number,
-        };
+        let entry = Entry { name: name.to_owned(), key: key.clone(), value, line: number };
         match index.get(&key).copied() {
             Some((at, was_specific)) => {
                 if was_specific && !specific {
                     continue;
                 }
                 if was_specific == specific {
-                    diags.warn(
-                        file,
-                        number,
-                        format!("{name} set again; this replaces line {}", entries[at].line),
-                    );
+                    diags.warn(file, number, format!("{name} set again; this replaces line {}", entries[at].line));
                 }
                 entries[at] = entry;
                 index.insert(key, (at, specific));
@@ -136,10 +114,7 @@ pub fn parse(
 fn unquote(value: &str) -> Option<String> {
     let inner = value.strip_prefix('"')?;
     let end = inner.find('"')?;
-    inner[end + 1..]
-        .trim()
-        .is_empty()
-        .then(|| inner[..end].to_owned())
+    inner[end + 1..].trim().is_empty().then(|| inner[..end].to_owned())
 }
 
 /// Parses a boolean the way the MMP's files and its 7.x successor write them.
@@ -147,9 +122,7 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "yes" | "1" | "true" | "on" => Ok(true),
         "no" | "0" | "false" | "off" => Ok(false),
-        _ => Err(format!(
-            "'{value}' is not a boolean (yes/no, 1/0, true/false, on/off)"
-        )),
+        _ => Err(format!("'{value}' is not a boolean (yes/no, 1/0, true/false, on/off)")),
     }
 }
 
@@ -159,10 +132,8 @@ mod tests {
 
     fn entries(text: &str, instance: Option<&str>) -> (Vec<(String, String, usize)>, Diagnostics) {
         let mut d = Diagnostics::default();
-        let e = parse(Path::new("t.cfg"), text, instance, &mut d)
-            .into_iter()
-            .map(|e| (e.key, e.value, e.line))
-            .collect();
+        let e =
+            parse(Path::new("t.cfg"), text, instance, &mut d).into_iter().map(|e| (e.key, e.value, e.line)).collect();
         (e, d)
     }
 
@@ -185,10 +156,7 @@ mod tests {
 
     #[test]
     fn quoted_value_folded_over_lines() {
-        let (e, _) = entries(
-            "default:Capability \"IMAP4 IMAP4rev1\n  ACL QUOTA\"\ndefault:X y\n",
-            None,
-        );
+        let (e, _) = entries("default:Capability \"IMAP4 IMAP4rev1\n  ACL QUOTA\"\ndefault:X y\n", None);
         assert_eq!(e[0].1, "IMAP4 IMAP4rev1 ACL QUOTA");
         assert_eq!(e[1], ("x".into(), "y".into(), 3));
     }
@@ -205,18 +173,9 @@ mod tests {
     fn problems_are_reported_with_lines() {
         let (_, d) = entries("default:A \"x\" y\nB c\ndefault:B d\n", None);
         let text = d.to_string();
-        assert!(
-            text.contains("t.cfg:1: error: A: unterminated or misplaced quote"),
-            "{text}"
-        );
-        assert!(
-            text.contains("t.cfg:2: warning: 'B' has no section prefix"),
-            "{text}"
-        );
-        assert!(
-            text.contains("t.cfg:3: warning: B set again; this replaces line 2"),
-            "{text}"
-        );
+        assert!(text.contains("t.cfg:1: error: A: unterminated or misplaced quote"), "{text}");
+        assert!(text.contains("t.cfg:2: warning: 'B' has no section prefix"), "{text}");
+        assert!(text.contains("t.cfg:3: warning: B set again; this replaces line 2"), "{text}");
     }
 
     #[test]

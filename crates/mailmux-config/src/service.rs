@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use mailmux_proto::{ReplayMechanism, Secret};
 
+use crate::certmap::CertMap;
 use crate::raw::Entry;
 use crate::tls::{ServerTls, StoreTls, TlsParams};
 use crate::{Diagnostics, DirectoryUrl, Template, directory_url};
@@ -122,6 +123,11 @@ pub struct ServiceConfig {
     pub store_tls: StoreTls,
     /// `RestrictPlainPasswords`: no plaintext password before TLS.
     pub restrict_plain_passwords: bool,
+    /// `CertMapFile`: how client certificates map to users (certificate logins).
+    pub cert_map: Option<CertMap>,
+    /// `StoreAdmin` / `StoreAdminPass`: the store identity mailmux logs in as on behalf of
+    /// users it authenticated itself (certificates).
+    pub store_admin: Option<(String, Secret)>,
 }
 
 /// What mailmux advertises before login when `Capability` is not set.
@@ -142,7 +148,6 @@ const NOT_YET: &[&str] = &[
     "bgmaxbadness",
     "bgpenalty",
     "canonicalvirtualdomaindelim",
-    "certmapfile",
     "clientlookup",
     "connlimits",
     "crams",
@@ -154,8 +159,6 @@ const NOT_YET: &[&str] = &[
     "preauth",
     "spoofmessagefile",
     "ssladjustciphersuites",
-    "storeadmin",
-    "storeadminpass",
     "tcpaccess",
     "tcpaccessattr",
     "virtualdomainfile",
@@ -173,11 +176,7 @@ pub fn build(
     entries: &[Entry],
     diags: &mut Diagnostics,
 ) -> Option<ServiceConfig> {
-    let errors_before = diags
-        .0
-        .iter()
-        .filter(|d| d.severity == crate::Severity::Error)
-        .count();
+    let errors_before = diags.0.iter().filter(|d| d.severity == crate::Severity::Error).count();
     let mut svc = ServiceConfig {
         protocol,
         file: file.to_path_buf(),
@@ -208,7 +207,11 @@ pub fn build(
         tls: None,
         store_tls: StoreTls::default(),
         restrict_plain_passwords: false,
+        cert_map: None,
+        store_admin: None,
     };
+    let (mut store_admin, mut store_admin_pass) = (None, None);
+    let mut cert_map_line = 0;
     let mut saw_ldap_url = false;
     let mut tls = TlsParams::default();
     for e in entries {
@@ -225,13 +228,7 @@ pub fn build(
                 v.split_whitespace()
                     .map(|u| directory_url::parse(u, dir))
                     .collect::<Result<Vec<_>, _>>()
-                    .and_then(|urls| {
-                        if urls.is_empty() {
-                            Err("LdapURL is empty".into())
-                        } else {
-                            Ok(urls)
-                        }
-                    })
+                    .and_then(|urls| if urls.is_empty() { Err("LdapURL is empty".into()) } else { Ok(urls) })
                     .map(|urls| svc.directory = urls)
             }
             "binddn" => {
@@ -244,8 +241,7 @@ pub fn build(
             }
             "searchformat" => Template::parse(v, false).map(|t| svc.search_format = t),
             "mailhostattrs" => {
-                let attrs: Vec<String> =
-                    v.split_whitespace().map(str::to_ascii_lowercase).collect();
+                let attrs: Vec<String> = v.split_whitespace().map(str::to_ascii_lowercase).collect();
                 if attrs.is_empty() {
                     Err("MailHostAttrs names no attribute".into())
                 } else {
@@ -288,23 +284,39 @@ pub fn build(
             }
             "capability" => {
                 let caps: Vec<&str> = v.split_whitespace().collect();
-                if caps.iter().any(|c| {
-                    c.eq_ignore_ascii_case("STARTTLS")
-                        || c.to_ascii_uppercase().starts_with("AUTH=")
-                }) {
-                    diags.warn(file, e.line, "Capability: STARTTLS and AUTH= items are added by mailmux and were dropped here");
+                if caps
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case("STARTTLS") || c.to_ascii_uppercase().starts_with("AUTH="))
+                {
+                    diags.warn(
+                        file,
+                        e.line,
+                        "Capability: STARTTLS and AUTH= items are added by mailmux and were dropped here",
+                    );
                 }
                 let kept: Vec<&str> = caps
                     .into_iter()
-                    .filter(|c| {
-                        !c.eq_ignore_ascii_case("STARTTLS")
-                            && !c.to_ascii_uppercase().starts_with("AUTH=")
-                    })
+                    .filter(|c| !c.eq_ignore_ascii_case("STARTTLS") && !c.to_ascii_uppercase().starts_with("AUTH="))
                     .collect();
                 if protocol == Protocol::Pop3 {
                     diags.warn(file, e.line, "Capability has no effect on POP3");
                 }
                 svc.capability = kept.join(" ");
+                Ok(())
+            }
+            "certmapfile" => {
+                cert_map_line = e.line;
+                let path = crate::resolve(dir, v);
+                std::fs::read_to_string(&path)
+                    .map(|text| svc.cert_map = Some(crate::certmap::parse(&path, &text, diags)))
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))
+            }
+            "storeadmin" => {
+                store_admin = (!v.is_empty()).then(|| v.to_owned());
+                Ok(())
+            }
+            "storeadminpass" => {
+                store_admin_pass = (!v.is_empty()).then(|| Secret::new(v));
                 Ok(())
             }
             "serverdownalert" => {
@@ -320,19 +332,12 @@ pub fn build(
                 diags.warn(
                     file,
                     e.line,
-                    format!(
-                        "{} is an MMP parameter mailmux does not implement yet; ignored",
-                        e.name
-                    ),
+                    format!("{} is an MMP parameter mailmux does not implement yet; ignored", e.name),
                 );
                 Ok(())
             }
             _ => {
-                diags.warn(
-                    file,
-                    e.line,
-                    format!("unknown parameter '{}' ignored", e.name),
-                );
+                diags.warn(file, e.line, format!("unknown parameter '{}' ignored", e.name));
                 Ok(())
             }
         };
@@ -342,33 +347,42 @@ pub fn build(
     }
     svc.restrict_plain_passwords = tls.restrict_plain_passwords;
     (svc.tls, svc.store_tls) = tls.finish(&svc.listeners, file, diags);
+    svc.store_admin = match (store_admin, store_admin_pass) {
+        (Some(user), Some(pass)) => Some((user, pass)),
+        (None, None) => None,
+        _ => {
+            diags.error(file, 0, "StoreAdmin and StoreAdminPass must be set together");
+            None
+        }
+    };
+    if svc.cert_map.is_some() {
+        if !svc.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()) {
+            diags.error(
+                file,
+                cert_map_line,
+                "CertMapFile needs SSLEnable yes and SSLCACertFile (the CA client certificates must chain to)",
+            );
+        }
+        if svc.store_admin.is_none() {
+            diags.error(
+                file,
+                cert_map_line,
+                "CertMapFile needs StoreAdmin and StoreAdminPass: certificate users have no password to replay",
+            );
+        }
+    }
     if !saw_ldap_url {
-        diags.error(
-            file,
-            0,
-            "LdapURL is missing: mailmux needs a directory (ldap://… or ldif:…)",
-        );
+        diags.error(file, 0, "LdapURL is missing: mailmux needs a directory (ldap://… or ldif:…)");
     }
     if svc.bind_dn.is_some() != svc.bind_pass.is_some() {
-        diags.warn(
-            file,
-            0,
-            "BindDN and BindPass should be set together; searches will bind anonymously",
-        );
+        diags.warn(file, 0, "BindDN and BindPass should be set together; searches will bind anonymously");
     }
-    let errors_after = diags
-        .0
-        .iter()
-        .filter(|d| d.severity == crate::Severity::Error)
-        .count();
+    let errors_after = diags.0.iter().filter(|d| d.severity == crate::Severity::Error).count();
     (errors_after == errors_before).then_some(svc)
 }
 
 fn parse_port(v: &str) -> Result<u16, String> {
-    v.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("'{v}' is not a port number (1-65535)"))
+    v.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| format!("'{v}' is not a port number (1-65535)"))
 }
 
 fn parse_seconds(v: &str) -> Result<Duration, String> {
@@ -387,18 +401,8 @@ mod tests {
         let mut d = Diagnostics::default();
         let file = Path::new("/cfg/ImapProxyAService.cfg");
         let entries = crate::raw::parse(file, text, None, &mut d);
-        let listeners = vec![
-            "0.0.0.0:143".parse().unwrap(),
-            "0.0.0.0:993".parse().unwrap(),
-        ];
-        let svc = build(
-            Protocol::Imap,
-            listeners,
-            file,
-            Path::new("/cfg"),
-            &entries,
-            &mut d,
-        );
+        let listeners = vec!["0.0.0.0:143".parse().unwrap(), "0.0.0.0:993".parse().unwrap()];
+        let svc = build(Protocol::Imap, listeners, file, Path::new("/cfg"), &entries, &mut d);
         (svc, d)
     }
 
@@ -424,23 +428,30 @@ mod tests {
         let (svc, d) = service(VENDOR_SAMPLE);
         assert!(svc.is_none());
         let text = d.to_string();
-        assert!(text.contains("ImapProxyAService.cfg:9: error: SSLEnable yes needs SSLCertFile (PEM certificate chain)"), "{text}");
-        assert!(text.contains("ImapProxyAService.cfg:11: warning: SSLCertNicknames: NSS databases are not used by mailmux"), "{text}");
-        assert!(text.contains("ImapProxyAService.cfg:15: warning: PreAuth is an MMP parameter mailmux does not implement yet"), "{text}");
-
-        let with_pem = format!(
-            "{VENDOR_SAMPLE}default:SSLCertFile /etc/mailmux/cert.pem\ndefault:SSLKeyFile key.pem\n"
+        assert!(
+            text.contains("ImapProxyAService.cfg:9: error: SSLEnable yes needs SSLCertFile (PEM certificate chain)"),
+            "{text}"
         );
+        assert!(
+            text.contains("ImapProxyAService.cfg:11: warning: SSLCertNicknames: NSS databases are not used by mailmux"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ImapProxyAService.cfg:15: warning: PreAuth is an MMP parameter mailmux does not implement yet"
+            ),
+            "{text}"
+        );
+
+        let with_pem =
+            format!("{VENDOR_SAMPLE}default:SSLCertFile /etc/mailmux/cert.pem\ndefault:SSLKeyFile key.pem\n");
         let (svc, d) = service(&with_pem);
         let svc = svc.unwrap_or_else(|| panic!("{d}"));
         assert_eq!(svc.bind_dn.as_deref(), Some("cn=Directory Manager"));
         assert_eq!(svc.timeout, Duration::from_secs(1800));
         assert!(svc.capability.starts_with("IMAP4 IMAP4rev1 ACL"));
         assert_eq!(svc.mail_host_attrs, vec!["mailhost"]);
-        assert_eq!(
-            svc.server_down_alert.as_deref(),
-            Some("your IMAP server appears to be temporarily out of service")
-        );
+        assert_eq!(svc.server_down_alert.as_deref(), Some("your IMAP server appears to be temporarily out of service"));
         let tls = svc.tls.expect("TLS on");
         assert_eq!(tls.implicit_ports, vec![993]);
         assert_eq!(tls.key_file, Path::new("/cfg/key.pem"));
@@ -448,33 +459,20 @@ mod tests {
 
     #[test]
     fn tls_to_stores_and_its_conflicts() {
-        let (svc, _) = service(
-            "default:LdapURL ldif:u\ndefault:SSLBacksidePort 993\ndefault:SSLBacksideCAFile ca.pem\n",
-        );
+        let (svc, _) =
+            service("default:LdapURL ldif:u\ndefault:SSLBacksidePort 993\ndefault:SSLBacksideCAFile ca.pem\n");
         let store = svc.unwrap().store_tls;
         assert_eq!(store.mode, crate::StoreTlsMode::Implicit { port: 993 });
         assert_eq!(store.ca_file.as_deref(), Some(Path::new("/cfg/ca.pem")));
         assert!(store.verify);
-        let (svc, _) = service(
-            "default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksideVerify no\n",
-        );
+        let (svc, _) = service("default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksideVerify no\n");
         let store = svc.unwrap().store_tls;
-        assert_eq!(
-            (store.mode, store.verify),
-            (crate::StoreTlsMode::StartTls, false)
-        );
-        let (svc, d) = service(
-            "default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksidePort 993\n",
-        );
+        assert_eq!((store.mode, store.verify), (crate::StoreTlsMode::StartTls, false));
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:BacksideStartTLS yes\ndefault:SSLBacksidePort 993\n");
         assert!(svc.is_none(), "{d}");
-        let (svc, d) = service(
-            "default:LdapURL ldif:u\ndefault:SSLEnable yes\ndefault:SSLCertFile /x/cert8.db\n",
-        );
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:SSLEnable yes\ndefault:SSLCertFile /x/cert8.db\n");
         assert!(svc.is_none());
-        assert!(
-            d.to_string().contains("is an NSS certificate database"),
-            "{d}"
-        );
+        assert!(d.to_string().contains("is an NSS certificate database"), "{d}");
     }
 
     #[test]
@@ -505,9 +503,8 @@ mod tests {
         let (svc, d) = service("default:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n");
         assert!(svc.is_none());
         assert!(d.to_string().contains("LdapURL is missing"));
-        let (svc, _) = service(
-            "default:LdapURL ldif:u.ldif\ndefault:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n",
-        );
+        let (svc, _) =
+            service("default:LdapURL ldif:u.ldif\ndefault:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n");
         assert_eq!(svc.unwrap().capability, "IMAP4rev1 IDLE");
     }
 }

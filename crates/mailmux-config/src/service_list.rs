@@ -31,11 +31,7 @@ pub fn parse(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> 
     let mut items: Vec<ServiceItem> = Vec::new();
     for token in value.split_whitespace() {
         let Some((name, ports)) = token.split_once('@') else {
-            diags.error(
-                file,
-                line,
-                format!("ServiceList item '{token}' is not service@port"),
-            );
+            diags.error(file, line, format!("ServiceList item '{token}' is not service@port"));
             continue;
         };
         let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
@@ -44,16 +40,18 @@ pub fn parse(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> 
             "imapproxy" | "imapproxyaservice" => (Protocol::Imap, "ImapProxyAService.cfg"),
             "popproxy" | "popproxyaservice" => (Protocol::Pop3, "PopProxyAService.cfg"),
             "submitproxy" | "smtpproxy" | "smtpproxyaservice" => {
-                diags.warn(file, line, format!("service '{name}' (SMTP submission proxy) is not supported by mailmux; skipped"));
+                diags.warn(
+                    file,
+                    line,
+                    format!("service '{name}' (SMTP submission proxy) is not supported by mailmux; skipped"),
+                );
                 continue;
             }
             _ => {
                 diags.error(
                     file,
                     line,
-                    format!(
-                        "unknown service '{name}' in ServiceList (expected imapproxy or popproxy)"
-                    ),
+                    format!("unknown service '{name}' in ServiceList (expected imapproxy or popproxy)"),
                 );
                 continue;
             }
@@ -76,19 +74,10 @@ pub fn parse(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> 
             }
         }
         if let Some(existing) = items.iter_mut().find(|i| i.protocol == protocol) {
-            diags.warn(
-                file,
-                line,
-                format!("{name} listed twice; its ports are merged"),
-            );
+            diags.warn(file, line, format!("{name} listed twice; its ports are merged"));
             existing.listeners.extend(listeners);
         } else {
-            items.push(ServiceItem {
-                protocol,
-                file: file_name,
-                listeners,
-                line,
-            });
+            items.push(ServiceItem { protocol, file: file_name, listeners, line });
         }
     }
     items
@@ -99,8 +88,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
     }
-    text.parse::<SocketAddr>()
-        .map_err(|_| format!("'{text}' is not a port, ADDR:PORT or [IPv6]:PORT"))
+    text.parse::<SocketAddr>().map_err(|_| format!("'{text}' is not a port, ADDR:PORT or [IPv6]:PORT"))
 }
 
 #[cfg(test)]
@@ -118,13 +106,7 @@ mod tests {
         assert_eq!(i.len(), 2);
         assert_eq!(i[0].protocol, Protocol::Imap);
         assert_eq!(i[0].file, "ImapProxyAService.cfg");
-        assert_eq!(
-            i[0].listeners,
-            vec![
-                "0.0.0.0:1143".parse().unwrap(),
-                "0.0.0.0:1993".parse().unwrap()
-            ]
-        );
+        assert_eq!(i[0].listeners, vec!["0.0.0.0:1143".parse().unwrap(), "0.0.0.0:1993".parse().unwrap()]);
         assert_eq!(i[1].file, "PopProxyAService.cfg");
         assert!(d.to_string().contains("not supported"));
     }
@@ -134,13 +116,7 @@ mod tests {
         let (i, d) = items("ImapProxyAService.cfg@127.0.0.2:143|[::1]:143 PopProxyAService@110");
         assert!(!d.has_errors(), "{d}");
         assert_eq!(i[0].file, "ImapProxyAService.cfg");
-        assert_eq!(
-            i[0].listeners,
-            vec![
-                "127.0.0.2:143".parse().unwrap(),
-                "[::1]:143".parse().unwrap()
-            ]
-        );
+        assert_eq!(i[0].listeners, vec!["127.0.0.2:143".parse().unwrap(), "[::1]:143".parse().unwrap()]);
         assert_eq!(i[1].protocol, Protocol::Pop3);
         assert_eq!(i[1].file, "PopProxyAService.cfg");
     }
@@ -149,10 +125,7 @@ mod tests {
     fn errors_name_the_line() {
         let (_, d) = items("imapproxy@99999 mystery@1 noport");
         let text = d.to_string();
-        assert!(
-            text.contains("AService.cfg:7: error: ServiceList imapproxy: '99999'"),
-            "{text}"
-        );
+        assert!(text.contains("AService.cfg:7: error: ServiceList imapproxy: '99999'"), "{text}");
         assert!(text.contains("unknown service 'mystery'"), "{text}");
         assert!(text.contains("'noport' is not service@port"), "{text}");
     }

@@ -74,9 +74,7 @@ impl Template {
                         return Err("%A must be followed by [attribute]".into());
                     }
                     let name: String = chars.by_ref().take_while(|c| *c != ']').collect();
-                    if name.is_empty()
-                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    {
+                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                         return Err(format!("%A[{name}] does not name an attribute"));
                     }
                     Token::Attribute(name.to_ascii_lowercase())
@@ -92,10 +90,7 @@ impl Template {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
-        Ok(Template {
-            source: source.to_owned(),
-            pieces,
-        })
+        Ok(Template { source: source.to_owned(), pieces })
     }
 
     /// The template as written.
@@ -114,11 +109,7 @@ impl Template {
     /// Fills the template: `value` gives each token's raw value (or `None` when unknown,
     /// which expands to nothing) and `escape` prepares it for the context, e.g. RFC 4515
     /// escaping for a filter.
-    pub fn expand(
-        &self,
-        value: impl Fn(&Token) -> Option<String>,
-        escape: impl Fn(&str) -> String,
-    ) -> String {
+    pub fn expand(&self, value: impl Fn(&Token) -> Option<String>, escape: impl Fn(&str) -> String) -> String {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
@@ -166,10 +157,7 @@ mod tests {
     #[test]
     fn escaping_applies_to_values_only() {
         let t = Template::parse("(uid=%U)", false).unwrap();
-        assert_eq!(
-            t.expand(|_| Some("a*".into()), |v| v.replace('*', "\\2a")),
-            "(uid=a\\2a)"
-        );
+        assert_eq!(t.expand(|_| Some("a*".into()), |v| v.replace('*', "\\2a")), "(uid=a\\2a)");
     }
 
     #[test]

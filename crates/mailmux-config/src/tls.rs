@@ -60,22 +60,12 @@ pub struct StoreTls {
 
 impl Default for StoreTls {
     fn default() -> Self {
-        StoreTls {
-            mode: StoreTlsMode::Off,
-            ca_file: None,
-            verify: true,
-        }
+        StoreTls { mode: StoreTlsMode::Off, ca_file: None, verify: true }
     }
 }
 
 /// NSS-database parameters of the MMP and what replaces them.
-const NSS_ONLY: &[&str] = &[
-    "sslsecmodfile",
-    "sslcertnicknames",
-    "sslkeypasswdfile",
-    "sslcertprefix",
-    "sslcachedir",
-];
+const NSS_ONLY: &[&str] = &["sslsecmodfile", "sslcertnicknames", "sslkeypasswdfile", "sslcertprefix", "sslcachedir"];
 
 /// Collects the TLS parameters of one service file.
 #[derive(Debug, Default)]
@@ -104,12 +94,7 @@ impl TlsParams {
         file: &Path,
         diags: &mut Diagnostics,
     ) -> Option<Result<(), String>> {
-        let (key, name, value, line) = (
-            entry.key.as_str(),
-            entry.name.as_str(),
-            entry.value.trim(),
-            entry.line,
-        );
+        let (key, name, value, line) = (entry.key.as_str(), entry.name.as_str(), entry.value.trim(), entry.line);
 
         let path = || crate::resolve(dir, value);
         let result = match key {
@@ -138,11 +123,8 @@ impl TlsParams {
             }
             "sslcipherspecs" => {
                 if !value.eq_ignore_ascii_case("all") {
-                    self.cipher_suites = value
-                        .split([' ', ':', ','])
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect();
+                    self.cipher_suites =
+                        value.split([' ', ':', ',']).filter(|s| !s.is_empty()).map(str::to_owned).collect();
                 }
                 Ok(())
             }
@@ -164,9 +146,7 @@ impl TlsParams {
                 Ok(())
             }
             "sslbacksideverify" => parse_bool(value).map(|b| self.backside_verify = Some(b)),
-            "restrictplainpasswords" => {
-                parse_bool(value).map(|b| self.restrict_plain_passwords = b)
-            }
+            "restrictplainpasswords" => parse_bool(value).map(|b| self.restrict_plain_passwords = b),
             _ if NSS_ONLY.contains(&key) => {
                 diags.warn(
                     file,
@@ -206,17 +186,17 @@ impl TlsParams {
                 diags.warn(file, line, "SSLPorts has no effect without SSLEnable yes");
             }
             if self.restrict_plain_passwords {
-                diags.warn(
-                    file,
-                    0,
-                    "RestrictPlainPasswords without SSLEnable yes refuses every plaintext password",
-                );
+                diags.warn(file, 0, "RestrictPlainPasswords without SSLEnable yes refuses every plaintext password");
             }
             return (None, store);
         }
         let line = self.enable.map_or(0, |(_, l)| l);
         let (Some(cert_file), Some(key_file)) = (self.cert_file, self.key_file) else {
-            diags.error(file, line, "SSLEnable yes needs SSLCertFile (PEM certificate chain) and SSLKeyFile (PEM private key)");
+            diags.error(
+                file,
+                line,
+                "SSLEnable yes needs SSLCertFile (PEM certificate chain) and SSLKeyFile (PEM private key)",
+            );
             return (None, store);
         };
         let implicit_ports = self.ports.map(|(p, _)| p).unwrap_or_default();
@@ -225,9 +205,7 @@ impl TlsParams {
                 diags.error(
                     file,
                     line,
-                    format!(
-                        "SSLPorts names port {port}, which ServiceList does not give this service"
-                    ),
+                    format!("SSLPorts names port {port}, which ServiceList does not give this service"),
                 );
             }
         }

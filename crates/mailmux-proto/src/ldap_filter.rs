@@ -86,10 +86,7 @@ pub fn parse(text: &str) -> Result<Filter, FilterError> {
         owned = format!("({trimmed})");
         &owned
     };
-    let mut p = Parser {
-        s: input.as_bytes(),
-        pos: 0,
-    };
+    let mut p = Parser { s: input.as_bytes(), pos: 0 };
     let filter = p.filter(0)?;
     if p.pos != p.s.len() {
         return Err(p.error("trailing characters"));
@@ -101,9 +98,7 @@ impl Filter {
     /// Whether an entry matches. `values(attr)` returns the entry's values of an attribute
     /// (the name is given lower-cased).
     pub fn matches<'a>(&self, values: &dyn Fn(&str) -> &'a [String]) -> bool {
-        let any = |attr: &str, pred: &dyn Fn(&str) -> bool| {
-            values(attr).iter().any(|v| pred(&v.to_lowercase()))
-        };
+        let any = |attr: &str, pred: &dyn Fn(&str) -> bool| values(attr).iter().any(|v| pred(&v.to_lowercase()));
         match self {
             Filter::And(list) => list.iter().all(|f| f.matches(values)),
             Filter::Or(list) => list.iter().any(|f| f.matches(values)),
@@ -112,14 +107,9 @@ impl Filter {
             Filter::Equal(attr, want) => any(attr, &|v| v == want),
             Filter::GreaterOrEqual(attr, want) => any(attr, &|v| v >= want.as_str()),
             Filter::LessOrEqual(attr, want) => any(attr, &|v| v <= want.as_str()),
-            Filter::Substring {
-                attr,
-                initial,
-                any: pieces,
-                last,
-            } => any(attr, &|v| {
-                substring_match(v, initial.as_deref(), pieces, last.as_deref())
-            }),
+            Filter::Substring { attr, initial, any: pieces, last } => {
+                any(attr, &|v| substring_match(v, initial.as_deref(), pieces, last.as_deref()))
+            }
         }
     }
 }
@@ -148,10 +138,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, reason: &'static str) -> FilterError {
-        FilterError {
-            at: self.pos,
-            reason,
-        }
+        FilterError { at: self.pos, reason }
     }
 
     fn eat(&mut self, b: u8) -> Result<(), FilterError> {
@@ -204,11 +191,7 @@ impl Parser<'_> {
 
     fn item(&mut self) -> Result<Filter, FilterError> {
         let start = self.pos;
-        while self
-            .s
-            .get(self.pos)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b';'))
-        {
+        while self.s.get(self.pos).is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b';')) {
             self.pos += 1;
         }
         if start == self.pos {
@@ -225,11 +208,7 @@ impl Parser<'_> {
         self.eat(b'=')?;
         // The raw value runs to the closing parenthesis; escapes keep ')' out of it.
         let vstart = self.pos;
-        while self
-            .s
-            .get(self.pos)
-            .is_some_and(|&b| b != b')' && b != b'(')
-        {
+        while self.s.get(self.pos).is_some_and(|&b| b != b')' && b != b'(') {
             self.pos += 1;
         }
         let raw = &self.s[vstart..self.pos];
@@ -241,11 +220,7 @@ impl Parser<'_> {
                 let pieces: Vec<&[u8]> = raw.split(|b| *b == b'*').collect();
                 let n = pieces.len();
                 let opt = |p: &[u8], me: &Self| -> Result<Option<String>, FilterError> {
-                    if p.is_empty() {
-                        Ok(None)
-                    } else {
-                        me.unescape(p).map(Some)
-                    }
+                    if p.is_empty() { Ok(None) } else { me.unescape(p).map(Some) }
                 };
                 let mut any = Vec::new();
                 for p in &pieces[1..n - 1] {
@@ -254,12 +229,7 @@ impl Parser<'_> {
                     }
                     any.push(self.unescape(p)?);
                 }
-                Ok(Filter::Substring {
-                    attr,
-                    initial: opt(pieces[0], self)?,
-                    any,
-                    last: opt(pieces[n - 1], self)?,
-                })
+                Ok(Filter::Substring { attr, initial: opt(pieces[0], self)?, any, last: opt(pieces[n - 1], self)? })
             }
             _ => Ok(Filter::Equal(attr, self.unescape(raw)?)),
         }
@@ -283,9 +253,7 @@ impl Parser<'_> {
                 i += 1;
             }
         }
-        String::from_utf8(out)
-            .map(|s| s.to_lowercase())
-            .map_err(|_| self.error("value is not UTF-8"))
+        String::from_utf8(out).map(|s| s.to_lowercase()).map_err(|_| self.error("value is not UTF-8"))
     }
 }
 
@@ -320,16 +288,9 @@ mod tests {
 
     #[test]
     fn boolean_presence_and_substrings() {
-        let e = entry(&[
-            ("uid", "Joe"),
-            ("objectClass", "inetOrgPerson"),
-            ("mail", "joe@example.com"),
-        ]);
+        let e = entry(&[("uid", "Joe"), ("objectClass", "inetOrgPerson"), ("mail", "joe@example.com")]);
         assert!(matches("uid=joe", &e));
-        assert!(matches(
-            "(&(objectclass=inetorgperson)(|(uid=x)(mail=joe@*)))",
-            &e
-        ));
+        assert!(matches("(&(objectclass=inetorgperson)(|(uid=x)(mail=joe@*)))", &e));
         assert!(matches("(!(mailhost=*))", &e));
         assert!(matches("(mail=*@example.*m)", &e));
         assert!(!matches("(mail=*@other.com)", &e));
@@ -339,14 +300,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [
-            "(uid=joe",
-            "(&)",
-            "((uid=x))",
-            "(uid=\\zz)",
-            "(=x)",
-            "(uid=a)(uid=b)",
-        ] {
+        for bad in ["(uid=joe", "(&)", "((uid=x))", "(uid=\\zz)", "(=x)", "(uid=a)(uid=b)"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         let deep = format!("{}(uid=x){}", "(!".repeat(100), ")".repeat(100));

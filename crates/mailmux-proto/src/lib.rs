@@ -21,7 +21,5 @@ pub mod pop3;
 pub mod sasl;
 pub mod secret;
 
-pub use login::{
-    Credentials, Mechanism, Rejection, ReplayCredentials, ReplayMechanism, StoreFailure,
-};
+pub use login::{Credentials, Mechanism, Rejection, ReplayCredentials, ReplayMechanism, StoreFailure};
 pub use secret::Secret;

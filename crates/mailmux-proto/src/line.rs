@@ -20,11 +20,7 @@ pub struct LineBuffer {
 impl LineBuffer {
     /// A buffer whose lines (without CRLF) may be at most `max_line` bytes.
     pub fn new(max_line: usize) -> Self {
-        LineBuffer {
-            buf: Vec::new(),
-            start: 0,
-            max_line,
-        }
+        LineBuffer { buf: Vec::new(), start: 0, max_line }
     }
 
     /// Appends received bytes.
@@ -101,11 +97,7 @@ mod tests {
                     out.push(line);
                 }
             }
-            assert_eq!(
-                out,
-                vec![b"USER joe".to_vec(), b"PASS x y".to_vec(), b"QUIT".to_vec()],
-                "chunk size {chunk}"
-            );
+            assert_eq!(out, vec![b"USER joe".to_vec(), b"PASS x y".to_vec(), b"QUIT".to_vec()], "chunk size {chunk}");
         }
     }
 

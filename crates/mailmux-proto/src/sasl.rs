@@ -76,10 +76,7 @@ pub fn decode_response(line: &[u8]) -> Result<Secret, SaslError> {
     if line == b"=" {
         return Ok(Secret::new(Vec::new()));
     }
-    STANDARD
-        .decode(line)
-        .map(Secret::new)
-        .map_err(|_| SaslError::Base64)
+    STANDARD.decode(line).map(Secret::new).map_err(|_| SaslError::Base64)
 }
 
 /// Encodes bytes as base64 for the wire.
@@ -103,8 +100,7 @@ pub struct PlainResponse {
 /// only a store administrator has.
 pub fn parse_plain(message: &[u8]) -> Result<PlainResponse, SaslError> {
     let mut parts = message.splitn(3, |b| *b == 0);
-    let (Some(authzid), Some(authcid), Some(password)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(authzid), Some(authcid), Some(password)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(SaslError::Malformed);
     };
     let authzid = std::str::from_utf8(authzid).map_err(|_| SaslError::NotUtf8)?;
@@ -115,17 +111,13 @@ pub fn parse_plain(message: &[u8]) -> Result<PlainResponse, SaslError> {
     if !authzid.is_empty() && authzid != authcid {
         return Err(SaslError::AuthzidMismatch);
     }
-    Ok(PlainResponse {
-        authcid: authcid.to_owned(),
-        password: Secret::new(password),
-    })
+    Ok(PlainResponse { authcid: authcid.to_owned(), password: Secret::new(password) })
 }
 
 /// Builds the PLAIN message for a store: `authzid NUL authcid NUL password`, base64-encoded.
 pub fn encode_plain(authzid: &str, authcid: &str, password: &Secret) -> Secret {
-    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(
-        authzid.len() + authcid.len() + password.expose().len() + 2,
-    ));
+    let mut raw =
+        zeroize::Zeroizing::new(Vec::with_capacity(authzid.len() + authcid.len() + password.expose().len() + 2));
     raw.extend_from_slice(authzid.as_bytes());
     raw.push(0);
     raw.extend_from_slice(authcid.as_bytes());
@@ -150,10 +142,7 @@ mod tests {
     #[test]
     fn plain_accepts_same_authzid_refuses_other() {
         assert!(parse_plain(b"joe\0joe\0pw").is_ok());
-        assert_eq!(
-            parse_plain(b"admin\0joe\0pw"),
-            Err(SaslError::AuthzidMismatch)
-        );
+        assert_eq!(parse_plain(b"admin\0joe\0pw"), Err(SaslError::AuthzidMismatch));
     }
 
     #[test]
@@ -171,17 +160,7 @@ mod tests {
 
     #[test]
     fn login_challenges_decode_to_prompts() {
-        assert_eq!(
-            decode_response(LOGIN_USER_CHALLENGE.as_bytes())
-                .unwrap()
-                .expose(),
-            b"Username:"
-        );
-        assert_eq!(
-            decode_response(LOGIN_PASSWORD_CHALLENGE.as_bytes())
-                .unwrap()
-                .expose(),
-            b"Password:"
-        );
+        assert_eq!(decode_response(LOGIN_USER_CHALLENGE.as_bytes()).unwrap().expose(), b"Username:");
+        assert_eq!(decode_response(LOGIN_PASSWORD_CHALLENGE.as_bytes()).unwrap().expose(), b"Password:");
     }
 }

@@ -90,9 +90,7 @@ fn imap_front_survives_mangled_clients() {
             front.feed(piece);
             while let Some(event) = front.next_event() {
                 match event {
-                    FrontEvent::Login { tag, .. } => {
-                        front.reject(&tag, &Rejection::AuthenticationFailed)
-                    }
+                    FrontEvent::Login { tag, .. } => front.reject(&tag, &Rejection::AuthenticationFailed),
                     FrontEvent::StartTls => front.tls_started(round % 3 == 0),
                     FrontEvent::Logout | FrontEvent::Close => break 'feed,
                 }
@@ -100,11 +98,7 @@ fn imap_front_survives_mangled_clients() {
             written += front.take_output().len();
         }
         // Answers are bounded by what was asked: no amplification loop.
-        assert!(
-            written <= 200 + input.len() * 64,
-            "{written} bytes for {} in",
-            input.len()
-        );
+        assert!(written <= 200 + input.len() * 64, "{written} bytes for {} in", input.len());
     }
 }
 
@@ -146,10 +140,7 @@ fn store_replays_survive_mangled_stores() {
         b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] hi\r\n+ \r\nM1 OK [CAPABILITY IMAP4rev1] in\r\n",
         b"* OK hi\r\nM1 OK in\r\n* CAPABILITY IMAP4rev1\r\nM2 OK done\r\n",
     ];
-    let pop3: &[&[u8]] = &[
-        b"+OK hi\r\n+OK\r\n+OK in\r\n",
-        b"+OK\r\n-ERR [SYS/TEMP] x\r\n",
-    ];
+    let pop3: &[&[u8]] = &[b"+OK hi\r\n+OK\r\n+OK in\r\n", b"+OK\r\n-ERR [SYS/TEMP] x\r\n"];
     let mut rng = Rng(0xabcd_ef01);
     for round in 0..ROUNDS {
         let credentials = ReplayCredentials {
@@ -157,11 +148,7 @@ fn store_replays_survive_mangled_stores() {
             authcid: "u".into(),
             password: Secret::new(if round % 2 == 0 { "pässword" } else { "pw" }),
         };
-        let mechanism = if round % 4 < 2 {
-            ReplayMechanism::Login
-        } else {
-            ReplayMechanism::Plain
-        };
+        let mechanism = if round % 4 < 2 { ReplayMechanism::Login } else { ReplayMechanism::Plain };
         let mut m = ImapReplay::new(mechanism, credentials.clone(), round % 5 == 0);
         let input = mangle(&mut rng, imap);
         for piece in chunks(&mut rng, &input) {
@@ -189,11 +176,7 @@ fn store_replays_survive_mangled_stores() {
 
 #[test]
 fn escaped_values_always_match_themselves_and_nothing_parses_into_a_panic() {
-    let seeds: &[&[u8]] = &[
-        b"(&(uid=joe)(|(mail=*@x*)(!(cn=a\\2a))))",
-        b"uid=*",
-        b"(mailHost>=a)",
-    ];
+    let seeds: &[&[u8]] = &[b"(&(uid=joe)(|(mail=*@x*)(!(cn=a\\2a))))", b"uid=*", b"(mailHost>=a)"];
     let mut rng = Rng(0x00dd_ba11);
     for _ in 0..ROUNDS {
         let text = String::from_utf8_lossy(&mangle(&mut rng, seeds)).into_owned();
@@ -201,8 +184,8 @@ fn escaped_values_always_match_themselves_and_nothing_parses_into_a_panic() {
         if let Ok(filter) = ldap_filter::parse(&text) {
             filter.matches(&|_| values.as_slice());
         }
-        let filter = ldap_filter::parse(&format!("(uid={})", ldap_filter::escape_value(&text)))
-            .expect("escaped value parses");
+        let filter =
+            ldap_filter::parse(&format!("(uid={})", ldap_filter::escape_value(&text))).expect("escaped value parses");
         assert!(filter.matches(&|_| values.as_slice()), "{text:?}");
     }
 }

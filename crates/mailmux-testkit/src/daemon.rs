@@ -28,8 +28,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `program args…` with its output appended to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[&str], log: &Path) -> Daemon {
-        let out = std::fs::File::create(log)
-            .unwrap_or_else(|e| panic!("{name}: cannot create {}: {e}", log.display()));
+        let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("{name}: cannot create {}: {e}", log.display()));
         let err = out.try_clone().expect("clone log handle");
         let watchdog = Command::new("sh")
             .arg("-c")
@@ -43,11 +42,7 @@ impl Daemon {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: cannot start {}: {e}", program.display()));
-        Daemon {
-            name: name.to_owned(),
-            watchdog,
-            log: log.to_path_buf(),
-        }
+        Daemon { name: name.to_owned(), watchdog, log: log.to_path_buf() }
     }
 
     /// Waits until `addr` accepts connections, or fails the test with the daemon's log.
@@ -58,19 +53,11 @@ impl Daemon {
                 return;
             }
             if let Ok(Some(status)) = self.watchdog.try_wait() {
-                panic!(
-                    "{} exited ({status}) before listening on {addr}:\n{}",
-                    self.name,
-                    self.log_text()
-                );
+                panic!("{} exited ({status}) before listening on {addr}:\n{}", self.name, self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "{} did not listen on {addr} within 20 s:\n{}",
-            self.name,
-            self.log_text()
-        );
+        panic!("{} did not listen on {addr} within 20 s:\n{}", self.name, self.log_text());
     }
 
     /// The daemon's output so far.
@@ -81,10 +68,7 @@ impl Daemon {
     /// Stops the daemon and waits for it.
     pub fn stop(&mut self) {
         if let Ok(None) = self.watchdog.try_wait() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.watchdog.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(self.watchdog.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.watchdog.try_wait() {

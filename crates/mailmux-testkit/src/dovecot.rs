@@ -70,16 +70,10 @@ impl Dovecot {
         ensure_vmail_user();
         std::fs::create_dir_all(dir.join("run")).expect("dovecot run dir");
         std::fs::create_dir_all(dir.join("state")).expect("dovecot state dir");
-        let passwd: String = users
-            .iter()
-            .map(|u| format!("{}:{{PLAIN}}{}\n", u.uid, u.password))
-            .collect();
+        let passwd: String = users.iter().map(|u| format!("{}:{{PLAIN}}{}\n", u.uid, u.password)).collect();
         std::fs::write(dir.join("passwd"), passwd).expect("write passwd");
-        std::fs::write(
-            dir.join("master-passwd"),
-            format!("{STORE_ADMIN}:{{PLAIN}}{STORE_ADMIN_PASSWORD}\n"),
-        )
-        .expect("write master-passwd");
+        std::fs::write(dir.join("master-passwd"), format!("{STORE_ADMIN}:{{PLAIN}}{STORE_ADMIN_PASSWORD}\n"))
+            .expect("write master-passwd");
         for user in users.iter().filter(|u| u.store == spec.index) {
             write_marker(&dir.join("mail").join(&user.uid), &spec.name, &user.uid);
         }
@@ -96,18 +90,9 @@ impl Dovecot {
         let instance = format!(
             "mailmux-test-{}-{}",
             std::process::id(),
-            dir.file_name()
-                .and_then(|f| f.to_str())
-                .unwrap_or(&spec.name)
+            dir.file_name().and_then(|f| f.to_str()).unwrap_or(&spec.name)
         );
-        let StoreSpec {
-            ip,
-            imap_port,
-            pop3_port,
-            imaps_port,
-            pop3s_port,
-            ..
-        } = spec;
+        let StoreSpec { ip, imap_port, pop3_port, imaps_port, pop3s_port, .. } = spec;
         let (cert, key) = (spec.tls.cert.display(), spec.tls.key.display());
         std::fs::write(
             &conf,
@@ -192,17 +177,12 @@ service anvil {{
         for port in [imap_port, pop3_port, imaps_port, pop3s_port] {
             daemon.wait_for_port(SocketAddr::new(*ip, *port));
         }
-        Dovecot {
-            spec: spec.clone(),
-            dir: dir.to_path_buf(),
-            daemon,
-        }
+        Dovecot { spec: spec.clone(), dir: dir.to_path_buf(), daemon }
     }
 
     /// Dovecot's own log.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default()
-            + &self.daemon.log_text()
+        std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default() + &self.daemon.log_text()
     }
 
     /// Stops the store.
@@ -221,27 +201,19 @@ fn write_marker(maildir: &Path, store_name: &str, uid: &str) {
          This mailbox lives on {store_name}.\r\n",
         marker_subject(store_name)
     );
-    std::fs::write(maildir.join("new").join("1700000000.M1P1.marker"), message)
-        .expect("marker message");
+    std::fs::write(maildir.join("new").join("1700000000.M1P1.marker"), message).expect("marker message");
 }
 
 /// Dovecot refuses to access mail as root; tests use an unprivileged `vmail` account.
 fn ensure_vmail_user() {
-    let exists = Command::new("id")
-        .arg("vmail")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let exists = Command::new("id").arg("vmail").output().is_ok_and(|o| o.status.success());
     if !exists {
         let status = Command::new("useradd")
             .args(["-r", "-M", "-s", "/usr/sbin/nologin", "vmail"])
             .status()
             .expect("run useradd");
         assert!(
-            status.success()
-                || Command::new("id")
-                    .arg("vmail")
-                    .status()
-                    .is_ok_and(|s| s.success()),
+            status.success() || Command::new("id").arg("vmail").status().is_ok_and(|s| s.success()),
             "cannot create the vmail user (tests must run as root)"
         );
     }

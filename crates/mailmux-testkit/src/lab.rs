@@ -74,28 +74,14 @@ pub struct Lab {
 impl Lab {
     /// Starts both stores with `n_users` users and, if `with_slapd`, an LDAP server.
     pub fn start(n_users: usize, with_slapd: bool) -> Lab {
-        let dir = tempfile::Builder::new()
-            .prefix("mailmux-lab-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("mailmux-lab-").tempdir().expect("temp dir");
         // Dovecot drops privileges; its files must be reachable by other users.
-        let _ = std::process::Command::new("chmod")
-            .arg("755")
-            .arg(dir.path())
-            .status();
+        let _ = std::process::Command::new("chmod").arg("755").arg(dir.path()).status();
         let users: Vec<User> = (1..=n_users)
-            .map(|i| User {
-                uid: format!("user{i}"),
-                password: format!("secret{i}"),
-                store: (i + 1) % 2,
-            })
+            .map(|i| User { uid: format!("user{i}"), password: format!("secret{i}"), store: (i + 1) % 2 })
             .collect();
         let mut all_passwords = users.clone();
-        all_passwords.push(User {
-            uid: GHOST.into(),
-            password: "ghostpw".into(),
-            store: 9,
-        });
+        all_passwords.push(User { uid: GHOST.into(), password: "ghostpw".into(), store: 9 });
         let mut store_ports: Vec<u16> = Vec::new();
         while store_ports.len() < 4 {
             let p = ports::free_port_on(&STORE_IPS);
@@ -103,12 +89,8 @@ impl Lab {
                 store_ports.push(p);
             }
         }
-        let [imap_port, pop3_port, imaps_port, pop3s_port] = [
-            store_ports[0],
-            store_ports[1],
-            store_ports[2],
-            store_ports[3],
-        ];
+        let [imap_port, pop3_port, imaps_port, pop3s_port] =
+            [store_ports[0], store_ports[1], store_ports[2], store_ports[3]];
         let ca = Ca::new(&dir.path().join("pki"), "mailmux-test-ca");
         let other_ca = Ca::new(&dir.path().join("pki-other"), "untrusted-ca");
         let mailmux_tls = ca.server("mailmux", &["127.0.0.1", "localhost"]);
@@ -154,33 +136,20 @@ impl Lab {
 
     /// The first user on store `store` (0 = A, 1 = B).
     pub fn user_on(&self, store: usize) -> &User {
-        self.users
-            .iter()
-            .find(|u| u.store == store)
-            .expect("a user on each store")
+        self.users.iter().find(|u| u.store == store).expect("a user on each store")
     }
 
     /// Writes a mailmux configuration directory for this lab and returns its path.
     /// Both services listen on 127.0.0.1 port 0 (read the real ports from the server).
     /// `imap_extra` and `pop3_extra` are appended to the service files.
-    pub fn write_config(
-        &self,
-        directory: DirectoryKind,
-        imap_extra: &str,
-        pop3_extra: &str,
-    ) -> PathBuf {
+    pub fn write_config(&self, directory: DirectoryKind, imap_extra: &str, pop3_extra: &str) -> PathBuf {
         let n = self.configs.fetch_add(1, Ordering::Relaxed);
         let cfg = self.dir.path().join(format!("config-{n}"));
         std::fs::create_dir_all(&cfg).expect("config dir");
         let ldap_url = match directory {
-            DirectoryKind::Ldap => format!(
-                "{}/{}",
-                self.slapd
-                    .as_ref()
-                    .expect("this lab was started without slapd")
-                    .url,
-                slapd::SUFFIX
-            ),
+            DirectoryKind::Ldap => {
+                format!("{}/{}", self.slapd.as_ref().expect("this lab was started without slapd").url, slapd::SUFFIX)
+            }
             DirectoryKind::Ldif => format!("ldif:{}", self.ldif.display()),
             DirectoryKind::Unreachable => {
                 format!("ldap://127.0.0.1:{}/{}", ports::free_port(), slapd::SUFFIX)
@@ -209,28 +178,17 @@ impl Lab {
                 slapd::ADMIN_PASSWORD
             )
         };
-        std::fs::write(
-            cfg.join("ImapProxyAService.cfg"),
-            common(self.imap_port) + imap_extra,
-        )
-        .expect("write IMAP config");
-        std::fs::write(
-            cfg.join("PopProxyAService.cfg"),
-            common(self.pop3_port) + pop3_extra,
-        )
-        .expect("write POP3 config");
+        std::fs::write(cfg.join("ImapProxyAService.cfg"), common(self.imap_port) + imap_extra)
+            .expect("write IMAP config");
+        std::fs::write(cfg.join("PopProxyAService.cfg"), common(self.pop3_port) + pop3_extra)
+            .expect("write POP3 config");
         cfg
     }
 
     /// Like [`Lab::write_config`], with TLS toward clients: each service listens on port 0
     /// (STARTTLS/STLS offered) and on a fixed free port with implicit TLS (`SSLPorts`), with
     /// mailmux's certificate from the lab CA, and client certificates from the lab CA accepted.
-    pub fn write_tls_config(
-        &self,
-        directory: DirectoryKind,
-        imap_extra: &str,
-        pop3_extra: &str,
-    ) -> TlsConfig {
+    pub fn write_tls_config(&self, directory: DirectoryKind, imap_extra: &str, pop3_extra: &str) -> TlsConfig {
         let (imaps, pop3s) = (ports::free_port(), ports::free_port());
         let tls = |port: u16| {
             format!(
@@ -240,11 +198,7 @@ impl Lab {
                 self.ca.cert.display()
             )
         };
-        let dir = self.write_config(
-            directory,
-            &(tls(imaps) + imap_extra),
-            &(tls(pop3s) + pop3_extra),
-        );
+        let dir = self.write_config(directory, &(tls(imaps) + imap_extra), &(tls(pop3s) + pop3_extra));
         std::fs::write(
             dir.join("AService.cfg"),
             format!("default:ServiceList imapproxy@127.0.0.1:0|127.0.0.1:{imaps} popproxy@127.0.0.1:0|127.0.0.1:{pop3s}\ndefault:LogLevel 7\n"),

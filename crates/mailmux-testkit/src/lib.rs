@@ -30,14 +30,7 @@ use std::path::PathBuf;
 
 /// Finds a server binary or fails the test, naming the package that provides it.
 pub fn require_binary(name: &str, package: &str) -> PathBuf {
-    for dir in [
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-        "/usr/local/sbin",
-        "/usr/local/bin",
-    ] {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"] {
         let path = PathBuf::from(dir).join(name);
         if path.exists() {
             return path;

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
-    SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
 };
 
 /// A certificate and its key, as PEM files.
@@ -37,10 +36,7 @@ pub struct Ca {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca")
-            .field("name", &self.name)
-            .field("cert", &self.cert)
-            .finish()
+        f.debug_struct("Ca").field("name", &self.name).field("cert", &self.cert).finish()
     }
 }
 
@@ -49,18 +45,13 @@ impl Ca {
     pub fn new(dir: &Path, name: &str) -> Ca {
         std::fs::create_dir_all(dir).expect("pki dir");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "mailmux tests");
+        params.distinguished_name.push(DnType::OrganizationName, "mailmux tests");
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
-            .expect("CA certificate");
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let issuer =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA certificate");
         let cert = dir.join(format!("{name}.pem"));
         std::fs::write(&cert, issuer.pem()).expect("write CA certificate");
         Ca {
@@ -73,15 +64,13 @@ impl Ca {
     }
 
     fn serial(&self) -> u64 {
-        self.next_serial
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A server certificate for `names` (DNS names or IP addresses), as `file.pem`/`file.key`.
     pub fn server(&self, file: &str, names: &[&str]) -> CertFiles {
         let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .expect("server params");
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("server params");
         params.distinguished_name.push(DnType::CommonName, names[0]);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(file, params)
@@ -118,14 +107,9 @@ impl Ca {
         let serial = self.serial();
         params.serial_number = Some(SerialNumber::from(serial));
         let key = KeyPair::generate().expect("leaf key");
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("sign certificate");
-        let files = CertFiles {
-            cert: self.dir.join(format!("{file}.pem")),
-            key: self.dir.join(format!("{file}.key")),
-            serial,
-        };
+        let cert = params.signed_by(&key, &self.issuer).expect("sign certificate");
+        let files =
+            CertFiles { cert: self.dir.join(format!("{file}.pem")), key: self.dir.join(format!("{file}.key")), serial };
         std::fs::write(&files.cert, cert.pem()).expect("write certificate");
         std::fs::write(&files.key, key.serialize_pem()).expect("write key");
         files

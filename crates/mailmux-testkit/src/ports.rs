@@ -12,10 +12,7 @@ pub fn free_port_on(ips: &[Ipv4Addr]) -> u16 {
             continue;
         };
         // Hold every address at once, so the port is free on all of them together.
-        let held: Vec<_> = ips[1..]
-            .iter()
-            .map(|ip| TcpListener::bind(SocketAddr::from((*ip, port))))
-            .collect();
+        let held: Vec<_> = ips[1..].iter().map(|ip| TcpListener::bind(SocketAddr::from((*ip, port)))).collect();
         if held.iter().all(Result::is_ok) {
             return port;
         }

@@ -48,28 +48,15 @@ impl Slapd {
         .expect("write slapd.conf");
         let data = dir.join("data.ldif");
         std::fs::write(&data, ldif).expect("write data.ldif");
-        let out = Command::new(&slapadd)
-            .args(["-q", "-f"])
-            .arg(&conf)
-            .arg("-l")
-            .arg(&data)
-            .output()
-            .expect("run slapadd");
-        assert!(
-            out.status.success(),
-            "slapadd failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out =
+            Command::new(&slapadd).args(["-q", "-f"]).arg(&conf).arg("-l").arg(&data).output().expect("run slapadd");
+        assert!(out.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = ports::free_port();
         let url = format!("ldap://127.0.0.1:{port}");
         let listen = format!("{url}/");
         let conf_arg = conf.display().to_string();
-        let mut daemon = Daemon::spawn(
-            "slapd",
-            &slapd,
-            &["-h", &listen, "-f", &conf_arg, "-d", "0"],
-            &dir.join("slapd.log"),
-        );
+        let mut daemon =
+            Daemon::spawn("slapd", &slapd, &["-h", &listen, "-f", &conf_arg, "-d", "0"], &dir.join("slapd.log"));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         daemon.wait_for_port(addr);
         Slapd { url, addr, daemon }

@@ -27,12 +27,10 @@ pub fn tls_connector(ca: &Path, client: Option<&CertFiles>) -> tokio_rustls::Tls
     for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
         roots.add(cert.expect("CA PEM")).expect("add CA");
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots);
     let config = match client {
         Some(files) => {
             let chain = CertificateDer::pem_file_iter(&files.cert)
@@ -40,9 +38,7 @@ pub fn tls_connector(ca: &Path, client: Option<&CertFiles>) -> tokio_rustls::Tls
                 .collect::<Result<Vec<_>, _>>()
                 .expect("client certificate PEM");
             let key = PrivateKeyDer::from_pem_file(&files.key).expect("client key");
-            builder
-                .with_client_auth_cert(chain, key)
-                .expect("client auth")
+            builder.with_client_auth_cert(chain, key).expect("client auth")
         }
         None => builder.with_no_client_auth(),
     };
@@ -62,32 +58,16 @@ pub struct Transcript {
 impl Transcript {
     /// Connects.
     pub async fn connect(addr: SocketAddr) -> Transcript {
-        let stream = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        Transcript {
-            stream: BufReader::new(Box::new(stream)),
-            log: Vec::new(),
-        }
+        let stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Transcript { stream: BufReader::new(Box::new(stream)), log: Vec::new() }
     }
 
     /// Connects with TLS from the first byte (993/995 style).
-    pub async fn connect_tls(
-        addr: SocketAddr,
-        connector: &tokio_rustls::TlsConnector,
-    ) -> Transcript {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    pub async fn connect_tls(addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Transcript {
+        let tcp = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         let name = ServerName::from(addr.ip());
-        let tls = connector
-            .connect(name, tcp)
-            .await
-            .unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}"));
-        Transcript {
-            stream: BufReader::new(Box::new(tls)),
-            log: vec!["-- TLS --".into()],
-        }
+        let tls = connector.connect(name, tcp).await.unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}"));
+        Transcript { stream: BufReader::new(Box::new(tls)), log: vec!["-- TLS --".into()] }
     }
 
     /// Upgrades the connection after the server said yes to STARTTLS/STLS. Fails if the
@@ -101,15 +81,10 @@ impl Transcript {
             self.fail("the server sent bytes after its STARTTLS answer");
         }
         let Transcript { stream, mut log } = self;
-        let tls = connector
-            .connect(name, stream.into_inner())
-            .await
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        let tls =
+            connector.connect(name, stream.into_inner()).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         log.push("-- TLS --".into());
-        Ok(Transcript {
-            stream: BufReader::new(Box::new(tls)),
-            log,
-        })
+        Ok(Transcript { stream: BufReader::new(Box::new(tls)), log })
     }
 
     /// Sends one line (CRLF added).
@@ -143,9 +118,7 @@ impl Transcript {
                 None
             }
             Ok(Ok(_)) => {
-                let line = String::from_utf8_lossy(&buf)
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned();
+                let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_owned();
                 self.log.push(format!("S: {line}"));
                 Some(line)
             }
@@ -194,9 +167,6 @@ impl Transcript {
 
     /// Fails the test, printing the conversation.
     pub fn fail(&self, why: &str) -> ! {
-        panic!(
-            "{why}\n--- transcript ---\n{}\n------------------",
-            self.transcript()
-        );
+        panic!("{why}\n--- transcript ---\n{}\n------------------", self.transcript());
     }
 }

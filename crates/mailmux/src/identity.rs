@@ -52,13 +52,7 @@ impl Identity {
     }
 
     /// The value of a template token for this login.
-    pub fn token(
-        &self,
-        token: &Token,
-        client: IpAddr,
-        server: IpAddr,
-        entry: Option<&Entry>,
-    ) -> Option<String> {
+    pub fn token(&self, token: &Token, client: IpAddr, server: IpAddr, entry: Option<&Entry>) -> Option<String> {
         match token {
             Token::UserAtDomain => Some(self.user_at_domain()),
             Token::User => Some(self.user.clone()),
@@ -78,10 +72,7 @@ mod tests {
     #[test]
     fn splits_at_last_delimiter_and_applies_default_domain() {
         let id = Identity::parse("joe@home@example.com", &['@'], Some("d.org")).unwrap();
-        assert_eq!(
-            (id.user.as_str(), id.domain.as_deref()),
-            ("joe@home", Some("example.com"))
-        );
+        assert_eq!((id.user.as_str(), id.domain.as_deref()), ("joe@home", Some("example.com")));
         let id = Identity::parse("joe", &['@'], Some("d.org")).unwrap();
         assert_eq!(id.user_at_domain(), "joe@d.org");
         let id = Identity::parse("joe+x.org", &['@', '+'], None).unwrap();

@@ -66,19 +66,11 @@ pub async fn accept_loop(a: Acceptor) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let local = stream
-            .local_addr()
-            .unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
+        let local = stream.local_addr().unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
         let protocol = a.service.config.protocol;
         let span = tracing::info_span!("session", id, proto = protocol.as_str(), client = %peer, local = %local);
-        let ctx = SessionContext {
-            id,
-            client: peer,
-            local,
-            service: a.service.clone(),
-            shutdown: a.shutdown.clone(),
-        };
+        let ctx = SessionContext { id, client: peer, local, service: a.service.clone(), shutdown: a.shutdown.clone() };
         let implicit_tls = a.implicit_tls;
         a.sessions.spawn(
             async move {

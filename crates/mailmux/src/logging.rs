@@ -24,28 +24,19 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
 
 /// Installs the global subscriber. `to_stderr` forces standard error (foreground runs).
 pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Option<LogGuard>> {
-    let level = config
-        .services
-        .iter()
-        .filter_map(|s| s.log_level)
-        .chain([config.log_level])
-        .max()
-        .unwrap_or_default();
+    let level = config.services.iter().filter_map(|s| s.log_level).chain([config.log_level]).max().unwrap_or_default();
     let filter = EnvFilter::builder()
         .with_default_directive(level_filter(level).into())
         .from_env_lossy()
         // ldap3 logs every connection error itself; our lines say it better.
         .add_directive("ldap3=off".parse().map_err(std::io::Error::other)?);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     match (&config.log_dir, to_stderr) {
         (Some(dir), false) => {
             std::fs::create_dir_all(dir)?;
             let appender = tracing_appender::rolling::never(dir, "mailmux.log");
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .finish(appender);
+            let (writer, guard) =
+                tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
             builder.with_ansi(false).with_writer(writer).init();
             Ok(Some(guard))
         }

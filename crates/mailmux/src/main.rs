@@ -64,16 +64,8 @@ fn check(args: &ConfigArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(diags) => {
             print!("{diags}");
-            let errors = diags
-                .0
-                .iter()
-                .filter(|d| d.severity == mailmux_config::Severity::Error)
-                .count();
-            println!(
-                "{}: {errors} error(s), {} warning(s)",
-                args.dir.display(),
-                diags.0.len() - errors
-            );
+            let errors = diags.0.iter().filter(|d| d.severity == mailmux_config::Severity::Error).count();
+            println!("{}: {errors} error(s), {} warning(s)", args.dir.display(), diags.0.len() - errors);
             return ExitCode::FAILURE;
         }
     };
@@ -87,11 +79,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
                 svc.file.display(),
                 svc.protocol.as_str(),
                 listeners.join(", "),
-                svc.directory
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                svc.directory.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
             ),
             Err(e) => {
                 println!("{e}");
@@ -99,30 +87,18 @@ fn check(args: &ConfigArgs) -> ExitCode {
             }
         }
     }
-    println!(
-        "{}: {}, {} warning(s)",
-        args.dir.display(),
-        if ok { "ok" } else { "errors" },
-        loaded.warnings.0.len()
-    );
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    println!("{}: {}, {} warning(s)", args.dir.display(), if ok { "ok" } else { "errors" }, loaded.warnings.0.len());
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     let loaded = mailmux_config::load(&args.dir, args.instance.as_deref())
         .map_err(|diags| anyhow::anyhow!("configuration has errors:\n{diags}"))?;
-    let _guard =
-        mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
+    let _guard = mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
     for warning in &loaded.warnings.0 {
         tracing::warn!("{warning}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = Server::bind(&loaded.config).await?;
         let shutdown = CancellationToken::new();

@@ -70,24 +70,9 @@ where
     let (up_bytes, down_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut store_read, mut store_write) = tokio::io::split(store);
-    let activity = Activity {
-        start,
-        last: &last_activity,
-    };
-    let up = pump(
-        &mut client_read,
-        &mut store_write,
-        client_pending,
-        &up_bytes,
-        activity,
-    );
-    let down = pump(
-        &mut store_read,
-        &mut client_write,
-        store_pending,
-        &down_bytes,
-        activity,
-    );
+    let activity = Activity { start, last: &last_activity };
+    let up = pump(&mut client_read, &mut store_write, client_pending, &up_bytes, activity);
+    let down = pump(&mut store_read, &mut client_write, store_pending, &down_bytes, activity);
     tokio::pin!(up, down);
     let (mut up_done, mut down_done) = (false, false);
     let mut first_closed = None;
@@ -95,8 +80,7 @@ where
         if up_done && down_done {
             break first_closed.unwrap_or(RelayEnd::ClientClosed);
         }
-        let idle_deadline =
-            start + Duration::from_millis(last_activity.load(Ordering::Relaxed)) + idle;
+        let idle_deadline = start + Duration::from_millis(last_activity.load(Ordering::Relaxed)) + idle;
         tokio::select! {
             r = &mut up, if !up_done => {
                 if r.is_err() {
@@ -137,8 +121,7 @@ struct Activity<'a> {
 
 impl Activity<'_> {
     fn touch(&self) {
-        self.last
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 
@@ -186,13 +169,8 @@ mod tests {
     async fn pending_bytes_first_then_both_ways_with_half_close() {
         let (client, mut client_peer) = duplex(1024);
         let (store, mut store_peer) = duplex(1024);
-        let relay = tokio::spawn(relay(
-            client,
-            b"c-pending ".to_vec(),
-            store,
-            b"s-pending ".to_vec(),
-            Duration::from_secs(5),
-        ));
+        let relay =
+            tokio::spawn(relay(client, b"c-pending ".to_vec(), store, b"s-pending ".to_vec(), Duration::from_secs(5)));
 
         client_peer.write_all(b"hello store").await.unwrap();
         client_peer.shutdown().await.unwrap();
@@ -220,13 +198,7 @@ mod tests {
         let (store, _store_peer) = duplex(64);
         let stats = tokio::time::timeout(
             Duration::from_secs(5),
-            relay(
-                client,
-                Vec::new(),
-                store,
-                Vec::new(),
-                Duration::from_millis(100),
-            ),
+            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100)),
         )
         .await
         .expect("idle timeout fired");
@@ -237,13 +209,7 @@ mod tests {
     async fn store_closing_first_is_reported() {
         let (client, mut client_peer) = duplex(64);
         let (store, store_peer) = duplex(64);
-        let relay = tokio::spawn(relay(
-            client,
-            Vec::new(),
-            store,
-            Vec::new(),
-            Duration::from_secs(5),
-        ));
+        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(5)));
         drop(store_peer);
         let mut rest = Vec::new();
         client_peer.read_to_end(&mut rest).await.unwrap();

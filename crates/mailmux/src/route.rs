@@ -29,10 +29,7 @@ impl fmt::Display for StoreAddr {
 
 /// The store of an entry, or `None` when no mail-host attribute holds a usable value.
 pub fn store_of(entry: &Entry, mail_host_attrs: &[String], default_port: u16) -> Option<StoreAddr> {
-    mail_host_attrs
-        .iter()
-        .find_map(|attr| entry.first(attr))
-        .and_then(|value| parse_mail_host(value, default_port))
+    mail_host_attrs.iter().find_map(|attr| entry.first(attr)).and_then(|value| parse_mail_host(value, default_port))
 }
 
 /// Parses one mail-host value.
@@ -48,28 +45,16 @@ pub fn parse_mail_host(value: &str, default_port: u16) -> Option<StoreAddr> {
             None if after.is_empty() => default_port,
             None => return None,
         };
-        return Some(StoreAddr {
-            host: host.to_owned(),
-            port,
-        });
+        return Some(StoreAddr { host: host.to_owned(), port });
     }
     match value.matches(':').count() {
-        0 => Some(StoreAddr {
-            host: value.to_owned(),
-            port: default_port,
-        }),
+        0 => Some(StoreAddr { host: value.to_owned(), port: default_port }),
         1 => {
             let (host, port) = value.split_once(':')?;
-            Some(StoreAddr {
-                host: host.to_owned(),
-                port: port.parse().ok().filter(|p| *p != 0)?,
-            })
+            Some(StoreAddr { host: host.to_owned(), port: port.parse().ok().filter(|p| *p != 0)? })
         }
         // A bare IPv6 address.
-        _ => Some(StoreAddr {
-            host: value.to_owned(),
-            port: default_port,
-        }),
+        _ => Some(StoreAddr { host: value.to_owned(), port: default_port }),
     }
 }
 
@@ -80,10 +65,7 @@ mod tests {
     #[test]
     fn mail_host_forms() {
         let p = |v| parse_mail_host(v, 143).map(|a| a.to_string());
-        assert_eq!(
-            p("store1.example.com").as_deref(),
-            Some("store1.example.com:143")
-        );
+        assert_eq!(p("store1.example.com").as_deref(), Some("store1.example.com:143"));
         assert_eq!(p("127.0.0.2:1143").as_deref(), Some("127.0.0.2:1143"));
         assert_eq!(p("[::1]:993").as_deref(), Some("[::1]:993"));
         assert_eq!(p("::1").as_deref(), Some("[::1]:143"));
@@ -94,19 +76,9 @@ mod tests {
 
     #[test]
     fn first_present_attribute_wins() {
-        let e = Entry::new(
-            "uid=a",
-            [("mailhost", "b.example"), ("maildeliveryhost", "c.example")],
-        );
-        let attrs = vec![
-            "mailroutinghost".to_owned(),
-            "maildeliveryhost".to_owned(),
-            "mailhost".to_owned(),
-        ];
-        assert_eq!(
-            store_of(&e, &attrs, 110).unwrap().to_string(),
-            "c.example:110"
-        );
+        let e = Entry::new("uid=a", [("mailhost", "b.example"), ("maildeliveryhost", "c.example")]);
+        let attrs = vec!["mailroutinghost".to_owned(), "maildeliveryhost".to_owned(), "mailhost".to_owned()];
+        assert_eq!(store_of(&e, &attrs, 110).unwrap().to_string(), "c.example:110");
         assert_eq!(store_of(&e, &["x".to_owned()], 110), None);
     }
 }

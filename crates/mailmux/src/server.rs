@@ -84,21 +84,15 @@ pub enum StartError {
 impl Service {
     /// Builds the shared state of a service (reads LDIF files; opens no connection).
     pub fn build(config: ServiceConfig) -> Result<Service, StartError> {
-        let directory =
-            directory::from_config(&config).map_err(|source| StartError::Directory {
-                file: config.file.display().to_string(),
-                source,
-            })?;
+        let directory = directory::from_config(&config)
+            .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
         let mut search_attrs = config.mail_host_attrs.clone();
         for attr in config.replay_format.attributes() {
             if !search_attrs.iter().any(|a| a == attr) {
                 search_attrs.push(attr.to_owned());
             }
         }
-        let tls_error = |source| StartError::Tls {
-            file: config.file.display().to_string(),
-            source,
-        };
+        let tls_error = |source| StartError::Tls { file: config.file.display().to_string(), source };
         let tls = match &config.tls {
             Some(settings) => {
                 let (server_config, unknown) = tls::server_config(settings).map_err(tls_error)?;
@@ -113,13 +107,7 @@ impl Service {
         if store_tls.is_some() && !config.store_tls.verify {
             tracing::warn!(file = %config.file.display(), "SSLBacksideVerify no: store certificates are not verified");
         }
-        Ok(Service {
-            config,
-            directory,
-            search_attrs,
-            tls,
-            store_tls,
-        })
+        Ok(Service { config, directory, search_attrs, tls, store_tls })
     }
 }
 
@@ -141,16 +129,8 @@ impl Server {
             drain = drain.max(svc.shutdown_timeout);
             for addr in &svc.listeners {
                 let listener =
-                    TcpListener::bind(addr)
-                        .await
-                        .map_err(|source| StartError::Bind {
-                            addr: *addr,
-                            source,
-                        })?;
-                let implicit_tls = svc
-                    .tls
-                    .as_ref()
-                    .is_some_and(|t| t.implicit_ports.contains(&addr.port()));
+                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: *addr, source })?;
+                let implicit_tls = svc.tls.as_ref().is_some_and(|t| t.implicit_ports.contains(&addr.port()));
                 listeners.push((service.clone(), listener, implicit_tls));
             }
         }
@@ -159,10 +139,7 @@ impl Server {
 
     /// The bound addresses, with the protocol served on each.
     pub fn local_addrs(&self) -> Vec<(Protocol, SocketAddr)> {
-        self.listeners
-            .iter()
-            .filter_map(|(svc, l, _)| l.local_addr().ok().map(|a| (svc.config.protocol, a)))
-            .collect()
+        self.listeners.iter().filter_map(|(svc, l, _)| l.local_addr().ok().map(|a| (svc.config.protocol, a))).collect()
     }
 
     /// Serves until `shutdown` is cancelled, then drains.
@@ -195,14 +172,8 @@ impl Server {
             deadline_s = self.drain.as_secs(),
             "shutting down; draining sessions"
         );
-        if tokio::time::timeout(self.drain, sessions.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                sessions = sessions.len(),
-                "drain deadline passed; closing remaining sessions"
-            );
+        if tokio::time::timeout(self.drain, sessions.wait()).await.is_err() {
+            tracing::warn!(sessions = sessions.len(), "drain deadline passed; closing remaining sessions");
         }
     }
 }

@@ -18,9 +18,7 @@ use mailmux_config::{ServerTls, StoreTls, StoreTlsMode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
-};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -53,10 +51,7 @@ pub enum TlsSetupError {
 }
 
 fn file_error(path: &std::path::Path, reason: impl ToString) -> TlsSetupError {
-    TlsSetupError::File {
-        path: path.display().to_string(),
-        reason: reason.to_string(),
-    }
+    TlsSetupError::File { path: path.display().to_string(), reason: reason.to_string() }
 }
 
 fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
@@ -90,17 +85,10 @@ fn with_suites(names: &[String]) -> Result<(Arc<CryptoProvider>, Vec<String>), T
     let wanted: Vec<String> = names.iter().map(|n| normalize(n)).collect();
     let unknown = names
         .iter()
-        .filter(|n| {
-            !provider
-                .cipher_suites
-                .iter()
-                .any(|s| normalize(&format!("{:?}", s.suite())) == normalize(n))
-        })
+        .filter(|n| !provider.cipher_suites.iter().any(|s| normalize(&format!("{:?}", s.suite())) == normalize(n)))
         .cloned()
         .collect();
-    provider
-        .cipher_suites
-        .retain(|s| wanted.contains(&normalize(&format!("{:?}", s.suite()))));
+    provider.cipher_suites.retain(|s| wanted.contains(&normalize(&format!("{:?}", s.suite()))));
     if provider.cipher_suites.is_empty() {
         return Err(TlsSetupError::Rustls(format!(
             "SSLCipherSpecs names no suite mailmux supports: {}",
@@ -114,16 +102,14 @@ fn with_suites(names: &[String]) -> Result<(Arc<CryptoProvider>, Vec<String>), T
 pub fn server_config(tls: &ServerTls) -> Result<(Arc<ServerConfig>, Vec<String>), TlsSetupError> {
     let (provider, unknown) = with_suites(&tls.cipher_suites)?;
     let certs = read_certs(&tls.cert_file)?;
-    let key =
-        PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| file_error(&tls.key_file, e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| file_error(&tls.key_file, e))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
     let builder = match &tls.client_ca_file {
         Some(ca) => {
             let roots = Arc::new(read_roots(ca)?);
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider)
-                .allow_unauthenticated();
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider).allow_unauthenticated();
             if let Some(crl_file) = &tls.crl_file {
                 let crls = CertificateRevocationListDer::pem_file_iter(crl_file)
                     .map_err(|e| file_error(crl_file, e))?
@@ -131,9 +117,7 @@ pub fn server_config(tls: &ServerTls) -> Result<(Arc<ServerConfig>, Vec<String>)
                     .map_err(|e| file_error(crl_file, e))?;
                 verifier = verifier.with_crls(crls);
             }
-            let verifier = verifier
-                .build()
-                .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+            let verifier = verifier.build().map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -165,18 +149,14 @@ pub fn store_connector(tls: &StoreTls) -> Result<Option<TlsConnector>, TlsSetupE
         };
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider())))
-            .with_no_client_auth()
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider()))).with_no_client_auth()
     };
     Ok(Some(TlsConnector::from(Arc::new(config))))
 }
 
 /// The name a store's certificate must carry: its mailHost, as a DNS name or an IP address.
 pub fn store_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("'{host}' is not a valid TLS server name: {e}"))
+    ServerName::try_from(host.to_owned()).map_err(|e| format!("'{host}' is not a valid TLS server name: {e}"))
 }
 
 /// `SSLBacksideVerify no`: accept any store certificate. Signatures are still checked, so
@@ -202,12 +182,7 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -216,12 +191,7 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -248,12 +218,9 @@ impl ClientStream {
     pub fn peer_certificate(&self) -> Option<CertificateDer<'static>> {
         match self {
             MaybeTls::Plain(_) => None,
-            MaybeTls::Tls(tls) => tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.clone().into_owned()),
+            MaybeTls::Tls(tls) => {
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned())
+            }
         }
     }
 }
@@ -266,11 +233,7 @@ impl<T> MaybeTls<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -279,11 +242,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -14,42 +14,20 @@ use mailmux_testkit::transcript::Transcript;
 const MAILMUX: &str = env!("CARGO_BIN_EXE_mailmux");
 
 fn check(dir: &Path) -> (bool, String) {
-    let out = Command::new(MAILMUX)
-        .arg("check")
-        .arg("-c")
-        .arg(dir)
-        .output()
-        .expect("run mailmux check");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let out = Command::new(MAILMUX).arg("check").arg("-c").arg(dir).output().expect("run mailmux check");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
 fn check_names_unknown_parameters_and_bad_values_with_file_and_line() {
     let lab = lab(2);
-    let dir = lab.write_config(
-        DirectoryKind::Ldif,
-        "default:Frobnicate yes\ndefault:BacksidePort 99999\n",
-        "",
-    );
+    let dir = lab.write_config(DirectoryKind::Ldif, "default:Frobnicate yes\ndefault:BacksidePort 99999\n", "");
     let (ok, out) = check(&dir);
     assert!(!ok, "bad values must fail the check:\n{out}");
     let imap = dir.join("ImapProxyAService.cfg").display().to_string();
     // The extra lines follow the 12 lines the lab writes.
-    assert!(
-        out.contains(&format!(
-            "{imap}:13: warning: unknown parameter 'Frobnicate' ignored"
-        )),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!(
-            "{imap}:14: error: BacksidePort: '99999' is not a port"
-        )),
-        "{out}"
-    );
+    assert!(out.contains(&format!("{imap}:13: warning: unknown parameter 'Frobnicate' ignored")), "{out}");
+    assert!(out.contains(&format!("{imap}:14: error: BacksidePort: '99999' is not a port")), "{out}");
 }
 
 #[test]
@@ -78,17 +56,13 @@ fn check_reports_a_broken_ldif_file() {
     let bad = dir.join("bad.ldif");
     std::fs::write(&bad, "dn: uid=x\nchangetype: add\n").expect("write");
     let imap = dir.join("ImapProxyAService.cfg");
-    let text = std::fs::read_to_string(&imap).expect("read").replace(
-        &format!("ldif:{}", lab.ldif.display()),
-        &format!("ldif:{}", bad.display()),
-    );
+    let text = std::fs::read_to_string(&imap)
+        .expect("read")
+        .replace(&format!("ldif:{}", lab.ldif.display()), &format!("ldif:{}", bad.display()));
     std::fs::write(&imap, text).expect("write");
     let (ok, out) = check(&dir);
     assert!(!ok, "{out}");
-    assert!(
-        out.contains("bad.ldif:2: change records are not supported"),
-        "{out}"
-    );
+    assert!(out.contains("bad.ldif:2: change records are not supported"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,8 +94,7 @@ async fn run_serves_until_sigterm_and_says_goodbye() {
     let user = lab.user_on(1);
     let mut c = Transcript::connect(imap).await;
     c.expect("* OK").await;
-    c.send(&format!("a1 LOGIN {} {}", user.uid, user.password))
-        .await;
+    c.send(&format!("a1 LOGIN {} {}", user.uid, user.password)).await;
     c.expect("a1 OK").await;
     c.send("a2 LOGOUT").await;
     c.expect("* BYE").await;
@@ -129,25 +102,13 @@ async fn run_serves_until_sigterm_and_says_goodbye() {
     let mut waiting = Transcript::connect(imap).await;
     waiting.expect("* OK").await;
     let pid = child.id().expect("pid").to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
     waiting.expect("* BYE [UNAVAILABLE]").await;
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .expect("wait");
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM").expect("wait");
     assert!(status.success(), "{status}");
 
-    let log =
-        std::fs::read_to_string(dir.join("log/mailmux.log")).expect("LogDir/mailmux.log written");
-    assert!(
-        log.contains("session end") && log.contains(&format!("user={}", user.uid)),
-        "{log}"
-    );
+    let log = std::fs::read_to_string(dir.join("log/mailmux.log")).expect("LogDir/mailmux.log written");
+    assert!(log.contains("session end") && log.contains(&format!("user={}", user.uid)), "{log}");
     assert!(!log.contains(&user.password), "a password reached the log");
 }

@@ -26,18 +26,12 @@ async fn hundreds_of_concurrent_logins_each_reach_the_right_store() {
         tasks.spawn(async move {
             let mut c = Transcript::connect(addr).await;
             c.expect("* OK").await;
-            c.send(&format!("a1 LOGIN {} {}", user.uid, user.password))
-                .await;
+            c.send(&format!("a1 LOGIN {} {}", user.uid, user.password)).await;
             c.expect("a1 OK").await;
             c.send("a3 SELECT INBOX").await;
             let lines = c.until("a3 ").await;
-            assert!(
-                lines.iter().any(|l| l == "* 1 EXISTS"),
-                "{}",
-                c.transcript()
-            );
-            c.send("a4 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
-                .await;
+            assert!(lines.iter().any(|l| l == "* 1 EXISTS"), "{}", c.transcript());
+            c.send("a4 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
             let lines = c.until("a4 ").await;
             let subject = format!("Subject: {}", marker_subject(STORE_NAMES[user.store]));
             assert!(lines.contains(&subject), "{}", c.transcript());
@@ -67,9 +61,7 @@ async fn hundreds_of_concurrent_logins_each_reach_the_right_store() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(180), all)
-        .await
-        .expect("sessions finished in time");
+    tokio::time::timeout(Duration::from_secs(180), all).await.expect("sessions finished in time");
     let elapsed = started.elapsed();
     let total = IMAP_SESSIONS + POP3_SESSIONS;
     println!(

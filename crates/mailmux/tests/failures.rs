@@ -25,33 +25,18 @@ async fn wrong_password_and_unknown_user_look_the_same_and_retry_works() {
     let wrong = imap_login(&mut c, "a1", &user.uid, "Canary-Wrong-Pw").await;
     let unknown = imap_login(&mut c, "a1", "nosuchuser", "Canary-Wrong-Pw").await;
     let nohost = imap_login(&mut c, "a1", NOHOST, "nohostpw").await;
-    assert_eq!(
-        wrong,
-        vec![format!("a1 {AUTH_FAILED}")],
-        "{}",
-        c.transcript()
-    );
-    assert_eq!(
-        unknown, wrong,
-        "unknown user must look like a wrong password"
-    );
+    assert_eq!(wrong, vec![format!("a1 {AUTH_FAILED}")], "{}", c.transcript());
+    assert_eq!(unknown, wrong, "unknown user must look like a wrong password");
     assert_eq!(nohost, wrong);
     // Same connection, right password.
     let ok = imap_login(&mut c, "a2", &user.uid, &user.password).await;
-    assert!(
-        ok.last().is_some_and(|l| l.starts_with("a2 OK")),
-        "{}",
-        c.transcript()
-    );
+    assert!(ok.last().is_some_and(|l| l.starts_with("a2 OK")), "{}", c.transcript());
     c.send("a3 LOGOUT").await;
     c.expect("* BYE").await;
 
     let mut p = Transcript::connect(mm.pop3).await;
     p.expect("+OK").await;
-    for (name, pw) in [
-        (user.uid.as_str(), "Canary-Wrong-Pw"),
-        ("nosuchuser", "Canary-Wrong-Pw"),
-    ] {
+    for (name, pw) in [(user.uid.as_str(), "Canary-Wrong-Pw"), ("nosuchuser", "Canary-Wrong-Pw")] {
         p.send(&format!("USER {name}")).await;
         p.expect("+OK").await;
         p.send(&format!("PASS {pw}")).await;
@@ -67,10 +52,7 @@ async fn wrong_password_and_unknown_user_look_the_same_and_retry_works() {
 
     let logs = captured_logs();
     assert!(logs.contains("no such user"), "the log says why");
-    assert!(
-        !logs.contains("Canary-Wrong-Pw"),
-        "a password reached the log"
-    );
+    assert!(!logs.contains("Canary-Wrong-Pw"), "a password reached the log");
     assert!(!logs.contains(&user.password), "a password reached the log");
 }
 
@@ -93,21 +75,14 @@ async fn store_down_gives_unavailable_with_the_alert() {
     // The session is still usable.
     let user = lab.user_on(1);
     let ok = imap_login(&mut c, "a2", &user.uid, &user.password).await;
-    assert!(
-        ok.last().is_some_and(|l| l.starts_with("a2 OK")),
-        "{}",
-        c.transcript()
-    );
+    assert!(ok.last().is_some_and(|l| l.starts_with("a2 OK")), "{}", c.transcript());
 
     let mut p = Transcript::connect(mm.pop3).await;
     p.expect("+OK").await;
     p.send(&format!("USER {GHOST}")).await;
     p.expect("+OK").await;
     p.send("PASS ghostpw").await;
-    assert_eq!(
-        p.line().await,
-        format!("-ERR [SYS/TEMP] {SERVER_DOWN_ALERT}")
-    );
+    assert_eq!(p.line().await, format!("-ERR [SYS/TEMP] {SERVER_DOWN_ALERT}"));
     mm.stop().await;
 }
 
@@ -155,18 +130,12 @@ async fn garbage_is_answered_or_closed_and_the_listener_lives_on() {
     p.expect_closed().await;
 
     // A client that never says anything does not stop others.
-    let _silent = tokio::net::TcpStream::connect(mm.imap)
-        .await
-        .expect("connect");
+    let _silent = tokio::net::TcpStream::connect(mm.imap).await.expect("connect");
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
     let ok = imap_login(&mut c, "a1", &user.uid, &user.password).await;
-    assert!(
-        ok.last().is_some_and(|l| l.starts_with("a1 OK")),
-        "{}",
-        c.transcript()
-    );
+    assert!(ok.last().is_some_and(|l| l.starts_with("a1 OK")), "{}", c.transcript());
     mm.stop().await;
 }
 
@@ -188,9 +157,7 @@ async fn clients_before_login_are_told_at_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_timeout_closes_idle_pre_login_sessions() {
     let lab = lab(USERS);
-    let mm =
-        Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "default:PreAuthTimeout 1\n", ""))
-            .await;
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "default:PreAuthTimeout 1\n", "")).await;
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
     c.expect("* BYE").await;

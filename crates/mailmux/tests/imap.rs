@@ -13,18 +13,9 @@ const USERS: usize = 8;
 async fn expect_store(c: &mut Transcript, store: usize) {
     c.send("s1 SELECT INBOX").await;
     let lines = c.until("s1 ").await;
-    assert!(
-        lines.iter().any(|l| l == "* 1 EXISTS"),
-        "{}",
-        c.transcript()
-    );
-    assert!(
-        lines.last().is_some_and(|l| l.starts_with("s1 OK")),
-        "{}",
-        c.transcript()
-    );
-    c.send("s2 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
-        .await;
+    assert!(lines.iter().any(|l| l == "* 1 EXISTS"), "{}", c.transcript());
+    assert!(lines.last().is_some_and(|l| l.starts_with("s1 OK")), "{}", c.transcript());
+    c.send("s2 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
     let lines = c.until("s2 ").await;
     let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
     if !lines.contains(&subject) {
@@ -44,8 +35,7 @@ async fn login_with_quoted_strings_reaches_each_users_store() {
         let user = lab.user_on(store);
         let mut c = Transcript::connect(mm.imap).await;
         c.expect("* OK [CAPABILITY IMAP4rev1").await;
-        c.send(&format!("a1 LOGIN \"{}\" \"{}\"", user.uid, user.password))
-            .await;
+        c.send(&format!("a1 LOGIN \"{}\" \"{}\"", user.uid, user.password)).await;
         // The client's own tag carries the store's post-login capabilities.
         let ok = c.expect("a1 OK [CAPABILITY IMAP4rev1").await;
         assert!(ok.contains("IDLE"), "store capabilities expected: {ok}");
@@ -63,8 +53,7 @@ async fn login_with_synchronising_and_non_synchronising_literals() {
     c.expect("* OK").await;
     c.send(&format!("a1 LOGIN {{{}}}", user.uid.len())).await;
     c.expect("+ ").await;
-    c.send(&format!("{} {{{}}}", user.uid, user.password.len()))
-        .await;
+    c.send(&format!("{} {{{}}}", user.uid, user.password.len())).await;
     c.expect("+ ").await;
     c.send(&user.password).await;
     c.expect("a1 OK").await;
@@ -101,8 +90,7 @@ async fn authenticate_plain_with_sasl_ir_and_with_continuation() {
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
-    c.send(&format!("a1 AUTHENTICATE PLAIN {}", b64(user)))
-        .await;
+    c.send(&format!("a1 AUTHENTICATE PLAIN {}", b64(user))).await;
     c.expect("a1 OK [CAPABILITY").await;
     expect_store(&mut c, 0).await;
 
@@ -145,10 +133,7 @@ async fn pre_login_commands_then_login_with_pipelined_select() {
     c.expect("* OK").await;
     c.send("c1 CAPABILITY").await;
     let caps = c.expect("* CAPABILITY ").await;
-    assert!(
-        caps.contains("AUTH=PLAIN") && caps.contains("SASL-IR") && caps.contains("LITERAL+"),
-        "{caps}"
-    );
+    assert!(caps.contains("AUTH=PLAIN") && caps.contains("SASL-IR") && caps.contains("LITERAL+"), "{caps}");
     c.expect("c1 OK").await;
     c.send("c2 NOOP").await;
     c.expect("c2 OK").await;
@@ -160,26 +145,11 @@ async fn pre_login_commands_then_login_with_pipelined_select() {
     c.send("c5 AUTHENTICATE GSSAPI").await;
     c.expect("c5 NO").await;
     // LOGIN and SELECT in one write: the SELECT is the store's to answer.
-    c.send_raw(
-        format!(
-            "c6 LOGIN {} {}\r\nc7 SELECT INBOX\r\n",
-            user.uid, user.password
-        )
-        .as_bytes(),
-    )
-    .await;
+    c.send_raw(format!("c6 LOGIN {} {}\r\nc7 SELECT INBOX\r\n", user.uid, user.password).as_bytes()).await;
     c.expect("c6 OK").await;
     let lines = c.until("c7 ").await;
-    assert!(
-        lines.iter().any(|l| l == "* 1 EXISTS"),
-        "{}",
-        c.transcript()
-    );
-    assert!(
-        lines.last().is_some_and(|l| l.starts_with("c7 OK")),
-        "{}",
-        c.transcript()
-    );
+    assert!(lines.iter().any(|l| l == "* 1 EXISTS"), "{}", c.transcript());
+    assert!(lines.last().is_some_and(|l| l.starts_with("c7 OK")), "{}", c.transcript());
     mm.stop().await;
 }
 
@@ -191,8 +161,7 @@ async fn ldif_directory_routes_like_ldap() {
         let user = lab.user_on(store);
         let mut c = Transcript::connect(mm.imap).await;
         c.expect("* OK").await;
-        c.send(&format!("a1 LOGIN {} {}", user.uid, user.password))
-            .await;
+        c.send(&format!("a1 LOGIN {} {}", user.uid, user.password)).await;
         c.expect("a1 OK").await;
         expect_store(&mut c, store).await;
     }
@@ -214,11 +183,7 @@ async fn curl_fetches_each_users_mail_through_mailmux() {
             .await
             .expect("curl is installed (apt-get install curl)");
         let body = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "curl failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
         assert!(body.contains(&marker_subject(STORE_NAMES[store])), "{body}");
     }
     // curl's AUTHENTICATE PLAIN path, and a refused login (curl exit 67).

@@ -35,11 +35,7 @@ async fn user_pass_reaches_each_users_store() {
         c.expect("+OK mailmux").await;
         c.send("CAPA").await;
         let capa = c.until(".").await;
-        assert!(
-            capa.iter().any(|l| l == "SASL PLAIN LOGIN"),
-            "{}",
-            c.transcript()
-        );
+        assert!(capa.iter().any(|l| l == "SASL PLAIN LOGIN"), "{}", c.transcript());
         c.send(&format!("USER {}", user.uid)).await;
         c.expect("+OK").await;
         c.send(&format!("PASS {}", user.password)).await;
@@ -79,18 +75,12 @@ async fn auth_plain_with_initial_response_and_continuation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_with_auth_plain_to_the_store() {
     let lab = lab(USERS);
-    let mm = Mailmux::start(&lab.write_config(
-        DirectoryKind::Ldif,
-        "",
-        "default:ReplayMechanism plain\n",
-    ))
-    .await;
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "", "default:ReplayMechanism plain\n")).await;
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.pop3).await;
     c.expect("+OK").await;
     // USER, PASS and STAT in one write: STAT belongs to the store.
-    c.send_raw(format!("USER {}\r\nPASS {}\r\nSTAT\r\n", user.uid, user.password).as_bytes())
-        .await;
+    c.send_raw(format!("USER {}\r\nPASS {}\r\nSTAT\r\n", user.uid, user.password).as_bytes()).await;
     c.expect("+OK").await;
     c.expect("+OK").await;
     c.expect("+OK 1 ").await;
@@ -113,11 +103,7 @@ async fn curl_retrieves_each_users_mail_through_mailmux() {
             .output()
             .await
             .expect("curl is installed (apt-get install curl)");
-        assert!(
-            out.status.success(),
-            "curl failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
         let body = String::from_utf8_lossy(&out.stdout);
         assert!(body.contains(&marker_subject(STORE_NAMES[store])), "{body}");
     }

@@ -29,13 +29,11 @@ async fn start(lab: &Lab, imap_extra: &str, pop3_extra: &str) -> (Mailmux, TlsCo
 /// Logs in with LOGIN and proves the store by its marker.
 async fn imap_login_reaches(c: &mut Transcript, lab: &Lab, store: usize) {
     let user = lab.user_on(store);
-    c.send(&format!("l1 LOGIN {} {}", user.uid, user.password))
-        .await;
+    c.send(&format!("l1 LOGIN {} {}", user.uid, user.password)).await;
     c.expect("l1 OK").await;
     c.send("l2 SELECT INBOX").await;
     c.until("l2 OK").await;
-    c.send("l3 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
-        .await;
+    c.send("l3 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
     let lines = c.until("l3 ").await;
     let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
     if !lines.contains(&subject) {
@@ -67,10 +65,7 @@ async fn implicit_tls_on_993_and_995_style_ports() {
     let tls = tls_connector(&lab.ca.cert, None);
     let mut c = Transcript::connect_tls(tls_addr(cfg.imaps), &tls).await;
     let greeting = c.expect("* OK [CAPABILITY").await;
-    assert!(
-        !greeting.contains("STARTTLS") && greeting.contains("AUTH=PLAIN"),
-        "{greeting}"
-    );
+    assert!(!greeting.contains("STARTTLS") && greeting.contains("AUTH=PLAIN"), "{greeting}");
     imap_login_reaches(&mut c, lab, 1).await;
 
     let mut p = Transcript::connect_tls(tls_addr(cfg.pop3s), &tls).await;
@@ -104,11 +99,7 @@ async fn starttls_then_login_and_capabilities_reflect_tls() {
     let mut p = Transcript::connect(mm.pop3).await;
     p.expect("+OK").await;
     p.send("CAPA").await;
-    assert!(
-        p.until(".").await.iter().any(|l| l == "STLS"),
-        "{}",
-        p.transcript()
-    );
+    assert!(p.until(".").await.iter().any(|l| l == "STLS"), "{}", p.transcript());
     p.send("STLS").await;
     p.expect("+OK").await;
     let mut p = p.start_tls(localhost(), &tls).await.expect("handshake");
@@ -125,8 +116,7 @@ async fn commands_pipelined_after_starttls_never_run() {
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
     // The 2011 injection: a LOGIN sent in plaintext behind STARTTLS, hoping it runs inside TLS.
-    c.send_raw(format!("a STARTTLS\r\nb LOGIN {} {}\r\n", user.uid, user.password).as_bytes())
-        .await;
+    c.send_raw(format!("a STARTTLS\r\nb LOGIN {} {}\r\n", user.uid, user.password).as_bytes()).await;
     c.expect("a OK").await;
     let mut c = c.start_tls(localhost(), &tls).await.expect("handshake");
     c.send("c NOOP").await;
@@ -137,8 +127,7 @@ async fn commands_pipelined_after_starttls_never_run() {
 
     let mut p = Transcript::connect(mm.pop3).await;
     p.expect("+OK").await;
-    p.send_raw(format!("STLS\r\nUSER {}\r\nPASS {}\r\n", user.uid, user.password).as_bytes())
-        .await;
+    p.send_raw(format!("STLS\r\nUSER {}\r\nPASS {}\r\n", user.uid, user.password).as_bytes()).await;
     p.expect("+OK").await;
     let mut p = p.start_tls(localhost(), &tls).await.expect("handshake");
     p.send("STAT").await;
@@ -149,24 +138,16 @@ async fn commands_pipelined_after_starttls_never_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restrict_plain_passwords_until_tls() {
     let lab = lab(USERS);
-    let (mm, cfg) = start(
-        lab,
-        "default:RestrictPlainPasswords yes\n",
-        "default:RestrictPlainPasswords yes\n",
-    )
-    .await;
+    let (mm, cfg) = start(lab, "default:RestrictPlainPasswords yes\n", "default:RestrictPlainPasswords yes\n").await;
     let tls = tls_connector(&lab.ca.cert, None);
     let user = lab.user_on(1);
     let mut c = Transcript::connect(mm.imap).await;
     let greeting = c.expect("* OK [CAPABILITY").await;
     assert!(
-        greeting.contains("STARTTLS")
-            && greeting.contains("LOGINDISABLED")
-            && !greeting.contains("AUTH=PLAIN"),
+        greeting.contains("STARTTLS") && greeting.contains("LOGINDISABLED") && !greeting.contains("AUTH=PLAIN"),
         "{greeting}"
     );
-    c.send(&format!("a LOGIN {} {}", user.uid, user.password))
-        .await;
+    c.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
     c.expect("a NO [PRIVACYREQUIRED]").await;
     c.send("b AUTHENTICATE PLAIN").await;
     c.expect("b NO [PRIVACYREQUIRED]").await;
@@ -183,8 +164,7 @@ async fn restrict_plain_passwords_until_tls() {
     let mut p = Transcript::connect(mm.pop3).await;
     p.expect("+OK").await;
     p.send(&format!("USER {}", user.uid)).await;
-    p.expect("-ERR [AUTH] Plaintext authentication is disabled")
-        .await;
+    p.expect("-ERR [AUTH] Plaintext authentication is disabled").await;
     p.send("AUTH PLAIN").await;
     p.expect("-ERR [AUTH]").await;
     p.send("STLS").await;
@@ -199,9 +179,7 @@ fn store_tls_logins(lab: &Lab, store: usize, uid: &str) -> usize {
     lab.stores[store]
         .log_text()
         .lines()
-        .filter(|l| {
-            l.contains("Login:") && l.contains(&format!("user=<{uid}>")) && l.contains("TLS")
-        })
+        .filter(|l| l.contains("Login:") && l.contains(&format!("user=<{uid}>")) && l.contains("TLS"))
         .count()
 }
 
@@ -209,13 +187,8 @@ fn store_tls_logins(lab: &Lab, store: usize, uid: &str) -> usize {
 async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     let lab = lab(USERS);
     let ca = lab.ca.cert.display();
-    let implicit =
-        |port: u16| format!("default:SSLBacksidePort {port}\ndefault:SSLBacksideCAFile {ca}\n");
-    let cfg = lab.write_config(
-        DirectoryKind::Ldif,
-        &implicit(lab.imaps_port),
-        &implicit(lab.pop3s_port),
-    );
+    let implicit = |port: u16| format!("default:SSLBacksidePort {port}\ndefault:SSLBacksideCAFile {ca}\n");
+    let cfg = lab.write_config(DirectoryKind::Ldif, &implicit(lab.imaps_port), &implicit(lab.pop3s_port));
     let mm = Mailmux::start(&cfg).await;
     let user = lab.user_on(0);
     let before = store_tls_logins(lab, 0, &user.uid);
@@ -255,29 +228,21 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
 async fn a_store_certificate_from_an_unknown_ca_is_refused_unless_verification_is_off() {
     let lab = lab(USERS);
     let other = lab.other_ca.cert.display();
-    let bad = format!(
-        "default:SSLBacksidePort {}\ndefault:SSLBacksideCAFile {other}\n",
-        lab.imaps_port
-    );
+    let bad = format!("default:SSLBacksidePort {}\ndefault:SSLBacksideCAFile {other}\n", lab.imaps_port);
     let cfg = lab.write_config(DirectoryKind::Ldif, &bad, "");
     let mm = Mailmux::start(&cfg).await;
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
-    c.send(&format!("a LOGIN {} {}", user.uid, user.password))
-        .await;
+    c.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
     c.expect("* NO [ALERT]").await;
     c.expect("a NO [UNAVAILABLE]").await;
     mm.stop().await;
     let logs = captured_logs();
-    assert!(
-        logs.contains("TLS handshake failed: invalid peer certificate"),
-        "the log says why"
-    );
+    assert!(logs.contains("TLS handshake failed: invalid peer certificate"), "the log says why");
 
-    let lab_only = format!(
-        "default:BacksideStartTLS yes\ndefault:SSLBacksideCAFile {other}\ndefault:SSLBacksideVerify no\n"
-    );
+    let lab_only =
+        format!("default:BacksideStartTLS yes\ndefault:SSLBacksideCAFile {other}\ndefault:SSLBacksideVerify no\n");
     let cfg = lab.write_config(DirectoryKind::Ldif, &lab_only, "");
     let mm = Mailmux::start(&cfg).await;
     let mut c = Transcript::connect(mm.imap).await;
@@ -296,12 +261,7 @@ async fn openssl_s_client_logs_in_with_starttls_and_on_the_tls_port() {
         user.uid, user.password
     );
     for args in [
-        vec![
-            "-connect".to_owned(),
-            mm.imap.to_string(),
-            "-starttls".into(),
-            "imap".into(),
-        ],
+        vec!["-connect".to_owned(), mm.imap.to_string(), "-starttls".into(), "imap".into()],
         vec!["-connect".to_owned(), tls_addr(cfg.imaps).to_string()],
     ] {
         let mut child = tokio::process::Command::new("openssl")
@@ -326,21 +286,13 @@ async fn openssl_s_client_logs_in_with_starttls_and_on_the_tls_port() {
                 drop(stdin);
             });
         }
-        let out =
-            tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-                .await
-                .expect("s_client finished")
-                .expect("s_client output");
+        let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("s_client finished")
+            .expect("s_client output");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stdout.contains("a1 OK"),
-            "{args:?}\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            stdout.contains(&marker_subject(STORE_NAMES[1])),
-            "{args:?}\n{stdout}"
-        );
+        assert!(stdout.contains("a1 OK"), "{args:?}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&marker_subject(STORE_NAMES[1])), "{args:?}\n{stdout}");
     }
     mm.stop().await;
 }
@@ -379,32 +331,18 @@ p.user({a_uid:?}); p.pass_({a_pw:?}); print("stls", [l.decode() for l in p.retr(
         b_uid = b.uid,
         b_pw = b.password,
     );
-    let out = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .await
-        .expect("python3 is installed");
+    let out =
+        tokio::process::Command::new("python3").arg("-c").arg(&script).output().await.expect("python3 is installed");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (sa, sb) = (
-        marker_subject(STORE_NAMES[0]),
-        marker_subject(STORE_NAMES[1]),
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let (sa, sb) = (marker_subject(STORE_NAMES[0]), marker_subject(STORE_NAMES[1]));
     for expected in [
         format!("imaps Subject: {sa}"),
         format!("starttls Subject: {sb}"),
         format!("pop3s Subject: {sb}"),
         format!("stls Subject: {sa}"),
     ] {
-        assert!(
-            stdout.lines().any(|l| l == expected),
-            "missing {expected:?} in\n{stdout}"
-        );
+        assert!(stdout.lines().any(|l| l == expected), "missing {expected:?} in\n{stdout}");
     }
     mm.stop().await;
 }

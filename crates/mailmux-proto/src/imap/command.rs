@@ -59,14 +59,8 @@ pub struct ParseError {
 /// Parses one framed command.
 pub fn parse(input: &[u8]) -> Result<TaggedCommand, ParseError> {
     let mut p = Parser { input, pos: 0 };
-    let tag = p.tag().ok_or(ParseError {
-        tag: None,
-        reason: "Missing or invalid tag",
-    })?;
-    let fail = |reason| ParseError {
-        tag: Some(tag.clone()),
-        reason,
-    };
+    let tag = p.tag().ok_or(ParseError { tag: None, reason: "Missing or invalid tag" })?;
+    let fail = |reason| ParseError { tag: Some(tag.clone()), reason };
     p.sp().ok_or_else(|| fail("Missing command"))?;
     let name = p.atom().ok_or_else(|| fail("Missing command"))?;
     let name = name.to_ascii_uppercase();
@@ -85,14 +79,10 @@ pub fn parse(input: &[u8]) -> Result<TaggedCommand, ParseError> {
             let user = p.astring().ok_or_else(|| fail("Invalid user name"))?;
             p.sp().ok_or_else(|| fail("LOGIN needs a password"))?;
             let password = p.astring().ok_or_else(|| fail("Invalid password"))?;
-            Command::Login {
-                user,
-                password: Secret::new(password),
-            }
+            Command::Login { user, password: Secret::new(password) }
         }
         b"AUTHENTICATE" => {
-            p.sp()
-                .ok_or_else(|| fail("AUTHENTICATE needs a mechanism"))?;
+            p.sp().ok_or_else(|| fail("AUTHENTICATE needs a mechanism"))?;
             let mechanism = p.atom().ok_or_else(|| fail("Invalid mechanism"))?;
             let initial = if p.sp().is_some() {
                 let rest = &p.input[p.pos..];
@@ -227,18 +217,12 @@ mod tests {
 
     #[test]
     fn login_with_atoms_quoted_and_literals() {
-        assert_eq!(
-            login(b"a LOGIN joe secret"),
-            (b"joe".to_vec(), b"secret".to_vec())
-        );
+        assert_eq!(login(b"a LOGIN joe secret"), (b"joe".to_vec(), b"secret".to_vec()));
         assert_eq!(
             login(br#"a login "joe@x.org" "pa \"q\" \\ s""#),
             (b"joe@x.org".to_vec(), br#"pa "q" \ s"#.to_vec())
         );
-        assert_eq!(
-            login(b"a LOGIN {3}\r\njoe {5+}\r\np w d"),
-            (b"joe".to_vec(), b"p w d".to_vec())
-        );
+        assert_eq!(login(b"a LOGIN {3}\r\njoe {5+}\r\np w d"), (b"joe".to_vec(), b"p w d".to_vec()));
     }
 
     #[test]
@@ -247,14 +231,8 @@ mod tests {
         assert_eq!(parse(b"x Noop").unwrap().command, Command::Noop);
         assert_eq!(parse(b"x LOGOUT").unwrap().command, Command::Logout);
         assert_eq!(parse(b"x STARTTLS").unwrap().command, Command::StartTls);
-        assert_eq!(
-            parse(br#"x ID ("name" "mutt")"#).unwrap().command,
-            Command::Id
-        );
-        assert_eq!(
-            parse(b"x select INBOX").unwrap().command,
-            Command::Other("SELECT".into())
-        );
+        assert_eq!(parse(br#"x ID ("name" "mutt")"#).unwrap().command, Command::Id);
+        assert_eq!(parse(b"x select INBOX").unwrap().command, Command::Other("SELECT".into()));
     }
 
     #[test]
@@ -267,10 +245,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            parse(b"a AUTHENTICATE LOGIN").unwrap().command,
-            Command::Authenticate { initial: None, .. }
-        ));
+        assert!(matches!(parse(b"a AUTHENTICATE LOGIN").unwrap().command, Command::Authenticate { initial: None, .. }));
         assert!(parse(b"a AUTHENTICATE PLAIN !!").is_err());
     }
 
@@ -279,10 +254,7 @@ mod tests {
         assert_eq!(parse(b"").unwrap_err().tag, None);
         assert_eq!(parse(b"+x NOOP").unwrap_err().tag, None);
         assert_eq!(parse(b"t1").unwrap_err().tag, Some(b"t1".to_vec()));
-        assert_eq!(
-            parse(b"t1 LOGIN joe").unwrap_err().tag,
-            Some(b"t1".to_vec())
-        );
+        assert_eq!(parse(b"t1 LOGIN joe").unwrap_err().tag, Some(b"t1".to_vec()));
         assert!(parse(b"t1 NOOP extra").is_err());
         assert!(parse(b"t1 LOGIN \"unterminated").is_err());
         assert!(parse(b"t1 LOGIN {3}\r\nab").is_err());

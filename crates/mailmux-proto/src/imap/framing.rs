@@ -28,11 +28,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         // Pre-login commands are short: a LOGIN with two long literals fits easily.
-        Limits {
-            max_line: 8 * 1024,
-            max_literal: 8 * 1024,
-            max_command: 16 * 1024,
-        }
+        Limits { max_line: 8 * 1024, max_literal: 8 * 1024, max_command: 16 * 1024 }
     }
 }
 
@@ -77,13 +73,7 @@ pub struct CommandFramer {
 impl CommandFramer {
     /// A framer with the given limits.
     pub fn new(limits: Limits) -> Self {
-        CommandFramer {
-            limits,
-            input: Vec::new(),
-            pos: 0,
-            command: Vec::new(),
-            state: State::Line,
-        }
+        CommandFramer { limits, input: Vec::new(), pos: 0, command: Vec::new(), state: State::Line }
     }
 
     /// Appends received bytes.
@@ -120,13 +110,10 @@ impl CommandFramer {
                 State::Literal { remaining } => {
                     let available = self.input.len() - self.pos;
                     let take = remaining.min(available);
-                    self.command
-                        .extend_from_slice(&self.input[self.pos..self.pos + take]);
+                    self.command.extend_from_slice(&self.input[self.pos..self.pos + take]);
                     self.pos += take;
                     if take < remaining {
-                        self.state = State::Literal {
-                            remaining: remaining - take,
-                        };
+                        self.state = State::Literal { remaining: remaining - take };
                         return None;
                     }
                     self.state = State::Line;
@@ -148,9 +135,7 @@ impl CommandFramer {
         if let Some(stripped) = line.strip_suffix(b"\r") {
             line = stripped;
         }
-        if line.len() > self.limits.max_line
-            || self.command.len() + line.len() > self.limits.max_command
-        {
+        if line.len() > self.limits.max_line || self.command.len() + line.len() > self.limits.max_command {
             return Some(self.broken());
         }
         let literal = literal_announcement(line);
@@ -160,8 +145,7 @@ impl CommandFramer {
             // A malformed brace group is left for the parser to reject with BAD.
             None | Some(Err(())) => Some(Frame::Command(std::mem::take(&mut self.command))),
             Some(Ok((size, sync))) => {
-                let fits = size <= self.limits.max_literal
-                    && self.command.len() + 2 + size <= self.limits.max_command;
+                let fits = size <= self.limits.max_literal && self.command.len() + 2 + size <= self.limits.max_command;
                 if !fits {
                     if sync {
                         let tag = tag_of(&self.command).to_vec();
@@ -173,11 +157,7 @@ impl CommandFramer {
                 // Keep the CRLF inside the command, where the parser expects it.
                 self.command.extend_from_slice(b"\r\n");
                 self.state = State::Literal { remaining: size };
-                if sync {
-                    Some(Frame::ContinuationNeeded)
-                } else {
-                    self.next_frame()
-                }
+                if sync { Some(Frame::ContinuationNeeded) } else { self.next_frame() }
             }
         }
     }
@@ -213,9 +193,7 @@ fn literal_announcement(line: &[u8]) -> Option<Result<(usize, bool), ()>> {
     if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
         return Some(Err(()));
     }
-    let size = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse::<usize>().ok());
+    let size = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<usize>().ok());
     Some(size.map(|s| (s, sync)).ok_or(()))
 }
 
@@ -253,26 +231,13 @@ mod tests {
     fn literal_bytes_are_never_commands() {
         // The literal contains what looks like a command line.
         let got = frames(b"a LOGIN joe {10+}\r\nb LOGOUT\r\n\r\n", 3);
-        assert_eq!(
-            got,
-            vec![Frame::Command(
-                b"a LOGIN joe {10+}\r\nb LOGOUT\r\n".to_vec()
-            )]
-        );
+        assert_eq!(got, vec![Frame::Command(b"a LOGIN joe {10+}\r\nb LOGOUT\r\n".to_vec())]);
     }
 
     #[test]
     fn refuses_big_sync_literal_and_keeps_going() {
         let got = frames(b"x1 LOGIN {999999}\r\nx2 NOOP\r\n", 64);
-        assert_eq!(
-            got,
-            vec![
-                Frame::LiteralRefused {
-                    tag: b"x1".to_vec()
-                },
-                Frame::Command(b"x2 NOOP".to_vec())
-            ]
-        );
+        assert_eq!(got, vec![Frame::LiteralRefused { tag: b"x1".to_vec() }, Frame::Command(b"x2 NOOP".to_vec())]);
     }
 
     #[test]
@@ -284,10 +249,7 @@ mod tests {
 
     #[test]
     fn bad_brace_is_an_ordinary_line() {
-        assert_eq!(
-            frames(b"x {12a}\r\n", 64),
-            vec![Frame::Command(b"x {12a}".to_vec())]
-        );
+        assert_eq!(frames(b"x {12a}\r\n", 64), vec![Frame::Command(b"x {12a}".to_vec())]);
     }
 
     #[test]

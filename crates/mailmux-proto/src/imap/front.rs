@@ -99,11 +99,7 @@ impl ImapFront {
             bad_commands: 0,
             settings,
         };
-        let greeting = format!(
-            "* OK [CAPABILITY {}] {}\r\n",
-            front.capabilities(),
-            front.settings.banner
-        );
+        let greeting = format!("* OK [CAPABILITY {}] {}\r\n", front.capabilities(), front.settings.banner);
         front.out.extend_from_slice(greeting.as_bytes());
         front
     }
@@ -162,10 +158,7 @@ impl ImapFront {
     /// Processes buffered input until an event is due; `None` means "send the output and
     /// read more".
     pub fn next_event(&mut self) -> Option<FrontEvent> {
-        while !matches!(
-            self.state,
-            State::Verifying | State::AwaitingTls | State::Done
-        ) {
+        while !matches!(self.state, State::Verifying | State::AwaitingTls | State::Done) {
             let frame = self.framer.next_frame()?;
             let event = match frame {
                 Frame::ContinuationNeeded => {
@@ -174,8 +167,7 @@ impl ImapFront {
                 }
                 Frame::LiteralRefused { tag } => self.bad(Some(&tag), "Literal too large"),
                 Frame::Overflow => {
-                    self.out
-                        .extend_from_slice(b"* BYE Command too long, closing connection\r\n");
+                    self.out.extend_from_slice(b"* BYE Command too long, closing connection\r\n");
                     self.state = State::Done;
                     Some(FrontEvent::Close)
                 }
@@ -196,21 +188,15 @@ impl ImapFront {
                 Ok(Step::Done(plain.authcid, plain.password, Mechanism::Plain))
             }),
             State::SaslUser { tag } => self.sasl_step(&tag, bytes, |tag, response| {
-                let user = String::from_utf8(response.expose().to_vec())
-                    .map_err(|_| SaslError::NotUtf8)?;
+                let user = String::from_utf8(response.expose().to_vec()).map_err(|_| SaslError::NotUtf8)?;
                 Ok(Step::Next(State::SaslPassword { tag, user }))
             }),
-            State::SaslPassword { tag, user } => self.sasl_step(&tag, bytes, move |_, response| {
-                Ok(Step::Done(user, response, Mechanism::Login))
-            }),
+            State::SaslPassword { tag, user } => {
+                self.sasl_step(&tag, bytes, move |_, response| Ok(Step::Done(user, response, Mechanism::Login)))
+            }
             State::SaslExternal { tag } => self.sasl_step(&tag, bytes, |_, response| {
-                let authzid = String::from_utf8(response.expose().to_vec())
-                    .map_err(|_| SaslError::NotUtf8)?;
-                Ok(Step::Done(
-                    authzid,
-                    Secret::new(Vec::new()),
-                    Mechanism::External,
-                ))
+                let authzid = String::from_utf8(response.expose().to_vec()).map_err(|_| SaslError::NotUtf8)?;
+                Ok(Step::Done(authzid, Secret::new(Vec::new()), Mechanism::External))
             }),
             state @ (State::Verifying | State::AwaitingTls | State::Done) => {
                 self.state = state;
@@ -237,8 +223,7 @@ impl ImapFront {
                 None
             }
             Command::Id => {
-                self.out
-                    .extend_from_slice(b"* ID (\"name\" \"mailmux\")\r\n");
+                self.out.extend_from_slice(b"* ID (\"name\" \"mailmux\")\r\n");
                 self.tagged(&tag, "OK ID completed.");
                 None
             }
@@ -257,43 +242,23 @@ impl ImapFront {
             }
             Command::StartTls => self.bad(Some(&tag), "STARTTLS is not available here"),
             Command::Login { .. } if !self.passwords_allowed() => {
-                self.tagged(
-                    &tag,
-                    "NO [PRIVACYREQUIRED] Plaintext login is disabled; use STARTTLS first",
-                );
+                self.tagged(&tag, "NO [PRIVACYREQUIRED] Plaintext login is disabled; use STARTTLS first");
                 None
             }
             Command::Login { user, password } => match String::from_utf8(user) {
-                Ok(login) => self.login(
-                    tag,
-                    Credentials {
-                        login,
-                        password,
-                        mechanism: Mechanism::Password,
-                    },
-                ),
+                Ok(login) => self.login(tag, Credentials { login, password, mechanism: Mechanism::Password }),
                 Err(_) => self.bad(Some(&tag), SaslError::NotUtf8.text()),
             },
-            Command::Authenticate { mechanism, initial } => {
-                self.authenticate(tag, &mechanism, initial)
-            }
+            Command::Authenticate { mechanism, initial } => self.authenticate(tag, &mechanism, initial),
             Command::Other(_) => self.bad(Some(&tag), "Please log in first"),
         }
     }
 
-    fn authenticate(
-        &mut self,
-        tag: Vec<u8>,
-        mechanism: &[u8],
-        initial: Option<Secret>,
-    ) -> Option<FrontEvent> {
+    fn authenticate(&mut self, tag: Vec<u8>, mechanism: &[u8], initial: Option<Secret>) -> Option<FrontEvent> {
         let offered = match SaslMechanism::parse(mechanism) {
             Some(SaslMechanism::External) if !self.settings.client_certificate => None,
             Some(SaslMechanism::Plain | SaslMechanism::Login) if !self.passwords_allowed() => {
-                self.tagged(
-                    &tag,
-                    "NO [PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first",
-                );
+                self.tagged(&tag, "NO [PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first");
                 return None;
             }
             other => other,
@@ -318,8 +283,7 @@ impl ImapFront {
                     State::SaslUser { .. } => sasl::LOGIN_USER_CHALLENGE,
                     _ => "",
                 };
-                self.out
-                    .extend_from_slice(format!("+ {challenge}\r\n").as_bytes());
+                self.out.extend_from_slice(format!("+ {challenge}\r\n").as_bytes());
                 self.state = next;
                 None
             }
@@ -346,14 +310,9 @@ impl ImapFront {
                 self.state = state;
                 None
             }
-            Ok(Step::Done(login, password, mechanism)) => self.login(
-                tag.to_vec(),
-                Credentials {
-                    login,
-                    password,
-                    mechanism,
-                },
-            ),
+            Ok(Step::Done(login, password, mechanism)) => {
+                self.login(tag.to_vec(), Credentials { login, password, mechanism })
+            }
         }
     }
 
@@ -370,9 +329,7 @@ impl ImapFront {
     /// capabilities, and return the bytes the client sent after its login command (they are
     /// the store's now).
     pub fn accept(&mut self, tag: &[u8], store_capabilities: Option<&str>, text: &str) -> Vec<u8> {
-        let code = store_capabilities
-            .map(|caps| format!("[CAPABILITY {caps}] "))
-            .unwrap_or_default();
+        let code = store_capabilities.map(|caps| format!("[CAPABILITY {caps}] ")).unwrap_or_default();
         self.tagged(tag, &format!("OK {code}{text}"));
         self.state = State::Done;
         self.framer.take_unframed()
@@ -389,10 +346,7 @@ impl ImapFront {
                     let line = format!("* NO [ALERT] {}\r\n", one_line(alert));
                     self.out.extend_from_slice(line.as_bytes());
                 }
-                self.tagged(
-                    tag,
-                    "NO [UNAVAILABLE] Mail service temporarily unavailable, try again later.",
-                );
+                self.tagged(tag, "NO [UNAVAILABLE] Mail service temporarily unavailable, try again later.");
             }
         }
         self.state = State::Ready;
@@ -400,15 +354,13 @@ impl ImapFront {
 
     /// Says goodbye before a server shutdown.
     pub fn shutdown(&mut self) {
-        self.out
-            .extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
+        self.out.extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
         self.state = State::Done;
     }
 
     /// Says goodbye after the client was idle too long.
     pub fn idle_timeout(&mut self) {
-        self.out
-            .extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
+        self.out.extend_from_slice(b"* BYE Autologout; idle for too long\r\n");
         self.state = State::Done;
     }
 
@@ -424,8 +376,7 @@ impl ImapFront {
         self.bad_commands += 1;
         self.tagged(tag.unwrap_or(b"*"), &format!("BAD {reason}"));
         if self.bad_commands >= MAX_BAD_COMMANDS {
-            self.out
-                .extend_from_slice(b"* BYE Too many invalid commands\r\n");
+            self.out.extend_from_slice(b"* BYE Too many invalid commands\r\n");
             self.state = State::Done;
             return Some(FrontEvent::Close);
         }
@@ -440,9 +391,7 @@ enum Step {
 
 /// Operator text must not break the response line.
 fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 #[cfg(test)]
@@ -483,12 +432,9 @@ mod tests {
 
     fn expect_login(event: Option<FrontEvent>) -> (Vec<u8>, String, Vec<u8>, Mechanism) {
         match event {
-            Some(FrontEvent::Login { tag, credentials }) => (
-                tag,
-                credentials.login,
-                credentials.password.expose().to_vec(),
-                credentials.mechanism,
-            ),
+            Some(FrontEvent::Login { tag, credentials }) => {
+                (tag, credentials.login, credentials.password.expose().to_vec(), credentials.mechanism)
+            }
             other => panic!("expected a login, got {other:?}"),
         }
     }
@@ -496,21 +442,14 @@ mod tests {
     #[test]
     fn greeting_carries_capabilities() {
         let (out, _) = run(&mut front(), b"", 1);
-        assert_eq!(
-            out,
-            "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN] mailmux ready\r\n"
-        );
+        assert_eq!(out, "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN AUTH=LOGIN] mailmux ready\r\n");
     }
 
     #[test]
     fn transcript_before_login() {
         let mut f = front();
         f.take_output();
-        let (out, ev) = run(
-            &mut f,
-            b"a CAPABILITY\r\nb NOOP\r\nc ID NIL\r\nd SELECT INBOX\r\n",
-            3,
-        );
+        let (out, ev) = run(&mut f, b"a CAPABILITY\r\nb NOOP\r\nc ID NIL\r\nd SELECT INBOX\r\n", 3);
         assert_eq!(ev, None);
         assert_eq!(
             out,
@@ -527,15 +466,7 @@ mod tests {
             f.take_output();
             let (out, ev) = run(&mut f, b"a1 LOGIN {4}\r\nuser {2}\r\npw\r\n", chunk);
             assert_eq!(out.matches("+ Ready").count(), 2, "chunk {chunk}");
-            assert_eq!(
-                expect_login(ev),
-                (
-                    b"a1".to_vec(),
-                    "user".into(),
-                    b"pw".to_vec(),
-                    Mechanism::Password
-                )
-            );
+            assert_eq!(expect_login(ev), (b"a1".to_vec(), "user".into(), b"pw".to_vec(), Mechanism::Password));
         }
     }
 
@@ -544,15 +475,7 @@ mod tests {
         let mut f = front();
         f.take_output();
         let (_, ev) = run(&mut f, b"a AUTHENTICATE PLAIN AGpvZQBwdw==\r\n", 4);
-        assert_eq!(
-            expect_login(ev),
-            (
-                b"a".to_vec(),
-                "joe".into(),
-                b"pw".to_vec(),
-                Mechanism::Plain
-            )
-        );
+        assert_eq!(expect_login(ev), (b"a".to_vec(), "joe".into(), b"pw".to_vec(), Mechanism::Plain));
 
         let mut f = front();
         f.take_output();
@@ -567,15 +490,7 @@ mod tests {
         f.take_output();
         let (out, ev) = run(&mut f, b"a AUTHENTICATE LOGIN\r\nam9l\r\ncHc=\r\n", 64);
         assert_eq!(out, "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n");
-        assert_eq!(
-            expect_login(ev),
-            (
-                b"a".to_vec(),
-                "joe".into(),
-                b"pw".to_vec(),
-                Mechanism::Login
-            )
-        );
+        assert_eq!(expect_login(ev), (b"a".to_vec(), "joe".into(), b"pw".to_vec(), Mechanism::Login));
         let mut f = front();
         f.take_output();
         let (out, ev) = run(&mut f, b"a AUTHENTICATE LOGIN am9l\r\ncHc=\r\n", 64);
@@ -587,11 +502,8 @@ mod tests {
     fn cancel_and_garbage_in_sasl() {
         let mut f = front();
         f.take_output();
-        let (out, ev) = run(
-            &mut f,
-            b"a AUTHENTICATE PLAIN\r\n*\r\nb AUTHENTICATE PLAIN\r\n%%%\r\nc AUTHENTICATE CRAM-MD5\r\n",
-            64,
-        );
+        let (out, ev) =
+            run(&mut f, b"a AUTHENTICATE PLAIN\r\n*\r\nb AUTHENTICATE PLAIN\r\n%%%\r\nc AUTHENTICATE CRAM-MD5\r\n", 64);
         assert_eq!(ev, None);
         assert_eq!(
             out,
@@ -613,16 +525,9 @@ mod tests {
         );
         f.feed(b"b LOGIN joe good\r\nc SELECT INBOX\r\n");
         let (tag, ..) = expect_login(f.next_event());
-        assert_eq!(
-            f.next_event(),
-            None,
-            "nothing runs while the login is verified"
-        );
+        assert_eq!(f.next_event(), None, "nothing runs while the login is verified");
         let rest = f.accept(&tag, Some("IMAP4rev1 IDLE"), "Logged in");
-        assert_eq!(
-            String::from_utf8(f.take_output()).unwrap(),
-            "b OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n"
-        );
+        assert_eq!(String::from_utf8(f.take_output()).unwrap(), "b OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n");
         assert_eq!(rest, b"c SELECT INBOX\r\n".to_vec());
         assert!(f.is_done());
     }
@@ -631,12 +536,7 @@ mod tests {
     fn unavailable_carries_alert() {
         let mut f = front();
         f.take_output();
-        f.reject(
-            b"t",
-            &Rejection::Unavailable {
-                alert: Some("store down\r\nx".into()),
-            },
-        );
+        f.reject(b"t", &Rejection::Unavailable { alert: Some("store down\r\nx".into()) });
         assert_eq!(
             String::from_utf8(f.take_output()).unwrap(),
             "* NO [ALERT] store down  x\r\nt NO [UNAVAILABLE] Mail service temporarily unavailable, try again later.\r\n"
@@ -679,11 +579,7 @@ mod tls_tests {
 
     #[test]
     fn starttls_discards_pipelined_commands_and_restarts() {
-        let mut f = ImapFront::new(FrontSettings {
-            starttls: true,
-            restrict_plaintext: true,
-            ..settings()
-        });
+        let mut f = ImapFront::new(FrontSettings { starttls: true, restrict_plaintext: true, ..settings() });
         let greeting = String::from_utf8(f.take_output()).unwrap();
         assert!(greeting.contains("STARTTLS LOGINDISABLED]"), "{greeting}");
         // The injection: LOGIN pipelined after STARTTLS in the same plaintext packet.
@@ -697,21 +593,12 @@ mod tls_tests {
         f.feed(b"c CAPABILITY\r\n");
         assert_eq!(f.next_event(), None);
         let caps = String::from_utf8(f.take_output()).unwrap();
-        assert!(
-            !caps.contains("STARTTLS")
-                && !caps.contains("LOGINDISABLED")
-                && caps.contains("AUTH=PLAIN"),
-            "{caps}"
-        );
+        assert!(!caps.contains("STARTTLS") && !caps.contains("LOGINDISABLED") && caps.contains("AUTH=PLAIN"), "{caps}");
     }
 
     #[test]
     fn restricted_plaintext_refuses_passwords_before_tls() {
-        let mut f = ImapFront::new(FrontSettings {
-            starttls: true,
-            restrict_plaintext: true,
-            ..settings()
-        });
+        let mut f = ImapFront::new(FrontSettings { starttls: true, restrict_plaintext: true, ..settings() });
         f.take_output();
         f.feed(b"a LOGIN joe pw\r\nb AUTHENTICATE PLAIN AGpvZQBwdw==\r\nc STARTTLS extra\r\n");
         assert_eq!(f.next_event(), None);
@@ -723,14 +610,7 @@ mod tls_tests {
 
     #[test]
     fn starttls_refused_when_not_offered_or_already_tls() {
-        for s in [
-            settings(),
-            FrontSettings {
-                starttls: true,
-                tls: true,
-                ..settings()
-            },
-        ] {
+        for s in [settings(), FrontSettings { starttls: true, tls: true, ..settings() }] {
             let mut f = ImapFront::new(s);
             f.take_output();
             f.feed(b"a STARTTLS\r\n");
@@ -745,22 +625,11 @@ mod tls_tests {
         f.take_output();
         f.feed(b"a AUTHENTICATE EXTERNAL =\r\n");
         assert_eq!(f.next_event(), None);
-        assert_eq!(
-            f.take_output(),
-            b"a NO Unsupported authentication mechanism\r\n"
-        );
+        assert_eq!(f.take_output(), b"a NO Unsupported authentication mechanism\r\n");
 
-        let with_cert = || FrontSettings {
-            tls: true,
-            client_certificate: true,
-            ..settings()
-        };
+        let with_cert = || FrontSettings { tls: true, client_certificate: true, ..settings() };
         let mut f = ImapFront::new(with_cert());
-        assert!(
-            String::from_utf8(f.take_output())
-                .unwrap()
-                .contains("AUTH=EXTERNAL")
-        );
+        assert!(String::from_utf8(f.take_output()).unwrap().contains("AUTH=EXTERNAL"));
         f.feed(b"a AUTHENTICATE EXTERNAL =\r\n");
         match f.next_event() {
             Some(FrontEvent::Login { credentials, .. }) => {

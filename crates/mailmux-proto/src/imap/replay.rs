@@ -78,11 +78,7 @@ impl ImapReplay {
     pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials, starttls: bool) -> Self {
         ImapReplay {
             starttls,
-            mechanism: if credentials.authzid.is_some() {
-                ReplayMechanism::Plain
-            } else {
-                mechanism
-            },
+            mechanism: if credentials.authzid.is_some() { ReplayMechanism::Plain } else { mechanism },
             credentials,
             lines: LineBuffer::new(MAX_LINE),
             out: Vec::new(),
@@ -119,11 +115,7 @@ impl ImapReplay {
             };
             let response = ResponseLine::parse(&line);
             if let Some(event) = self.on_response(response) {
-                self.state = if event == ReplayEvent::StartTls {
-                    State::AwaitingTls
-                } else {
-                    State::Finished
-                };
+                self.state = if event == ReplayEvent::StartTls { State::AwaitingTls } else { State::Finished };
                 return Some(event);
             }
         }
@@ -136,9 +128,7 @@ impl ImapReplay {
             }
             match r.status {
                 Some(Status::Bye) => {
-                    return Some(ReplayEvent::Failed(StoreFailure::Temporary {
-                        text: r.text,
-                    }));
+                    return Some(ReplayEvent::Failed(StoreFailure::Temporary { text: r.text }));
                 }
                 Some(Status::Preauth) if matches!(self.state, State::Greeting) => {
                     return Some(self.fail_protocol("store greeted with PREAUTH"));
@@ -177,10 +167,9 @@ impl ImapReplay {
             return None;
         };
         match std::mem::replace(&mut self.state, State::Finished) {
-            State::Capability { text } if tag == CAPABILITY_TAG => Some(ReplayEvent::LoggedIn {
-                capabilities: self.capabilities.take(),
-                text,
-            }),
+            State::Capability { text } if tag == CAPABILITY_TAG => {
+                Some(ReplayEvent::LoggedIn { capabilities: self.capabilities.take(), text })
+            }
             State::StartTlsSent if tag == STARTTLS_TAG => match r.status {
                 Some(Status::Ok) => Some(ReplayEvent::StartTls),
                 _ => Some(ReplayEvent::Failed(StoreFailure::Temporary {
@@ -197,10 +186,7 @@ impl ImapReplay {
             Some(Status::Ok) => {
                 if let Some(caps) = r.capabilities() {
                     self.capabilities = Some(caps.to_owned());
-                    return Some(ReplayEvent::LoggedIn {
-                        capabilities: self.capabilities.take(),
-                        text: r.text,
-                    });
+                    return Some(ReplayEvent::LoggedIn { capabilities: self.capabilities.take(), text: r.text });
                 }
                 // Capabilities seen before login are stale; ask again.
                 self.capabilities = None;
@@ -251,11 +237,7 @@ impl ImapReplay {
             }
             ReplayMechanism::Plain => {
                 let authzid = self.credentials.authzid.as_deref().unwrap_or("");
-                let blob = sasl::encode_plain(
-                    authzid,
-                    &self.credentials.authcid,
-                    &self.credentials.password,
-                );
+                let blob = sasl::encode_plain(authzid, &self.credentials.authcid, &self.credentials.password);
                 current.extend_from_slice(b" AUTHENTICATE PLAIN");
                 if has("SASL-IR") {
                     current.push(b' ');
@@ -278,28 +260,19 @@ impl ImapReplay {
         self.state = if parts.is_empty() {
             State::Awaiting
         } else {
-            State::Sending {
-                parts: parts.into_iter().map(Secret::new).collect(),
-            }
+            State::Sending { parts: parts.into_iter().map(Secret::new).collect() }
         };
     }
 
     fn fail_protocol(&mut self, reason: &str) -> ReplayEvent {
         self.state = State::Finished;
-        ReplayEvent::Failed(StoreFailure::Protocol {
-            reason: reason.to_owned(),
-        })
+        ReplayEvent::Failed(StoreFailure::Protocol { reason: reason.to_owned() })
     }
 }
 
 /// Appends `value` as a quoted string, or as a literal (closing the current part when the
 /// literal synchronises).
-fn push_astring(
-    current: &mut Vec<u8>,
-    parts: &mut VecDeque<Vec<u8>>,
-    value: &[u8],
-    literal_plus: bool,
-) {
+fn push_astring(current: &mut Vec<u8>, parts: &mut VecDeque<Vec<u8>>, value: &[u8], literal_plus: bool) {
     if let Some(quoted) = super::quote(value) {
         current.extend_from_slice(&quoted);
         return;
@@ -318,11 +291,7 @@ mod tests {
     use super::*;
 
     fn creds(user: &str, pw: &str) -> ReplayCredentials {
-        ReplayCredentials {
-            authzid: None,
-            authcid: user.into(),
-            password: Secret::new(pw),
-        }
+        ReplayCredentials { authzid: None, authcid: user.into(), password: Secret::new(pw) }
     }
 
     /// Plays `store` lines one by one, collecting what the machine sends.
@@ -342,57 +311,29 @@ mod tests {
     #[test]
     fn login_with_capability_in_ok() {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe@x.org", "p \"w"), false);
-        let (sent, ev) = play(
-            &mut m,
-            &[
-                "* OK [CAPABILITY IMAP4rev1] ready",
-                "M1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in",
-            ],
-        );
+        let (sent, ev) =
+            play(&mut m, &["* OK [CAPABILITY IMAP4rev1] ready", "M1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in"]);
         assert_eq!(sent, "M1 LOGIN \"joe@x.org\" \"p \\\"w\"\r\n");
         assert_eq!(
             ev,
-            Some(ReplayEvent::LoggedIn {
-                capabilities: Some("IMAP4rev1 IDLE".into()),
-                text: "Logged in".into()
-            })
+            Some(ReplayEvent::LoggedIn { capabilities: Some("IMAP4rev1 IDLE".into()), text: "Logged in".into() })
         );
     }
 
     #[test]
     fn asks_for_capabilities_when_ok_has_none() {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
-        let (sent, ev) = play(
-            &mut m,
-            &[
-                "* OK hi",
-                "M1 OK done",
-                "* CAPABILITY IMAP4rev1 X",
-                "M2 OK cap",
-            ],
-        );
+        let (sent, ev) = play(&mut m, &["* OK hi", "M1 OK done", "* CAPABILITY IMAP4rev1 X", "M2 OK cap"]);
         assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\nM2 CAPABILITY\r\n");
-        assert_eq!(
-            ev,
-            Some(ReplayEvent::LoggedIn {
-                capabilities: Some("IMAP4rev1 X".into()),
-                text: "done".into()
-            })
-        );
+        assert_eq!(ev, Some(ReplayEvent::LoggedIn { capabilities: Some("IMAP4rev1 X".into()), text: "done".into() }));
     }
 
     #[test]
     fn eight_bit_password_goes_as_sync_literal() {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pässword"), false);
-        let (sent, ev) = play(
-            &mut m,
-            &["* OK hi", "+ go", "M1 NO [AUTHENTICATIONFAILED] no"],
-        );
+        let (sent, ev) = play(&mut m, &["* OK hi", "+ go", "M1 NO [AUTHENTICATIONFAILED] no"]);
         assert_eq!(sent, "M1 LOGIN \"joe\" {9}\r\npässword\r\n");
-        assert!(matches!(
-            ev,
-            Some(ReplayEvent::Failed(StoreFailure::Rejected { .. }))
-        ));
+        assert!(matches!(ev, Some(ReplayEvent::Failed(StoreFailure::Rejected { .. }))));
     }
 
     #[test]
@@ -416,11 +357,7 @@ mod tests {
     fn admin_login_on_behalf_uses_plain_authzid() {
         let mut m = ImapReplay::new(
             ReplayMechanism::Login,
-            ReplayCredentials {
-                authzid: Some("joe".into()),
-                authcid: "admin".into(),
-                password: Secret::new("pw"),
-            },
+            ReplayCredentials { authzid: Some("joe".into()), authcid: "admin".into(), password: Secret::new("pw") },
             false,
         );
         let (sent, _) = play(&mut m, &["* OK [CAPABILITY SASL-IR] hi"]);
@@ -428,9 +365,7 @@ mod tests {
             sent,
             format!(
                 "M1 AUTHENTICATE PLAIN {}\r\n",
-                sasl::encode_plain("joe", "admin", &Secret::new("pw"))
-                    .expose()
-                    .escape_ascii()
+                sasl::encode_plain("joe", "admin", &Secret::new("pw")).expose().escape_ascii()
             )
         );
     }
@@ -460,10 +395,7 @@ mod tests {
             Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))
         ));
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
-        assert!(matches!(
-            play(&mut m, &["* PREAUTH hi"]).1,
-            Some(ReplayEvent::Failed(StoreFailure::Protocol { .. }))
-        ));
+        assert!(matches!(play(&mut m, &["* PREAUTH hi"]).1, Some(ReplayEvent::Failed(StoreFailure::Protocol { .. }))));
     }
 
     #[test]
@@ -491,16 +423,10 @@ mod tests {
         m.feed(b"M1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n");
         assert_eq!(
             m.next_event(),
-            Some(ReplayEvent::LoggedIn {
-                capabilities: Some("IMAP4rev1 IDLE".into()),
-                text: "in".into()
-            })
+            Some(ReplayEvent::LoggedIn { capabilities: Some("IMAP4rev1 IDLE".into()), text: "in".into() })
         );
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), true);
         m.feed(b"* OK hi\r\nM0 BAD no tls\r\n");
-        assert!(matches!(
-            m.next_event(),
-            Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))
-        ));
+        assert!(matches!(m.next_event(), Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))));
     }
 }

@@ -51,12 +51,7 @@ impl ResponseLine {
             tag => Addressee::Tagged(tag.as_bytes().to_vec()),
         };
         if addressee == Addressee::Continuation {
-            return ResponseLine {
-                addressee,
-                status: None,
-                code: None,
-                text: rest.to_owned(),
-            };
+            return ResponseLine { addressee, status: None, code: None, text: rest.to_owned() };
         }
         let (word, after) = rest.split_once(' ').unwrap_or((rest, ""));
         let status = match word.to_ascii_uppercase().as_str() {
@@ -68,23 +63,13 @@ impl ResponseLine {
             _ => None,
         };
         let Some(status) = status else {
-            return ResponseLine {
-                addressee,
-                status: None,
-                code: None,
-                text: rest.to_owned(),
-            };
+            return ResponseLine { addressee, status: None, code: None, text: rest.to_owned() };
         };
         let (code, text) = match after.strip_prefix('[').and_then(|a| a.split_once(']')) {
             Some((code, text)) => (Some(code.to_owned()), text.trim_start().to_owned()),
             None => (None, after.to_owned()),
         };
-        ResponseLine {
-            addressee,
-            status: Some(status),
-            code,
-            text,
-        }
+        ResponseLine { addressee, status: Some(status), code, text }
     }
 
     /// The capability list, from `* CAPABILITY …` or a `[CAPABILITY …]` code.
@@ -100,9 +85,7 @@ impl ResponseLine {
 
     /// The first word of the response code, upper-cased (`AUTHENTICATIONFAILED`, …).
     pub fn code_name(&self) -> Option<String> {
-        self.code
-            .as_deref()
-            .map(|c| c.split(' ').next().unwrap_or("").to_ascii_uppercase())
+        self.code.as_deref().map(|c| c.split(' ').next().unwrap_or("").to_ascii_uppercase())
     }
 }
 
@@ -137,10 +120,7 @@ mod tests {
 
     #[test]
     fn continuation_and_garbage() {
-        assert_eq!(
-            ResponseLine::parse(b"+ ").addressee,
-            Addressee::Continuation
-        );
+        assert_eq!(ResponseLine::parse(b"+ ").addressee, Addressee::Continuation);
         let r = ResponseLine::parse(b"\xff\xfe");
         assert_eq!(r.status, None);
     }

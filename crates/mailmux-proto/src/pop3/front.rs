@@ -128,10 +128,7 @@ impl Pop3Front {
     /// Processes buffered input until an event is due; `None` means "send the output and
     /// read more".
     pub fn next_event(&mut self) -> Option<Pop3Event> {
-        while !matches!(
-            self.state,
-            State::Verifying | State::AwaitingTls | State::Done
-        ) {
+        while !matches!(self.state, State::Verifying | State::AwaitingTls | State::Done) {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return None,
@@ -153,28 +150,18 @@ impl Pop3Front {
             State::Authorization { user } => self.on_command(line, user),
             State::SaslPlain => self.sasl_step(line, |response| {
                 let plain = sasl::parse_plain(response.expose())?;
-                Ok(SaslStep::Done(
-                    plain.authcid,
-                    plain.password,
-                    Mechanism::Plain,
-                ))
+                Ok(SaslStep::Done(plain.authcid, plain.password, Mechanism::Plain))
             }),
             State::SaslUser => self.sasl_step(line, |response| {
-                let user = String::from_utf8(response.expose().to_vec())
-                    .map_err(|_| SaslError::NotUtf8)?;
+                let user = String::from_utf8(response.expose().to_vec()).map_err(|_| SaslError::NotUtf8)?;
                 Ok(SaslStep::Next(State::SaslPassword { user }))
             }),
-            State::SaslPassword { user } => self.sasl_step(line, move |response| {
-                Ok(SaslStep::Done(user, response, Mechanism::Login))
-            }),
+            State::SaslPassword { user } => {
+                self.sasl_step(line, move |response| Ok(SaslStep::Done(user, response, Mechanism::Login)))
+            }
             State::SaslExternal => self.sasl_step(line, |response| {
-                let authzid = String::from_utf8(response.expose().to_vec())
-                    .map_err(|_| SaslError::NotUtf8)?;
-                Ok(SaslStep::Done(
-                    authzid,
-                    Secret::new(Vec::new()),
-                    Mechanism::External,
-                ))
+                let authzid = String::from_utf8(response.expose().to_vec()).map_err(|_| SaslError::NotUtf8)?;
+                Ok(SaslStep::Done(authzid, Secret::new(Vec::new()), Mechanism::External))
             }),
             state @ (State::Verifying | State::AwaitingTls | State::Done) => {
                 self.state = state;
@@ -191,9 +178,8 @@ impl Pop3Front {
         let keyword = keyword.to_ascii_uppercase();
         match (keyword.as_slice(), arg) {
             (b"CAPA", None) => {
-                let mut capa = String::from(
-                    "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n",
-                );
+                let mut capa =
+                    String::from("+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
                 if self.passwords_allowed() {
                     capa.push_str("USER\r\n");
                 }
@@ -209,11 +195,7 @@ impl Pop3Front {
                 self.keep(user)
             }
             (b"AUTH", None) => {
-                let list: String = self
-                    .mechanisms()
-                    .iter()
-                    .map(|m| format!("{m}\r\n"))
-                    .collect();
+                let list: String = self.mechanisms().iter().map(|m| format!("{m}\r\n")).collect();
                 self.reply(&format!("+OK\r\n{list}."));
                 self.keep(user)
             }
@@ -236,11 +218,9 @@ impl Pop3Front {
                 Err(_) => self.err(SaslError::NotUtf8.text()),
             },
             (b"PASS", Some(password)) => match user {
-                Some(login) => self.login(Credentials {
-                    login,
-                    password: Secret::new(password),
-                    mechanism: Mechanism::Password,
-                }),
+                Some(login) => {
+                    self.login(Credentials { login, password: Secret::new(password), mechanism: Mechanism::Password })
+                }
                 None => self.err("USER first"),
             },
             (b"AUTH", Some(rest)) => {
@@ -250,11 +230,8 @@ impl Pop3Front {
                 };
                 let offered = match SaslMechanism::parse(mechanism) {
                     Some(SaslMechanism::External) if !self.settings.client_certificate => None,
-                    Some(SaslMechanism::Plain | SaslMechanism::Login)
-                        if !self.passwords_allowed() =>
-                    {
-                        return self
-                            .err("[AUTH] Plaintext authentication is disabled; use STLS first");
+                    Some(SaslMechanism::Plain | SaslMechanism::Login) if !self.passwords_allowed() => {
+                        return self.err("[AUTH] Plaintext authentication is disabled; use STLS first");
                     }
                     other => other,
                 };
@@ -307,11 +284,7 @@ impl Pop3Front {
                 self.state = state;
                 None
             }
-            Ok(SaslStep::Done(login, password, mechanism)) => self.login(Credentials {
-                login,
-                password,
-                mechanism,
-            }),
+            Ok(SaslStep::Done(login, password, mechanism)) => self.login(Credentials { login, password, mechanism }),
         }
     }
 
@@ -339,14 +312,8 @@ impl Pop3Front {
             Rejection::Unavailable { alert } => {
                 let text = alert
                     .as_deref()
-                    .map(|a| {
-                        a.chars()
-                            .map(|c| if c.is_control() { ' ' } else { c })
-                            .collect()
-                    })
-                    .unwrap_or_else(|| {
-                        "Mail service temporarily unavailable, try again later.".to_owned()
-                    });
+                    .map(|a| a.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+                    .unwrap_or_else(|| "Mail service temporarily unavailable, try again later.".to_owned());
                 self.reply(&format!("-ERR [SYS/TEMP] {text}"));
             }
         }
@@ -440,10 +407,7 @@ mod tests {
             let mut f = front();
             let (out, ev) = run(&mut f, b"USER joe@x.org\r\nPASS pa ss\r\n", chunk);
             assert_eq!(out, "+OK\r\n");
-            assert_eq!(
-                creds(ev),
-                ("joe@x.org".into(), b"pa ss".to_vec(), Mechanism::Password)
-            );
+            assert_eq!(creds(ev), ("joe@x.org".into(), b"pa ss".to_vec(), Mechanism::Password));
         }
     }
 
@@ -452,10 +416,7 @@ mod tests {
         let mut f = front();
         let (out, ev) = run(&mut f, b"PASS x\r\nNOOP\r\nXYZZY\r\nuser\r\n", 64);
         assert_eq!(ev, None);
-        assert_eq!(
-            out,
-            "-ERR USER first\r\n-ERR Not logged in\r\n-ERR Unknown command\r\n-ERR Unknown command\r\n"
-        );
+        assert_eq!(out, "-ERR USER first\r\n-ERR Not logged in\r\n-ERR Unknown command\r\n-ERR Unknown command\r\n");
     }
 
     #[test]
@@ -488,10 +449,7 @@ mod tests {
         let mut f = front();
         let (out, ev) = run(&mut f, b"AUTH PLAIN\r\n*\r\nAUTH CRAM-MD5\r\n", 64);
         assert_eq!(ev, None);
-        assert_eq!(
-            out,
-            "+ \r\n-ERR Authentication cancelled\r\n-ERR Unsupported authentication mechanism\r\n"
-        );
+        assert_eq!(out, "+ \r\n-ERR Authentication cancelled\r\n-ERR Unsupported authentication mechanism\r\n");
     }
 
     #[test]
@@ -513,9 +471,7 @@ mod tests {
     #[test]
     fn temporary_failure_uses_sys_temp_and_alert() {
         let mut f = front();
-        f.reject(&Rejection::Unavailable {
-            alert: Some("store down".into()),
-        });
+        f.reject(&Rejection::Unavailable { alert: Some("store down".into()) });
         assert_eq!(f.take_output(), b"-ERR [SYS/TEMP] store down\r\n");
     }
 
@@ -526,50 +482,25 @@ mod tests {
         assert_eq!(ev, Some(Pop3Event::Close));
         let mut f = front();
         let (out, ev) = run(&mut f, b"QUIT\r\n", 64);
-        assert_eq!(
-            (out.as_str(), ev),
-            ("+OK Logging out\r\n", Some(Pop3Event::Quit))
-        );
+        assert_eq!((out.as_str(), ev), ("+OK Logging out\r\n", Some(Pop3Event::Quit)));
     }
 
     #[test]
     fn stls_discards_pipelined_lines_and_lifts_the_restriction() {
-        let mut f = Pop3Front::new(Pop3Settings {
-            stls: true,
-            restrict_plaintext: true,
-            ..settings()
-        });
+        let mut f = Pop3Front::new(Pop3Settings { stls: true, restrict_plaintext: true, ..settings() });
         f.take_output();
-        let (out, ev) = run(
-            &mut f,
-            b"CAPA\r\nUSER joe\r\nAUTH PLAIN AGpvZQBwdw==\r\n",
-            64,
-        );
+        let (out, ev) = run(&mut f, b"CAPA\r\nUSER joe\r\nAUTH PLAIN AGpvZQBwdw==\r\n", 64);
         assert_eq!(ev, None);
-        assert!(
-            out.contains("STLS\r\n") && !out.contains("USER\r\n") && !out.contains("SASL"),
-            "{out}"
-        );
-        assert!(
-            out.contains("-ERR [AUTH] Plaintext authentication is disabled"),
-            "{out}"
-        );
+        assert!(out.contains("STLS\r\n") && !out.contains("USER\r\n") && !out.contains("SASL"), "{out}");
+        assert!(out.contains("-ERR [AUTH] Plaintext authentication is disabled"), "{out}");
         let (out, ev) = run(&mut f, b"STLS\r\nUSER joe\r\nPASS pw\r\n", 64);
-        assert_eq!(
-            (out.as_str(), ev),
-            ("+OK Begin TLS negotiation\r\n", Some(Pop3Event::StartTls))
-        );
+        assert_eq!((out.as_str(), ev), ("+OK Begin TLS negotiation\r\n", Some(Pop3Event::StartTls)));
         assert_eq!(f.next_event(), None, "nothing runs before the handshake");
         f.tls_started(false);
         assert_eq!(f.next_event(), None, "the pipelined USER/PASS are gone");
         assert!(f.take_output().is_empty());
         let (out, _) = run(&mut f, b"CAPA\r\n", 64);
-        assert!(
-            !out.contains("STLS")
-                && out.contains("USER\r\n")
-                && out.contains("SASL PLAIN LOGIN\r\n"),
-            "{out}"
-        );
+        assert!(!out.contains("STLS") && out.contains("USER\r\n") && out.contains("SASL PLAIN LOGIN\r\n"), "{out}");
         let (_, ev) = run(&mut f, b"USER joe\r\nPASS pw\r\n", 64);
         assert_eq!(creds(ev).0, "joe");
     }
@@ -579,11 +510,7 @@ mod tests {
         let mut f = front();
         let (out, _) = run(&mut f, b"AUTH EXTERNAL =\r\n", 64);
         assert_eq!(out, "-ERR Unsupported authentication mechanism\r\n");
-        let mut f = Pop3Front::new(Pop3Settings {
-            tls: true,
-            client_certificate: true,
-            ..settings()
-        });
+        let mut f = Pop3Front::new(Pop3Settings { tls: true, client_certificate: true, ..settings() });
         f.take_output();
         let (_, ev) = run(&mut f, b"AUTH EXTERNAL =\r\n", 64);
         assert_eq!(creds(ev), (String::new(), Vec::new(), Mechanism::External));

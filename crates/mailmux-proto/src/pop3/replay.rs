@@ -55,18 +55,10 @@ impl Pop3Replay {
         // USER/PASS cannot carry an authorization identity or a CR/LF; PLAIN can.
         let needs_plain = credentials.authzid.is_some()
             || credentials.authcid.contains(['\r', '\n'])
-            || credentials
-                .password
-                .expose()
-                .iter()
-                .any(|b| matches!(b, b'\r' | b'\n' | 0));
+            || credentials.password.expose().iter().any(|b| matches!(b, b'\r' | b'\n' | 0));
         Pop3Replay {
             starttls,
-            mechanism: if needs_plain {
-                ReplayMechanism::Plain
-            } else {
-                mechanism
-            },
+            mechanism: if needs_plain { ReplayMechanism::Plain } else { mechanism },
             credentials,
             lines: LineBuffer::new(MAX_LINE),
             out: Vec::new(),
@@ -130,22 +122,18 @@ impl Pop3Replay {
                 None
             }
             (State::Stls, Ok(_)) => Some(Pop3ReplayEvent::StartTls),
-            (State::Stls, Err(text)) => Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
-                text: format!("store refused STLS: {text}"),
-            })),
+            (State::Stls, Err(text)) => {
+                Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary { text: format!("store refused STLS: {text}") }))
+            }
             (State::Greeting, Err(text)) => {
-                Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary {
-                    text: format!("greeting -ERR {text}"),
-                }))
+                Some(Pop3ReplayEvent::Failed(StoreFailure::Temporary { text: format!("greeting -ERR {text}") }))
             }
             (State::User { pass_line }, Ok(_)) => {
                 self.out.extend_from_slice(pass_line.expose());
                 self.state = State::Pass;
                 None
             }
-            (State::Pass | State::Auth, Ok(text)) => Some(Pop3ReplayEvent::LoggedIn {
-                text: text.to_owned(),
-            }),
+            (State::Pass | State::Auth, Ok(text)) => Some(Pop3ReplayEvent::LoggedIn { text: text.to_owned() }),
             (State::User { .. } | State::Pass | State::Auth, Err(text)) => {
                 Some(Pop3ReplayEvent::Failed(classify(text)))
             }
@@ -164,18 +152,14 @@ impl Pop3Replay {
         let c = &self.credentials;
         match self.mechanism {
             ReplayMechanism::Login => {
-                self.out
-                    .extend_from_slice(format!("USER {}\r\n", c.authcid).as_bytes());
+                self.out.extend_from_slice(format!("USER {}\r\n", c.authcid).as_bytes());
                 let mut pass = b"PASS ".to_vec();
                 pass.extend_from_slice(c.password.expose());
                 pass.extend_from_slice(b"\r\n");
-                self.state = State::User {
-                    pass_line: Secret::new(pass),
-                };
+                self.state = State::User { pass_line: Secret::new(pass) };
             }
             ReplayMechanism::Plain => {
-                let blob =
-                    sasl::encode_plain(c.authzid.as_deref().unwrap_or(""), &c.authcid, &c.password);
+                let blob = sasl::encode_plain(c.authzid.as_deref().unwrap_or(""), &c.authcid, &c.password);
                 self.out.extend_from_slice(b"AUTH PLAIN ");
                 self.out.extend_from_slice(blob.expose());
                 self.out.extend_from_slice(b"\r\n");
@@ -205,10 +189,7 @@ fn strip_status<'a>(line: &'a str, status: &str) -> Option<&'a str> {
 /// RFC 3206: `[AUTH]` or no code means the credentials were refused; `[SYS/TEMP]`,
 /// `[IN-USE]`, `[LOGIN-DELAY]`, `[SYS/PERM]` mean the store cannot serve the user now.
 fn classify(text: &str) -> StoreFailure {
-    let code = text
-        .strip_prefix('[')
-        .and_then(|t| t.split_once(']'))
-        .map(|(code, _)| code.to_ascii_uppercase());
+    let code = text.strip_prefix('[').and_then(|t| t.split_once(']')).map(|(code, _)| code.to_ascii_uppercase());
     let text = format!("-ERR {text}");
     match code.as_deref() {
         None | Some("AUTH") => StoreFailure::Rejected { text },
@@ -217,9 +198,7 @@ fn classify(text: &str) -> StoreFailure {
 }
 
 fn protocol(reason: &str) -> Pop3ReplayEvent {
-    Pop3ReplayEvent::Failed(StoreFailure::Protocol {
-        reason: reason.to_owned(),
-    })
+    Pop3ReplayEvent::Failed(StoreFailure::Protocol { reason: reason.to_owned() })
 }
 
 #[cfg(test)]
@@ -227,11 +206,7 @@ mod tests {
     use super::*;
 
     fn creds(pw: &str) -> ReplayCredentials {
-        ReplayCredentials {
-            authzid: None,
-            authcid: "joe".into(),
-            password: Secret::new(pw),
-        }
+        ReplayCredentials { authzid: None, authcid: "joe".into(), password: Secret::new(pw) }
     }
 
     fn play(m: &mut Pop3Replay, store: &[&str]) -> (String, Option<Pop3ReplayEvent>) {
@@ -252,12 +227,7 @@ mod tests {
         let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("p w"), false);
         let (sent, ev) = play(&mut m, &["+OK Dovecot ready.", "+OK", "+OK Logged in."]);
         assert_eq!(sent, "USER joe\r\nPASS p w\r\n");
-        assert_eq!(
-            ev,
-            Some(Pop3ReplayEvent::LoggedIn {
-                text: "Logged in.".into()
-            })
-        );
+        assert_eq!(ev, Some(Pop3ReplayEvent::LoggedIn { text: "Logged in.".into() }));
     }
 
     #[test]

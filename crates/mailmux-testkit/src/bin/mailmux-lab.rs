@@ -31,7 +31,9 @@ fn main() {
     let cfg = lab.write_config(DirectoryKind::Ldif, "", "");
     std::fs::write(
         cfg.join("AService.cfg"),
-        format!("default:ServiceList imapproxy@127.0.0.1:{imap_port} popproxy@127.0.0.1:{pop3_port}\ndefault:LogLevel 5\n"),
+        format!(
+            "default:ServiceList imapproxy@127.0.0.1:{imap_port} popproxy@127.0.0.1:{pop3_port}\ndefault:LogLevel 5\n"
+        ),
     )
     .expect("write AService.cfg");
     let a = lab.user_on(0);
@@ -51,10 +53,7 @@ fn main() {
         "  curl -s 'imap://127.0.0.1:{imap_port}/INBOX;MAILINDEX=1' -u {}:{}   # {}'s mailbox on {}",
         b.uid, b.password, b.uid, STORE_NAMES[1]
     );
-    println!(
-        "  curl -s 'pop3://127.0.0.1:{pop3_port}/1' -u {}:{}",
-        b.uid, b.password
-    );
+    println!("  curl -s 'pop3://127.0.0.1:{pop3_port}/1' -u {}:{}", b.uid, b.password);
     println!("\nmailmux log follows; Ctrl-C stops everything.\n");
     let status = Command::new(&mailmux)
         .args(["run", "--log-stderr", "-c"])

@@ -50,10 +50,7 @@ impl LdapDirectory {
             .directory
             .iter()
             .filter_map(|u| match u {
-                DirectoryUrl::Ldap { server, base } => Some(Server {
-                    url: server.clone(),
-                    base: base.clone(),
-                }),
+                DirectoryUrl::Ldap { server, base } => Some(Server { url: server.clone(), base: base.clone() }),
                 DirectoryUrl::Ldif { .. } => None,
             })
             .collect();
@@ -97,13 +94,10 @@ impl LdapDirectory {
 
     async fn connect(&self, server: &Server) -> Result<Ldap, String> {
         let settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.url).await.map_err(|e| e.to_string())?;
         ldap3::drive!(conn);
         if let Some((dn, pw)) = &self.bind {
-            let pw =
-                std::str::from_utf8(pw.expose()).map_err(|_| "BindPass is not UTF-8".to_owned())?;
+            let pw = std::str::from_utf8(pw.expose()).map_err(|_| "BindPass is not UTF-8".to_owned())?;
             ldap.with_timeout(self.timeout)
                 .simple_bind(dn, pw)
                 .await
@@ -113,18 +107,10 @@ impl LdapDirectory {
         Ok(ldap)
     }
 
-    async fn search_once(
-        &self,
-        slot: usize,
-        filter: &str,
-        attrs: &[String],
-    ) -> Result<Option<Entry>, Failure> {
+    async fn search_once(&self, slot: usize, filter: &str, attrs: &[String]) -> Result<Option<Entry>, Failure> {
         let (mut ldap, server) = self.connection(slot).await.map_err(Failure::Final)?;
         let base = &self.servers[server].base;
-        let result = ldap
-            .with_timeout(self.timeout)
-            .search(base, Scope::Subtree, filter, attrs)
-            .await;
+        let result = ldap.with_timeout(self.timeout).search(base, Scope::Subtree, filter, attrs).await;
         let (entries, res) = match result {
             Ok(r) => (r.0, r.1),
             Err(e) => return Err(Failure::Transport(e)),

@@ -23,20 +23,13 @@ impl LdifDirectory {
     /// Reads and parses the file.
     pub fn load(path: &Path, base: &str) -> Result<LdifDirectory, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let entries =
-            parse(&text).map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))?;
-        Ok(LdifDirectory {
-            entries,
-            base: normalize_dn(base),
-        })
+        let entries = parse(&text).map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))?;
+        Ok(LdifDirectory { entries, base: normalize_dn(base) })
     }
 
     /// Builds a directory from entries already in memory.
     pub fn from_entries(entries: Vec<Entry>, base: &str) -> LdifDirectory {
-        LdifDirectory {
-            entries,
-            base: normalize_dn(base),
-        }
+        LdifDirectory { entries, base: normalize_dn(base) }
     }
 
     /// How many entries were loaded.
@@ -50,8 +43,7 @@ impl LdifDirectory {
     }
 
     fn search(&self, filter: &str) -> Result<Option<Entry>, DirectoryError> {
-        let filter =
-            ldap_filter::parse(filter).map_err(|e| DirectoryError::Rejected(e.to_string()))?;
+        let filter = ldap_filter::parse(filter).map_err(|e| DirectoryError::Rejected(e.to_string()))?;
         let mut found = self.entries.iter().filter(|e| {
             let dn = normalize_dn(&e.dn);
             (self.base.is_empty() || dn == self.base || dn.ends_with(&format!(",{}", self.base)))
@@ -77,10 +69,7 @@ impl Directory for LdifDirectory {
 }
 
 fn normalize_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|rdn| rdn.trim().to_lowercase())
-        .collect::<Vec<_>>()
-        .join(",")
+    dn.split(',').map(|rdn| rdn.trim().to_lowercase()).collect::<Vec<_>>().join(",")
 }
 
 /// Parses LDIF content records; errors carry the 1-based line.
@@ -157,19 +146,12 @@ mod tests {
     #[test]
     fn search_respects_base_and_ambiguity() {
         let all = LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "");
-        assert!(matches!(
-            all.search("(uid=joe)"),
-            Err(DirectoryError::Ambiguous(2))
-        ));
-        let people =
-            LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "ou=people, dc=example,dc=com");
+        assert!(matches!(all.search("(uid=joe)"), Err(DirectoryError::Ambiguous(2))));
+        let people = LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "ou=people, dc=example,dc=com");
         let joe = people.search("(uid=JOE)").unwrap().unwrap();
         assert_eq!(joe.first("mailhost"), Some("store1.example.com"));
         assert_eq!(people.search("(uid=nobody)").unwrap(), None);
-        assert!(matches!(
-            people.search("(uid=x"),
-            Err(DirectoryError::Rejected(_))
-        ));
+        assert!(matches!(people.search("(uid=x"), Err(DirectoryError::Rejected(_))));
     }
 
     #[test]

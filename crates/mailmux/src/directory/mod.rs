@@ -29,10 +29,7 @@ pub struct Entry {
 impl Entry {
     /// Builds an entry from attribute/value pairs (names are lower-cased).
     pub fn new<'a>(dn: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Entry {
-        let mut entry = Entry {
-            dn: dn.to_owned(),
-            attrs: HashMap::new(),
-        };
+        let mut entry = Entry { dn: dn.to_owned(), attrs: HashMap::new() };
         for (name, value) in pairs {
             entry.push(name, value.to_owned());
         }
@@ -41,10 +38,7 @@ impl Entry {
 
     /// Adds a value.
     pub fn push(&mut self, name: &str, value: String) {
-        self.attrs
-            .entry(name.to_ascii_lowercase())
-            .or_default()
-            .push(value);
+        self.attrs.entry(name.to_ascii_lowercase()).or_default().push(value);
     }
 
     /// All values of an attribute (name lower-cased).

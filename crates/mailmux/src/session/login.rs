@@ -34,51 +34,31 @@ pub async fn log_in(
         // CertMapFile, which is not implemented yet.
         let _ = certificate;
         return Err(LoginError::CertificateUnmapped {
-            reason: "certificate logins need CertMapFile and StoreAdmin, not implemented yet"
-                .into(),
+            reason: "certificate logins need CertMapFile and StoreAdmin, not implemented yet".into(),
         });
     }
     let service = &ctx.service;
     let svc = &service.config;
-    let identity = Identity::parse(
-        &credentials.login,
-        &svc.domain_delims,
-        svc.default_domain.as_deref(),
-    )
-    .ok_or(LoginError::EmptyUser)?;
+    let identity = Identity::parse(&credentials.login, &svc.domain_delims, svc.default_domain.as_deref())
+        .ok_or(LoginError::EmptyUser)?;
     let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
-    let mut filter = svc.search_format.expand(
-        |t| identity.token(t, client_ip, server_ip, None),
-        ldap_filter::escape_value,
-    );
+    let mut filter =
+        svc.search_format.expand(|t| identity.token(t, client_ip, server_ip, None), ldap_filter::escape_value);
     if !filter.starts_with('(') {
         filter = format!("({filter})");
     }
     tracing::debug!(%filter, "directory search");
-    let entry = service
-        .directory
-        .find_user(&filter, &service.search_attrs)
-        .await?
-        .ok_or(LoginError::UnknownUser)?;
+    let entry = service.directory.find_user(&filter, &service.search_attrs).await?.ok_or(LoginError::UnknownUser)?;
     let port = match svc.store_tls.mode {
         StoreTlsMode::Implicit { port } => port,
         StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
     };
-    let store = route::store_of(&entry, &svc.mail_host_attrs, port).ok_or_else(|| {
-        LoginError::NoMailHost {
-            dn: entry.dn.clone(),
-        }
-    })?;
-    let replay_user = svc.replay_format.expand(
-        |t| identity.token(t, client_ip, server_ip, Some(&entry)),
-        str::to_owned,
-    );
+    let store = route::store_of(&entry, &svc.mail_host_attrs, port)
+        .ok_or_else(|| LoginError::NoMailHost { dn: entry.dn.clone() })?;
+    let replay_user =
+        svc.replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);
     let tcp = store::connect(&store, svc.backside_timeout).await?;
-    let replay = ReplayCredentials {
-        authzid: None,
-        authcid: replay_user,
-        password: credentials.password.clone(),
-    };
+    let replay = ReplayCredentials { authzid: None, authcid: replay_user, password: credentials.password.clone() };
     let login = store::login(
         store::StoreSetup {
             protocol: svc.protocol,
@@ -92,9 +72,5 @@ pub async fn log_in(
         replay,
     )
     .await?;
-    Ok(LoggedIn {
-        user: credentials.login.clone(),
-        store,
-        login,
-    })
+    Ok(LoggedIn { user: credentials.login.clone(), store, login })
 }

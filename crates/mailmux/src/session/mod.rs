@@ -123,10 +123,7 @@ pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionConte
         Some(MaybeTls::Plain(tcp))
     };
     if let Some(client) = client {
-        let tls = TlsState {
-            active: client.is_tls(),
-            client_certificate: client.peer_certificate().is_some(),
-        };
+        let tls = TlsState { active: client.is_tls(), client_certificate: client.peer_certificate().is_some() };
         let front = F::new(&ctx.service, tls);
         summary.outcome = drive(client, &ctx, front, deadline, &mut summary).await;
     }
@@ -143,11 +140,7 @@ pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionConte
 }
 
 /// The server side of a TLS handshake, within the pre-login deadline.
-async fn handshake(
-    ctx: &SessionContext,
-    tcp: TcpStream,
-    deadline: Instant,
-) -> Result<ClientStream, String> {
+async fn handshake(ctx: &SessionContext, tcp: TcpStream, deadline: Instant) -> Result<ClientStream, String> {
     let Some(acceptor) = &ctx.service.tls else {
         return Err("TLS is not configured".into());
     };
@@ -198,19 +191,12 @@ async fn drive<F: Front>(
                         summary.user = Some(done.user);
                         summary.store = Some(done.store);
                         let login = done.login;
-                        let client_pending =
-                            front.accept(ticket, login.capabilities.as_deref(), &login.text);
+                        let client_pending = front.accept(ticket, login.capabilities.as_deref(), &login.text);
                         if flush(&mut client, &mut front, deadline).await.is_err() {
                             return "client-gone";
                         }
-                        let stats = relay::relay(
-                            client,
-                            client_pending,
-                            login.stream,
-                            login.pending,
-                            svc.timeout,
-                        )
-                        .await;
+                        let stats =
+                            relay::relay(client, client_pending, login.stream, login.pending, svc.timeout).await;
                         summary.up = stats.client_to_store;
                         summary.down = stats.store_to_client;
                         return stats.end.as_str();
@@ -252,11 +238,7 @@ async fn drive<F: Front>(
     }
 }
 
-async fn flush<F: Front>(
-    client: &mut ClientStream,
-    front: &mut F,
-    deadline: Instant,
-) -> std::io::Result<()> {
+async fn flush<F: Front>(client: &mut ClientStream, front: &mut F, deadline: Instant) -> std::io::Result<()> {
     let out = front.take_output();
     if out.is_empty() {
         return Ok(());

@@ -53,17 +53,11 @@ pub struct StoreSetup<'a> {
 
 /// Opens a TCP connection to the store.
 pub async fn connect(store: &StoreAddr, timeout: Duration) -> Result<TcpStream, LoginError> {
-    let unreachable = |reason: String| LoginError::StoreUnreachable {
-        store: store.clone(),
-        reason,
-    };
-    let stream = tokio::time::timeout(
-        timeout,
-        TcpStream::connect((store.host.as_str(), store.port)),
-    )
-    .await
-    .map_err(|_| unreachable("connect timed out".into()))?
-    .map_err(|e| unreachable(e.to_string()))?;
+    let unreachable = |reason: String| LoginError::StoreUnreachable { store: store.clone(), reason };
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((store.host.as_str(), store.port)))
+        .await
+        .map_err(|_| unreachable("connect timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
     // Login round trips are small; do not let Nagle delay them.
     let _ = stream.set_nodelay(true);
     Ok(stream)
@@ -89,27 +83,18 @@ pub async fn login(
     };
     match tokio::time::timeout(setup.timeout, work).await {
         Ok(result) => result,
-        Err(_) => Err(LoginError::StoreUnreachable {
-            store: setup.store.clone(),
-            reason: "no login reply in time".into(),
-        }),
+        Err(_) => {
+            Err(LoginError::StoreUnreachable { store: setup.store.clone(), reason: "no login reply in time".into() })
+        }
     }
 }
 
 /// The client side of the TLS handshake with a store, verifying its certificate.
 async fn start_tls(setup: &StoreSetup<'_>, tcp: TcpStream) -> Result<StoreStream, LoginError> {
-    let failed = |reason: String| LoginError::StoreUnreachable {
-        store: setup.store.clone(),
-        reason,
-    };
-    let connector = setup
-        .connector
-        .ok_or_else(|| failed("TLS to stores is not configured".into()))?;
+    let failed = |reason: String| LoginError::StoreUnreachable { store: setup.store.clone(), reason };
+    let connector = setup.connector.ok_or_else(|| failed("TLS to stores is not configured".into()))?;
     let name = tls::store_name(&setup.store.host).map_err(failed)?;
-    let stream = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| failed(format!("TLS handshake failed: {e}")))?;
+    let stream = connector.connect(name, tcp).await.map_err(|e| failed(format!("TLS handshake failed: {e}")))?;
     Ok(MaybeTls::Tls(Box::new(stream)))
 }
 
@@ -120,10 +105,7 @@ enum Machine {
 }
 
 enum Outcome {
-    LoggedIn {
-        capabilities: Option<String>,
-        text: String,
-    },
+    LoggedIn { capabilities: Option<String>, text: String },
     StartTls,
     Failed(StoreFailure),
 }
@@ -160,17 +142,12 @@ impl Machine {
     fn next_event(&mut self) -> Option<Outcome> {
         match self {
             Machine::Imap(m) => m.next_event().map(|e| match e {
-                ReplayEvent::LoggedIn { capabilities, text } => {
-                    Outcome::LoggedIn { capabilities, text }
-                }
+                ReplayEvent::LoggedIn { capabilities, text } => Outcome::LoggedIn { capabilities, text },
                 ReplayEvent::StartTls => Outcome::StartTls,
                 ReplayEvent::Failed(f) => Outcome::Failed(f),
             }),
             Machine::Pop3(m) => m.next_event().map(|e| match e {
-                Pop3ReplayEvent::LoggedIn { text } => Outcome::LoggedIn {
-                    capabilities: None,
-                    text,
-                },
+                Pop3ReplayEvent::LoggedIn { text } => Outcome::LoggedIn { capabilities: None, text },
                 Pop3ReplayEvent::StartTls => Outcome::StartTls,
                 Pop3ReplayEvent::Failed(f) => Outcome::Failed(f),
             }),
@@ -184,10 +161,7 @@ async fn drive(
     setup: &StoreSetup<'_>,
 ) -> Result<StoreLogin<StoreStream>, LoginError> {
     let store = setup.store;
-    let io_failure = |e: std::io::Error| LoginError::StoreUnreachable {
-        store: store.clone(),
-        reason: e.to_string(),
-    };
+    let io_failure = |e: std::io::Error| LoginError::StoreUnreachable { store: store.clone(), reason: e.to_string() };
     let mut buf = vec![0u8; 4096];
     loop {
         let event = machine.next_event();
@@ -199,37 +173,20 @@ async fn drive(
         }
         match event {
             Some(Outcome::LoggedIn { capabilities, text }) => {
-                return Ok(StoreLogin {
-                    pending: machine.take_rest(),
-                    stream,
-                    capabilities,
-                    text,
-                });
+                return Ok(StoreLogin { pending: machine.take_rest(), stream, capabilities, text });
             }
             Some(Outcome::StartTls) => {
                 let MaybeTls::Plain(tcp) = stream else {
-                    return Err(LoginError::StoreFailed {
-                        store: store.clone(),
-                        reason: "STARTTLS inside TLS".into(),
-                    });
+                    return Err(LoginError::StoreFailed { store: store.clone(), reason: "STARTTLS inside TLS".into() });
                 };
                 stream = start_tls(setup, tcp).await?;
                 machine.tls_started();
             }
             Some(Outcome::Failed(failure)) => {
                 return Err(match failure {
-                    StoreFailure::Rejected { text } => LoginError::StoreRejected {
-                        store: store.clone(),
-                        text,
-                    },
-                    StoreFailure::Temporary { text } => LoginError::StoreFailed {
-                        store: store.clone(),
-                        reason: text,
-                    },
-                    StoreFailure::Protocol { reason } => LoginError::StoreFailed {
-                        store: store.clone(),
-                        reason,
-                    },
+                    StoreFailure::Rejected { text } => LoginError::StoreRejected { store: store.clone(), text },
+                    StoreFailure::Temporary { text } => LoginError::StoreFailed { store: store.clone(), reason: text },
+                    StoreFailure::Protocol { reason } => LoginError::StoreFailed { store: store.clone(), reason },
                 });
             }
             None => {

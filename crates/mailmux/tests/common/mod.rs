@@ -29,26 +29,14 @@ pub struct Mailmux {
 impl Mailmux {
     /// Loads `dir` and serves it.
     pub async fn start(dir: &Path) -> Mailmux {
-        let loaded =
-            mailmux_config::load(dir, None).unwrap_or_else(|d| panic!("config errors:\n{d}"));
+        let loaded = mailmux_config::load(dir, None).unwrap_or_else(|d| panic!("config errors:\n{d}"));
         let server = Server::bind(&loaded.config).await.expect("bind");
-        let addr = |p| {
-            server
-                .local_addrs()
-                .into_iter()
-                .find(|(proto, _)| *proto == p)
-                .map(|(_, a)| a)
-                .expect("listener")
-        };
+        let addr =
+            |p| server.local_addrs().into_iter().find(|(proto, _)| *proto == p).map(|(_, a)| a).expect("listener");
         let (imap, pop3) = (addr(Protocol::Imap), addr(Protocol::Pop3));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
-        Mailmux {
-            imap,
-            pop3,
-            shutdown,
-            task,
-        }
+        Mailmux { imap, pop3, shutdown, task }
     }
 
     /// Cancels and waits for the drain.
@@ -61,11 +49,7 @@ impl Mailmux {
 /// Everything mailmux logged in this test binary, at debug level.
 pub fn captured_logs() -> String {
     String::from_utf8_lossy(
-        &LOGS
-            .get()
-            .expect("capture installed")
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        &LOGS.get().expect("capture installed").lock().unwrap_or_else(std::sync::PoisonError::into_inner),
     )
     .into_owned()
 }
@@ -89,10 +73,7 @@ struct LogWriter(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(data);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(data);
         if std::env::var_os("MAILMUX_TEST_LOG").is_some() {
             std::io::Write::write_all(&mut std::io::stderr(), data)?;
         }
