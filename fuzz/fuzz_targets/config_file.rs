@@ -4,7 +4,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use mailmux_config::service::{Protocol, build};
-use mailmux_config::{Diagnostics, raw, service_list};
+use mailmux_config::{Diagnostics, certmap, raw, service_list};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -13,5 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let entries = raw::parse(file, text, Some("inst"), &mut diags);
     let _ = build(Protocol::Imap, Vec::new(), file, Path::new("/"), &entries, &mut diags);
     let _ = service_list::parse(text, file, 1, &mut diags);
+    let map = certmap::parse(file, text, &mut diags);
+    let _ = map.for_issuer(text);
     let _ = diags.to_string();
 });

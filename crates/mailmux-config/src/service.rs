@@ -356,7 +356,7 @@ pub fn build(
         }
     };
     if svc.cert_map.is_some() {
-        if !svc.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()) {
+        if svc.tls.as_ref().is_none_or(|t| t.client_ca_file.is_none()) {
             diags.error(
                 file,
                 cert_map_line,

@@ -16,6 +16,7 @@
 //! | [`listen`] | accept loop: connection permits, accept back-off, one task per session |
 //! | [`session`] | drives the IMAP / POP3 front machines until the client is logged in |
 //! | [`identity`] | login name → user and domain (`VirtualDomainDelim`, `DefaultDomain`) |
+//! | [`certificate`] | client certificate → directory search (`certmap.conf`) |
 //! | [`directory`] | the user's entry: LDAP or an embedded LDIF file, same filters |
 //! | [`route`] | entry → store address (`MailHostAttrs`, `BacksidePort`) |
 //! | [`store`] | connect to the store and replay the login |
@@ -24,6 +25,7 @@
 //! | [`error`] | what went wrong in a login: what the client is told, what is logged |
 //! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
 
+pub mod certificate;
 pub mod directory;
 pub mod error;
 pub mod identity;

@@ -263,3 +263,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_specs_take_iana_or_rustls_names_and_report_unknown_ones() {
+        let names = [
+            "TLS_AES_128_GCM_SHA256".to_owned(),
+            "TLS13_AES_256_GCM_SHA384".to_owned(),
+            "SSL_RSA_WITH_RC4_128_MD5".to_owned(),
+        ];
+        let (provider, unknown) = with_suites(&names).unwrap();
+        assert_eq!(provider.cipher_suites.len(), 2);
+        assert_eq!(unknown, vec!["SSL_RSA_WITH_RC4_128_MD5".to_owned()]);
+        let (provider, unknown) = with_suites(&[]).unwrap();
+        assert!(provider.cipher_suites.len() > 2 && unknown.is_empty());
+        assert!(with_suites(&["rc4".to_owned()]).is_err(), "nothing usable is an error");
+    }
+}

@@ -10,12 +10,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry};
 use mailmux_config::{DirectoryUrl, ServiceConfig};
 use mailmux_proto::Secret;
 use tokio::sync::Mutex;
 
-use super::{BoxFuture, Directory, DirectoryError, Entry};
+use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 
 /// Connections per service. Lookups are short; a few connections keep one slow reply from
 /// holding up the rest without opening a connection per session.
@@ -107,10 +107,17 @@ impl LdapDirectory {
         Ok(ldap)
     }
 
-    async fn search_once(&self, slot: usize, filter: &str, attrs: &[String]) -> Result<Option<Entry>, Failure> {
+    async fn search_once(&self, slot: usize, query: &Query<'_>) -> Result<Option<Entry>, Failure> {
         let (mut ldap, server) = self.connection(slot).await.map_err(Failure::Final)?;
-        let base = &self.servers[server].base;
-        let result = ldap.with_timeout(self.timeout).search(base, Scope::Subtree, filter, attrs).await;
+        let base = match &query.base {
+            Base::Configured => self.servers[server].base.as_str(),
+            Base::Dn(dn) => dn.as_str(),
+        };
+        let scope = match query.scope {
+            Scope::Base => ldap3::Scope::Base,
+            Scope::Subtree => ldap3::Scope::Subtree,
+        };
+        let result = ldap.with_timeout(self.timeout).search(base, scope, query.filter, query.attrs).await;
         let (entries, res) = match result {
             Ok(r) => (r.0, r.1),
             Err(e) => return Err(Failure::Transport(e)),
@@ -137,19 +144,24 @@ impl LdapDirectory {
                     entry.push(&name, v);
                 }
             }
+            for (name, values) in se.bin_attrs {
+                for v in values {
+                    entry.push_binary(&name, v);
+                }
+            }
             entry
         }))
     }
 
-    async fn find(&self, filter: &str, attrs: &[String]) -> Result<Option<Entry>, DirectoryError> {
+    async fn search(&self, query: Query<'_>) -> Result<Option<Entry>, DirectoryError> {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % POOL_SIZE;
-        match self.search_once(slot, filter, attrs).await {
+        match self.search_once(slot, &query).await {
             Ok(found) => Ok(found),
             Err(Failure::Final(e)) => Err(e),
             Err(Failure::Transport(first)) => {
                 tracing::debug!(error = %first, "LDAP connection failed; reconnecting");
                 *self.slots[slot].lock().await = None;
-                match self.search_once(slot, filter, attrs).await {
+                match self.search_once(slot, &query).await {
                     Ok(found) => Ok(found),
                     Err(Failure::Final(e)) => Err(e),
                     Err(Failure::Transport(e)) => {
@@ -170,11 +182,7 @@ enum Failure {
 }
 
 impl Directory for LdapDirectory {
-    fn find_user<'a>(
-        &'a self,
-        filter: &'a str,
-        attrs: &'a [String],
-    ) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
-        Box::pin(self.find(filter, attrs))
+    fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
+        Box::pin(self.search(query))
     }
 }

@@ -2,14 +2,15 @@
 //! same RFC 4515 filters an LDAP server would evaluate.
 //!
 //! Supported LDIF: `dn:` records separated by blank lines, `attr: value`, base64
-//! `attr:: value`, continuation lines starting with one space, `#` comments, `version: 1`.
+//! `attr:: value` (binary values such as `userCertificate;binary` kept as bytes),
+//! continuation lines starting with one space, `#` comments, `version: 1`.
 //! Change records and `attr:< URL` values are refused with the line number.
 
 use std::path::Path;
 
 use mailmux_proto::ldap_filter;
 
-use super::{BoxFuture, Directory, DirectoryError, Entry};
+use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 
 /// Entries loaded from an LDIF file.
 #[derive(Debug)]
@@ -42,12 +43,20 @@ impl LdifDirectory {
         self.entries.is_empty()
     }
 
-    fn search(&self, filter: &str) -> Result<Option<Entry>, DirectoryError> {
-        let filter = ldap_filter::parse(filter).map_err(|e| DirectoryError::Rejected(e.to_string()))?;
+    fn search(&self, query: &Query<'_>) -> Result<Option<Entry>, DirectoryError> {
+        let filter = ldap_filter::parse(query.filter).map_err(|e| DirectoryError::Rejected(e.to_string()))?;
+        let base = match &query.base {
+            Base::Configured => self.base.clone(),
+            Base::Dn(dn) => normalize_dn(dn),
+        };
+        let below = format!(",{base}");
         let mut found = self.entries.iter().filter(|e| {
             let dn = normalize_dn(&e.dn);
-            (self.base.is_empty() || dn == self.base || dn.ends_with(&format!(",{}", self.base)))
-                && filter.matches(&|attr| e.values(attr))
+            let in_scope = match query.scope {
+                Scope::Base => dn == base,
+                Scope::Subtree => base.is_empty() || dn == base || dn.ends_with(&below),
+            };
+            in_scope && filter.matches(&|attr| e.values(attr))
         });
         let first = found.next();
         let extra = found.count();
@@ -59,17 +68,18 @@ impl LdifDirectory {
 }
 
 impl Directory for LdifDirectory {
-    fn find_user<'a>(
-        &'a self,
-        filter: &'a str,
-        _attrs: &'a [String],
-    ) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
-        Box::pin(async move { self.search(filter) })
+    fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
+        Box::pin(async move { self.search(&query) })
     }
 }
 
 fn normalize_dn(dn: &str) -> String {
     dn.split(',').map(|rdn| rdn.trim().to_lowercase()).collect::<Vec<_>>().join(",")
+}
+
+enum Value {
+    Text(String),
+    Binary(Vec<u8>),
 }
 
 /// Parses LDIF content records; errors carry the 1-based line.
@@ -104,13 +114,24 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, (usize, String)> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|_| (number, format!("{name}: invalid base64")))?;
-            String::from_utf8(bytes).map_err(|_| (number, format!("{name}: value is not UTF-8")))?
+            match String::from_utf8(bytes) {
+                Ok(text) => Value::Text(text),
+                Err(e) => Value::Binary(e.into_bytes()),
+            }
         } else if rest.starts_with('<') {
             return Err((number, format!("{name}: URL values are not supported")));
         } else {
-            rest.trim_start().to_owned()
+            Value::Text(rest.trim_start().to_owned())
         };
         let lname = name.to_ascii_lowercase();
+        let value = match (value, &mut current) {
+            (Value::Text(text), _) => text,
+            (Value::Binary(bytes), Some(entry)) => {
+                entry.push_binary(&lname, bytes);
+                continue;
+            }
+            (Value::Binary(_), None) => return Err((number, format!("{name}: value is not UTF-8"))),
+        };
         match (&mut current, lname.as_str()) {
             (None, "version") => {}
             (None, "dn") => current = Some(Entry::new(&value, [])),
@@ -143,15 +164,41 @@ mod tests {
         assert_eq!(entries[1].dn, "uid=ann,ou=People,dc=example,dc=com");
     }
 
+    fn q(filter: &str) -> Query<'_> {
+        Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs: &[] }
+    }
+
+    #[test]
+    fn base_scope_finds_one_dn() {
+        let all = LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "");
+        let query = Query {
+            base: Base::Dn("UID=ann, ou=People,dc=example,dc=com".into()),
+            scope: Scope::Base,
+            filter: "(objectClass=*)",
+            attrs: &[],
+        };
+        // (objectClass=*) does not match ann: she has no objectClass in the sample.
+        assert_eq!(all.search(&query).unwrap(), None);
+        let query = Query { filter: "(uid=*)", ..query };
+        assert_eq!(all.search(&query).unwrap().unwrap().first("uid"), Some("ann"));
+    }
+
+    #[test]
+    fn binary_values_are_kept_apart() {
+        let e = parse("dn: uid=a\nuid: a\nuserCertificate;binary:: /wAB\n").unwrap();
+        assert_eq!(e[0].binary_values("usercertificate"), &[vec![0xff, 0x00, 0x01]]);
+        assert!(e[0].values("usercertificate;binary").is_empty());
+    }
+
     #[test]
     fn search_respects_base_and_ambiguity() {
         let all = LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "");
-        assert!(matches!(all.search("(uid=joe)"), Err(DirectoryError::Ambiguous(2))));
+        assert!(matches!(all.search(&q("(uid=joe)")), Err(DirectoryError::Ambiguous(2))));
         let people = LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "ou=people, dc=example,dc=com");
-        let joe = people.search("(uid=JOE)").unwrap().unwrap();
+        let joe = people.search(&q("(uid=JOE)")).unwrap().unwrap();
         assert_eq!(joe.first("mailhost"), Some("store1.example.com"));
-        assert_eq!(people.search("(uid=nobody)").unwrap(), None);
-        assert!(matches!(people.search("(uid=x"), Err(DirectoryError::Rejected(_))));
+        assert_eq!(people.search(&q("(uid=nobody)")).unwrap(), None);
+        assert!(matches!(people.search(&q("(uid=x")), Err(DirectoryError::Rejected(_))));
     }
 
     #[test]
@@ -159,6 +206,7 @@ mod tests {
         assert_eq!(parse("uid: x\n").unwrap_err().0, 1);
         assert_eq!(parse("dn: a\nchangetype: add\n").unwrap_err().0, 2);
         assert_eq!(parse("dn: a\nx:: !!!\n").unwrap_err().0, 2);
+        assert_eq!(parse("x:: /wAB\n").unwrap_err().0, 1);
         assert_eq!(parse("dn: a\nb\n").unwrap_err().0, 2);
     }
 }

@@ -24,12 +24,14 @@ pub struct Entry {
     /// Distinguished name.
     pub dn: String,
     attrs: HashMap<String, Vec<String>>,
+    /// Values that are not text (`userCertificate;binary`), under the name without options.
+    binary: HashMap<String, Vec<Vec<u8>>>,
 }
 
 impl Entry {
     /// Builds an entry from attribute/value pairs (names are lower-cased).
     pub fn new<'a>(dn: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Entry {
-        let mut entry = Entry { dn: dn.to_owned(), attrs: HashMap::new() };
+        let mut entry = Entry { dn: dn.to_owned(), ..Entry::default() };
         for (name, value) in pairs {
             entry.push(name, value.to_owned());
         }
@@ -39,6 +41,17 @@ impl Entry {
     /// Adds a value.
     pub fn push(&mut self, name: &str, value: String) {
         self.attrs.entry(name.to_ascii_lowercase()).or_default().push(value);
+    }
+
+    /// Adds a binary value; attribute options (`;binary`) are dropped from the name.
+    pub fn push_binary(&mut self, name: &str, value: Vec<u8>) {
+        let base = name.split(';').next().unwrap_or(name).to_ascii_lowercase();
+        self.binary.entry(base).or_default().push(value);
+    }
+
+    /// The binary values of an attribute (name lower-cased, without options).
+    pub fn binary_values(&self, name: &str) -> &[Vec<u8>] {
+        self.binary.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// All values of an attribute (name lower-cased).
@@ -69,14 +82,50 @@ pub enum DirectoryError {
 /// A boxed future, so the trait can be used as `dyn Directory`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Where a search starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// The base DN of the `LdapURL` (or of the LDIF URL).
+    Configured,
+    /// This DN (certificate mapping).
+    Dn(String),
+}
+
+/// How far below the base a search looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The base entry only.
+    Base,
+    /// The base and everything below it.
+    Subtree,
+}
+
+/// One search for one entry.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    /// Where to start.
+    pub base: Base,
+    /// How deep.
+    pub scope: Scope,
+    /// RFC 4515 filter, user values already escaped.
+    pub filter: &'a str,
+    /// Attributes to fetch (lower-cased names).
+    pub attrs: &'a [String],
+}
+
 /// Where users are found.
 pub trait Directory: Send + Sync + std::fmt::Debug {
-    /// Finds the one entry matching `filter`, fetching `attrs` (lower-cased names).
+    /// Finds the one entry a query matches.
+    fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>>;
+
+    /// Finds the one entry matching `filter` below the configured base (a login's search).
     fn find_user<'a>(
         &'a self,
         filter: &'a str,
         attrs: &'a [String],
-    ) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>>;
+    ) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
+        self.find(Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs })
+    }
 }
 
 /// A directory could not be built.

@@ -1,11 +1,20 @@
-//! From credentials to a logged-in store connection: identify, look up, route, connect,
-//! replay.
+//! From credentials to a logged-in store connection.
+//!
+//! ```text
+//! password ─▶ identity (delimiter, default domain) ─▶ SearchFormat search ─┐
+//! certificate (EXTERNAL) ─▶ certmap.conf mapping ─▶ search [VerifyCert] ──┴▶ route ─▶ connect ─▶ replay
+//! ```
+//!
+//! A password login replays the user's own credentials. A certificate login has no password,
+//! so mailmux logs in as `StoreAdmin` with the user as SASL PLAIN authorization identity.
 
 use mailmux_config::StoreTlsMode;
-use mailmux_proto::{Credentials, Mechanism, ReplayCredentials, ldap_filter};
+use mailmux_proto::{Credentials, Mechanism, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
 
 use super::SessionContext;
+use crate::certificate;
+use crate::directory::{Entry, Query};
 use crate::error::LoginError;
 use crate::identity::Identity;
 use crate::route::{self, StoreAddr};
@@ -29,14 +38,57 @@ pub async fn log_in(
     credentials: &Credentials,
     certificate: Option<&CertificateDer<'_>>,
 ) -> Result<LoggedIn, LoginError> {
-    if credentials.mechanism == Mechanism::External {
-        // Offered only to clients with a verified certificate; mapping it to a user needs
-        // CertMapFile, which is not implemented yet.
-        let _ = certificate;
-        return Err(LoginError::CertificateUnmapped {
-            reason: "certificate logins need CertMapFile and StoreAdmin, not implemented yet".into(),
-        });
-    }
+    let (identity, entry, who) = match credentials.mechanism {
+        Mechanism::External => {
+            let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;
+            by_certificate(ctx, certificate, &credentials.login).await?
+        }
+        Mechanism::Password | Mechanism::Plain | Mechanism::Login => by_password(ctx, credentials).await?,
+    };
+    let svc = &ctx.service.config;
+    let port = match svc.store_tls.mode {
+        StoreTlsMode::Implicit { port } => port,
+        StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
+    };
+    let store = route::store_of(&entry, &svc.mail_host_attrs, port)
+        .ok_or_else(|| LoginError::NoMailHost { dn: entry.dn.clone() })?;
+    let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
+    let replay_user =
+        svc.replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);
+    let replay = match who {
+        Who::User(password) => ReplayCredentials { authzid: None, authcid: replay_user, password },
+        Who::OnBehalf => {
+            let (admin, admin_password) =
+                svc.store_admin.clone().ok_or_else(|| unmapped("StoreAdmin is not configured"))?;
+            ReplayCredentials { authzid: Some(replay_user), authcid: admin, password: admin_password }
+        }
+    };
+    let tcp = store::connect(&store, svc.backside_timeout).await?;
+    let setup = store::StoreSetup {
+        protocol: svc.protocol,
+        store: &store,
+        mechanism: svc.replay_mechanism,
+        tls_mode: svc.store_tls.mode,
+        connector: ctx.service.store_tls.as_ref(),
+        timeout: svc.backside_timeout,
+    };
+    let login = store::login(setup, tcp, replay).await?;
+    Ok(LoggedIn { user: identity.user_at_domain(), store, login })
+}
+
+/// Whose credentials go to the store.
+enum Who {
+    /// The user's own password.
+    User(Secret),
+    /// `StoreAdmin`'s, acting for the user.
+    OnBehalf,
+}
+
+fn unmapped(reason: &str) -> LoginError {
+    LoginError::CertificateUnmapped { reason: reason.to_owned() }
+}
+
+async fn by_password(ctx: &SessionContext, credentials: &Credentials) -> Result<(Identity, Entry, Who), LoginError> {
     let service = &ctx.service;
     let svc = &service.config;
     let identity = Identity::parse(&credentials.login, &svc.domain_delims, svc.default_domain.as_deref())
@@ -49,28 +101,45 @@ pub async fn log_in(
     }
     tracing::debug!(%filter, "directory search");
     let entry = service.directory.find_user(&filter, &service.search_attrs).await?.ok_or(LoginError::UnknownUser)?;
-    let port = match svc.store_tls.mode {
-        StoreTlsMode::Implicit { port } => port,
-        StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
-    };
-    let store = route::store_of(&entry, &svc.mail_host_attrs, port)
-        .ok_or_else(|| LoginError::NoMailHost { dn: entry.dn.clone() })?;
-    let replay_user =
-        svc.replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);
-    let tcp = store::connect(&store, svc.backside_timeout).await?;
-    let replay = ReplayCredentials { authzid: None, authcid: replay_user, password: credentials.password.clone() };
-    let login = store::login(
-        store::StoreSetup {
-            protocol: svc.protocol,
-            store: &store,
-            mechanism: svc.replay_mechanism,
-            tls_mode: svc.store_tls.mode,
-            connector: service.store_tls.as_ref(),
-            timeout: svc.backside_timeout,
-        },
-        tcp,
-        replay,
-    )
-    .await?;
-    Ok(LoggedIn { user: credentials.login.clone(), store, login })
+    Ok((identity, entry, Who::User(credentials.password.clone())))
+}
+
+/// The attribute holding the user id of a certificate's entry.
+const UID: &str = "uid";
+
+async fn by_certificate(
+    ctx: &SessionContext,
+    der: &CertificateDer<'_>,
+    requested: &str,
+) -> Result<(Identity, Entry, Who), LoginError> {
+    let service = &ctx.service;
+    let svc = &service.config;
+    let map = svc.cert_map.as_ref().ok_or_else(|| unmapped("CertMapFile is not configured"))?;
+    let names = certificate::read(der).map_err(|e| unmapped(&e))?;
+    let mapping = map
+        .for_issuer(&names.issuer_dn)
+        .ok_or_else(|| unmapped(&format!("no certmap for issuer '{}' and no default", names.issuer_dn)))?;
+    let (base, scope, filter) = certificate::query(mapping, &names);
+    tracing::debug!(subject = %names.subject_dn, certmap = %mapping.name, ?base, %filter, "certificate search");
+    let mut attrs = service.search_attrs.clone();
+    attrs.push(UID.to_owned());
+    if mapping.verify_cert {
+        attrs.push("usercertificate;binary".to_owned());
+    }
+    let entry = service
+        .directory
+        .find(Query { base, scope, filter: &filter, attrs: &attrs })
+        .await?
+        .ok_or_else(|| unmapped(&format!("no entry for {}", names.subject_dn)))?;
+    if mapping.verify_cert && !entry.binary_values("usercertificate").iter().any(|c| c.as_slice() == der.as_ref()) {
+        return Err(unmapped(&format!("VerifyCert: {} does not hold this certificate", entry.dn)));
+    }
+    let uid = entry.first(UID).ok_or_else(|| unmapped(&format!("{} has no uid", entry.dn)))?;
+    let identity =
+        Identity::parse(uid, &svc.domain_delims, svc.default_domain.as_deref()).ok_or(LoginError::EmptyUser)?;
+    // EXTERNAL may name the identity to act as; only the certificate's own is granted.
+    if !requested.is_empty() && requested != uid && requested != identity.user_at_domain() {
+        return Err(unmapped(&format!("certificate of {uid} asked to act as {requested}")));
+    }
+    Ok((identity, entry, Who::OnBehalf))
 }

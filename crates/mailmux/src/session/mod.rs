@@ -123,7 +123,7 @@ pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionConte
         Some(MaybeTls::Plain(tcp))
     };
     if let Some(client) = client {
-        let tls = TlsState { active: client.is_tls(), client_certificate: client.peer_certificate().is_some() };
+        let tls = TlsState { active: client.is_tls(), client_certificate: certificate_login_possible(&ctx, &client) };
         let front = F::new(&ctx.service, tls);
         summary.outcome = drive(client, &ctx, front, deadline, &mut summary).await;
     }
@@ -137,6 +137,12 @@ pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionConte
         outcome = summary.outcome,
         "session end"
     );
+}
+
+/// EXTERNAL is offered when the client presented a verified certificate and certificates
+/// can be mapped to users.
+fn certificate_login_possible(ctx: &SessionContext, client: &ClientStream) -> bool {
+    ctx.service.config.cert_map.is_some() && client.peer_certificate().is_some()
 }
 
 /// The server side of a TLS handshake, within the pre-login deadline.
@@ -180,7 +186,7 @@ async fn drive<F: Front>(
                         return "tls-failed";
                     }
                 };
-                front.tls_started(client.peer_certificate().is_some());
+                front.tls_started(certificate_login_possible(ctx, &client));
             }
             Some(Step::Login(ticket, credentials)) => {
                 summary.user = Some(credentials.login.clone());
