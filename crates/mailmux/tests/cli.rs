@@ -50,6 +50,17 @@ fn shipped_examples_pass_the_check() {
 }
 
 #[test]
+fn shipped_certmap_example_parses_cleanly() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mmp/certmap.conf");
+    let text = std::fs::read_to_string(&path).expect("examples/mmp/certmap.conf");
+    let mut diags = mailmux_config::Diagnostics::default();
+    let map = mailmux_config::certmap::parse(&path, &text, &mut diags);
+    assert!(diags.is_empty(), "{diags}");
+    assert_eq!(map.mappings.len(), 2);
+    assert_eq!(map.for_issuer("O=example, CN=Example Mail CA").map(|m| m.name.as_str()), Some("example"));
+}
+
+#[test]
 fn check_reports_a_broken_ldif_file() {
     let lab = lab(2);
     let dir = lab.write_config(DirectoryKind::Ldif, "", "");

@@ -15,7 +15,8 @@ use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 /// Entries loaded from an LDIF file.
 #[derive(Debug)]
 pub struct LdifDirectory {
-    entries: Vec<Entry>,
+    /// Each entry with its DN normalized once, at load time, for the scope checks.
+    entries: Vec<(String, Entry)>,
     /// Lower-cased, space-free base DN; empty means every entry.
     base: String,
 }
@@ -25,11 +26,12 @@ impl LdifDirectory {
     pub fn load(path: &Path, base: &str) -> Result<LdifDirectory, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let entries = parse(&text).map_err(|(line, msg)| format!("{}:{line}: {msg}", path.display()))?;
-        Ok(LdifDirectory { entries, base: normalize_dn(base) })
+        Ok(LdifDirectory::from_entries(entries, base))
     }
 
     /// Builds a directory from entries already in memory.
     pub fn from_entries(entries: Vec<Entry>, base: &str) -> LdifDirectory {
+        let entries = entries.into_iter().map(|e| (normalize_dn(&e.dn), e)).collect();
         LdifDirectory { entries, base: normalize_dn(base) }
     }
 
@@ -50,11 +52,10 @@ impl LdifDirectory {
             Base::Dn(dn) => normalize_dn(dn),
         };
         let below = format!(",{base}");
-        let mut found = self.entries.iter().filter(|e| {
-            let dn = normalize_dn(&e.dn);
+        let mut found = self.entries.iter().filter(|(dn, e)| {
             let in_scope = match query.scope {
-                Scope::Base => dn == base,
-                Scope::Subtree => base.is_empty() || dn == base || dn.ends_with(&below),
+                Scope::Base => *dn == base,
+                Scope::Subtree => base.is_empty() || *dn == base || dn.ends_with(&below),
             };
             in_scope && filter.matches(&|attr| e.values(attr))
         });
@@ -63,7 +64,7 @@ impl LdifDirectory {
         if extra > 0 {
             return Err(DirectoryError::Ambiguous(extra + 1));
         }
-        Ok(first.cloned())
+        Ok(first.map(|(_, e)| e.clone()))
     }
 }
 

@@ -1,0 +1,217 @@
+//! `mailmux-bench`: login rate, TLS handshake rate and memory per session of a running
+//! mailmux, against the lab's real Dovecot stores (LDIF directory, so the figures are about
+//! mailmux and Dovecot, not about slapd).
+//!
+//! Usage: `mailmux-bench --mailmux target/release/mailmux [--sessions 500] [--logins 2000]
+//! [--handshakes 2000] [--concurrency 50]`. Every loop is bounded by its count.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailmux_testkit::lab::{DirectoryKind, Lab, STORE_IPS};
+use mailmux_testkit::ports::free_port;
+use mailmux_testkit::transcript::{Transcript, tls_connector};
+
+struct Args {
+    mailmux: String,
+    sessions: usize,
+    logins: usize,
+    handshakes: usize,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { mailmux: "mailmux".into(), sessions: 500, logins: 2000, handshakes: 2000, concurrency: 50 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mailmux" => a.mailmux = value(),
+            "--sessions" => a.sessions = value().parse().expect("--sessions N"),
+            "--logins" => a.logins = value().parse().expect("--logins N"),
+            "--handshakes" => a.handshakes = value().parse().expect("--handshakes N"),
+            "--concurrency" => a.concurrency = value().parse().expect("--concurrency N"),
+            _ => panic!(
+                "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N]"
+            ),
+        }
+    }
+    a
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Runs `total` jobs, `concurrency` at a time; returns the elapsed time.
+async fn run_jobs<F, Fut>(total: usize, concurrency: usize, job: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(total) {
+        let (job, next) = (job.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                job(i).await;
+            }
+        });
+    }
+    while let Some(r) = workers.join_next().await {
+        r.expect("worker");
+    }
+    start.elapsed()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let a = args();
+    eprintln!("starting the lab ({} users, two Dovecot stores) …", a.sessions.max(100));
+    let lab = Arc::new(Lab::start(a.sessions.max(100), false));
+    let cfg = lab.write_tls_config(DirectoryKind::Ldif, "", "");
+    let (imap_port, pop3_port) = (free_port(), free_port());
+    std::fs::write(
+        cfg.dir.join("AService.cfg"),
+        format!(
+            "default:ServiceList imapproxy@127.0.0.1:{imap_port}|127.0.0.1:{} popproxy@127.0.0.1:{pop3_port}|127.0.0.1:{}\ndefault:LogLevel 4\n",
+            cfg.imaps, cfg.pop3s
+        ),
+    )
+    .expect("write AService.cfg");
+    let mut child = Command::new(&a.mailmux)
+        .args(["run", "--log-stderr", "-c"])
+        .arg(&cfg.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mailmux");
+    let pid = child.id();
+    let imap: SocketAddr = ([127, 0, 0, 1], imap_port).into();
+    let imaps: SocketAddr = ([127, 0, 0, 1], cfg.imaps).into();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(imaps).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let tls = Arc::new(tls_connector(&lab.ca.cert, None));
+    let c = a.concurrency;
+
+    // 1. TLS handshakes: connect, handshake, read the greeting, close.
+    let t = tls.clone();
+    let elapsed = run_jobs(a.handshakes, c, move |_| {
+        let t = t.clone();
+        async move {
+            let mut s = Transcript::connect_tls(imaps, &t).await;
+            s.expect("* OK").await;
+        }
+    })
+    .await;
+    println!(
+        "TLS handshakes (TLS 1.3, ECDSA P-256, greeting read): {} in {:.2} s = {:.0}/s at concurrency {c}",
+        a.handshakes,
+        elapsed.as_secs_f64(),
+        a.handshakes as f64 / elapsed.as_secs_f64()
+    );
+
+    // 2. Logins through mailmux, and straight to the stores for comparison.
+    let login_job = |target: fn(&mailmux_testkit::User, u16, SocketAddr) -> SocketAddr, port: u16| {
+        let lab = lab.clone();
+        move |i: usize| {
+            let user = lab.users[i % lab.users.len()].clone();
+            let addr = target(&user, port, imap);
+            async move {
+                let mut s = Transcript::connect(addr).await;
+                s.expect("* OK").await;
+                s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+                s.expect("a OK").await;
+                s.send("b LOGOUT").await;
+                s.expect_closed().await;
+            }
+        }
+    };
+    let via_mailmux = run_jobs(a.logins, c, login_job(|_, _, mm| mm, 0)).await;
+    let direct =
+        run_jobs(a.logins, c, login_job(|u, port, _| SocketAddr::from((STORE_IPS[u.store], port)), lab.imap_port))
+            .await;
+    println!(
+        "IMAP LOGIN+LOGOUT through mailmux: {:.0}/s; straight to Dovecot: {:.0}/s ({} logins, concurrency {c})",
+        a.logins as f64 / via_mailmux.as_secs_f64(),
+        a.logins as f64 / direct.as_secs_f64(),
+        a.logins
+    );
+
+    // 3. Memory: idle TLS sessions before login, then logged-in TLS sessions, then plain ones.
+    let base = rss_kib(pid);
+    let mut idle = Vec::new();
+    for _ in 0..a.sessions {
+        let mut s = Transcript::connect_tls(imaps, &tls).await;
+        s.expect("* OK").await;
+        idle.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let with_idle = rss_kib(pid);
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut relayed = Vec::new();
+    for user in lab.users.iter().take(a.sessions) {
+        let mut s = Transcript::connect_tls(imaps, &tls).await;
+        s.expect("* OK").await;
+        s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+        s.expect("a OK").await;
+        relayed.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let with_relayed = rss_kib(pid);
+    drop(relayed);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let after_tls = rss_kib(pid);
+    let mut plain = Vec::new();
+    for user in lab.users.iter().take(a.sessions) {
+        let mut s = Transcript::connect(imap).await;
+        s.expect("* OK").await;
+        s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+        s.expect("a OK").await;
+        plain.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let with_plain = rss_kib(pid);
+    drop(plain);
+    let per = |with: u64, from: u64| (with.saturating_sub(from)) as f64 / a.sessions as f64;
+    println!("mailmux RSS: {base} KiB at rest");
+    println!(
+        "  {} TLS sessions before login: +{} KiB = {:.1} KiB/session",
+        a.sessions,
+        with_idle.saturating_sub(base),
+        per(with_idle, base)
+    );
+    println!(
+        "  {} TLS sessions logged in and relaying: +{} KiB = {:.1} KiB/session",
+        a.sessions,
+        with_relayed.saturating_sub(base),
+        per(with_relayed, base)
+    );
+    println!(
+        "  {} plain sessions logged in and relaying: +{} KiB = {:.1} KiB/session (measured from {after_tls} KiB)",
+        a.sessions,
+        with_plain.saturating_sub(after_tls),
+        per(with_plain, after_tls)
+    );
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = child.wait();
+}
