@@ -50,6 +50,17 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// CPU time (user + system) the process has used, from `/proc/PID/stat`, in milliseconds
+/// (assuming the usual 100 clock ticks per second).
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the ")" closing the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(14) + ticks(15)) * 10
+}
+
 /// Runs `total` jobs, `concurrency` at a time; returns the elapsed time.
 async fn run_jobs<F, Fut>(total: usize, concurrency: usize, job: F) -> Duration
 where
@@ -114,6 +125,7 @@ async fn main() {
 
     // 1. TLS handshakes: connect, handshake, read the greeting, close.
     let t = tls.clone();
+    let cpu_before = cpu_ms(pid);
     let elapsed = run_jobs(a.handshakes, c, move |_| {
         let t = t.clone();
         async move {
@@ -123,10 +135,11 @@ async fn main() {
     })
     .await;
     println!(
-        "TLS handshakes (TLS 1.3, ECDSA P-256, greeting read): {} in {:.2} s = {:.0}/s at concurrency {c}",
+        "TLS handshakes (TLS 1.3, ECDSA P-256, greeting read): {} in {:.2} s = {:.0}/s at concurrency {c}; mailmux CPU {:.0} µs/handshake",
         a.handshakes,
         elapsed.as_secs_f64(),
-        a.handshakes as f64 / elapsed.as_secs_f64()
+        a.handshakes as f64 / elapsed.as_secs_f64(),
+        (cpu_ms(pid) - cpu_before) as f64 * 1000.0 / a.handshakes as f64
     );
 
     // 2. Logins through mailmux, and straight to the stores for comparison.
@@ -145,12 +158,14 @@ async fn main() {
             }
         }
     };
+    let cpu_before = cpu_ms(pid);
     let via_mailmux = run_jobs(a.logins, c, login_job(|_, _, mm| mm, 0)).await;
+    let login_cpu_us = (cpu_ms(pid) - cpu_before) as f64 * 1000.0 / a.logins as f64;
     let direct =
         run_jobs(a.logins, c, login_job(|u, port, _| SocketAddr::from((STORE_IPS[u.store], port)), lab.imap_port))
             .await;
     println!(
-        "IMAP LOGIN+LOGOUT through mailmux: {:.0}/s; straight to Dovecot: {:.0}/s ({} logins, concurrency {c})",
+        "IMAP LOGIN+LOGOUT through mailmux: {:.0}/s; straight to Dovecot: {:.0}/s ({} logins, concurrency {c}); mailmux CPU {login_cpu_us:.0} µs/login",
         a.logins as f64 / via_mailmux.as_secs_f64(),
         a.logins as f64 / direct.as_secs_f64(),
         a.logins
