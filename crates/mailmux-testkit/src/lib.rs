@@ -52,3 +52,11 @@ pub struct User {
     /// Which store holds the mailbox: 0 = A, 1 = B.
     pub store: usize,
 }
+
+impl User {
+    /// The base64 SASL PLAIN response a client sends for this user (no authzid).
+    pub fn sasl_plain(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{}", self.uid, self.password))
+    }
+}

@@ -69,7 +69,11 @@ pub async fn accept_loop(a: Acceptor) {
         let local = stream.local_addr().unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
         let protocol = a.service.config.protocol;
-        let span = tracing::info_span!("session", id, proto = protocol.as_str(), client = %peer, local = %local);
+        // One span name per protocol, so each service's lines can go to its own log.
+        let span = match protocol {
+            Protocol::Imap => tracing::info_span!("imap", id, client = %peer, local = %local),
+            Protocol::Pop3 => tracing::info_span!("pop3", id, client = %peer, local = %local),
+        };
         let ctx = SessionContext { id, client: peer, local, service: a.service.clone(), shutdown: a.shutdown.clone() };
         let implicit_tls = a.implicit_tls;
         a.sessions.spawn(

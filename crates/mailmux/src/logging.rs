@@ -1,16 +1,45 @@
-//! `LogDir` and `LogLevel` to a tracing subscriber.
+//! `LogDir` and `LogLevel` to tracing subscribers, one log per file that sets them.
 //!
-//! Lines go to `LogDir/mailmux.log` (the `AService.cfg` value) or, without one, to standard
-//! error. `LogLevel` is the syslog scale: 3 errors, 4 warnings, 5 and 6 notices and
-//! information (each session's summary line), 7 debug. The most verbose level set in any
-//! file applies. `RUST_LOG`, when set, overrides it for debugging.
+//! As in the MMP, each file's `LogDir`/`LogLevel` governs its own lines:
+//!
+//! | set in | file | holds |
+//! | --- | --- | --- |
+//! | `ImapProxyAService.cfg` | `LogDir/ImapProxy.log` | IMAP sessions |
+//! | `PopProxyAService.cfg` | `LogDir/PopProxy.log` | POP3 sessions |
+//! | `AService.cfg` | `LogDir/mailmux.log` | start-up, shutdown, and the sessions of services without a `LogDir` of their own |
+//!
+//! Without any `LogDir` (or with `--log-stderr`) everything goes to standard error. `LogLevel` is
+//! the syslog scale: 3 errors, 4 warnings, 5 and 6 notices and information (each session's
+//! summary line), 7 debug; a service without its own level uses `AService.cfg`'s. Sessions are
+//! told apart by their span (`imap{…}` / `pop3{…}`). `RUST_LOG`, when set, narrows every log
+//! further, for debugging.
 
-use mailmux_config::{Config, LogLevel};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use std::path::Path;
 
-/// Keeps the background log writer alive; drop it last.
+use mailmux_config::{Config, LogLevel, Protocol};
+use tracing_subscriber::filter::{LevelFilter, Targets, dynamic_filter_fn};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::{LookupSpan, Registry};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keeps the background log writers alive; drop them last.
 pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
+/// The span name of a protocol's sessions (see `listen.rs`).
+pub fn session_span_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Imap => "imap",
+        Protocol::Pop3 => "pop3",
+    }
+}
+
+fn log_file_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Imap => "ImapProxy.log",
+        Protocol::Pop3 => "PopProxy.log",
+    }
+}
 
 /// The tracing level for a syslog level.
 pub fn level_filter(level: LogLevel) -> LevelFilter {
@@ -22,27 +51,72 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
+/// Whether the event or span being filtered belongs to a session span called `name`.
+fn within<S>(meta: &tracing::Metadata<'_>, cx: &Context<'_, S>, name: &str) -> bool
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    (meta.is_span() && meta.name() == name)
+        || cx.lookup_current().is_some_and(|span| span.scope().any(|s| s.name() == name))
+}
+
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+fn file_writer(
+    dir: &Path,
+    file: &str,
+    guards: &mut Vec<LogGuard>,
+) -> std::io::Result<tracing_appender::non_blocking::NonBlocking> {
+    std::fs::create_dir_all(dir)?;
+    let appender = tracing_appender::rolling::never(dir, file);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
+    guards.push(guard);
+    Ok(writer)
+}
+
 /// Installs the global subscriber. `to_stderr` forces standard error (foreground runs).
-pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Option<LogGuard>> {
-    let level = config.services.iter().filter_map(|s| s.log_level).chain([config.log_level]).max().unwrap_or_default();
-    let filter = EnvFilter::builder()
-        .with_default_directive(level_filter(level).into())
-        .from_env_lossy()
-        // ldap3 logs every connection error itself; our lines say it better.
-        .add_directive("ldap3=off".parse().map_err(std::io::Error::other)?);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    match (&config.log_dir, to_stderr) {
-        (Some(dir), false) => {
-            std::fs::create_dir_all(dir)?;
-            let appender = tracing_appender::rolling::never(dir, "mailmux.log");
-            let (writer, guard) =
-                tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
-            builder.with_ansi(false).with_writer(writer).init();
-            Ok(Some(guard))
-        }
-        _ => {
-            builder.with_writer(std::io::stderr).init();
-            Ok(None)
+pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> {
+    let mut guards = Vec::new();
+    let mut layers: Vec<BoxedLayer> = Vec::new();
+    // ldap3 logs every connection error itself; our lines say it better.
+    let targets =
+        |level: LogLevel| Targets::new().with_default(level_filter(level)).with_target("ldap3", LevelFilter::OFF);
+
+    let mut own_files: Vec<&'static str> = Vec::new();
+    let mut main_level = config.log_level;
+    for svc in &config.services {
+        let level = svc.log_level.unwrap_or(config.log_level);
+        match (&svc.log_dir, to_stderr) {
+            (Some(dir), false) => {
+                let name = session_span_name(svc.protocol);
+                own_files.push(name);
+                let writer = file_writer(dir, log_file_name(svc.protocol), &mut guards)?;
+                let layer = tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_writer(writer)
+                    .with_filter(targets(level))
+                    .with_filter(dynamic_filter_fn(move |meta, cx| within(meta, cx, name)));
+                layers.push(layer.boxed());
+            }
+            _ => main_level = main_level.max(level),
         }
     }
+    let not_elsewhere = dynamic_filter_fn(move |meta, cx| !own_files.iter().any(|name| within(meta, cx, name)));
+    let main = tracing_subscriber::fmt::layer().with_target(false);
+    let main: BoxedLayer = match (&config.log_dir, to_stderr) {
+        (Some(dir), false) => {
+            let writer = file_writer(dir, "mailmux.log", &mut guards)?;
+            main.with_ansi(false)
+                .with_writer(writer)
+                .with_filter(targets(main_level))
+                .with_filter(not_elsewhere)
+                .boxed()
+        }
+        _ => main.with_writer(std::io::stderr).with_filter(targets(main_level)).with_filter(not_elsewhere).boxed(),
+    };
+    layers.push(main);
+    let debug_override = std::env::var_os("RUST_LOG").is_some().then(EnvFilter::from_default_env);
+    tracing_subscriber::registry().with(layers).with(debug_override).try_init().map_err(std::io::Error::other)?;
+    Ok(guards)
 }

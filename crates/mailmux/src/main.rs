@@ -94,7 +94,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
 fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     let loaded = mailmux_config::load(&args.dir, args.instance.as_deref())
         .map_err(|diags| anyhow::anyhow!("configuration has errors:\n{diags}"))?;
-    let _guard = mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
+    let _guards = mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
     for warning in &loaded.warnings.0 {
         tracing::warn!("{warning}");
     }

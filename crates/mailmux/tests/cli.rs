@@ -77,9 +77,16 @@ fn check_reports_a_broken_ldif_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_serves_until_sigterm_and_says_goodbye() {
+async fn run_serves_until_sigterm_and_says_goodbye_and_logs_per_service() {
     let lab = lab(2);
-    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    // IMAP logs to a directory of its own; POP3 has none, so its lines join AService's log.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let imap_log = tmp.path().join("imaplog");
+    let dir = lab.write_config(
+        DirectoryKind::Ldif,
+        &format!("default:LogDir {}\ndefault:LogLevel 5\n", imap_log.display()),
+        "",
+    );
     let (imap_port, pop3_port) = (free_port(), free_port());
     std::fs::write(
         dir.join("AService.cfg"),
@@ -110,6 +117,11 @@ async fn run_serves_until_sigterm_and_says_goodbye() {
     c.send("a2 LOGOUT").await;
     c.expect("* BYE").await;
 
+    let mut p = Transcript::connect(([127, 0, 0, 1], pop3_port).into()).await;
+    p.expect("+OK").await;
+    p.send("QUIT").await;
+    p.expect("+OK").await;
+
     let mut waiting = Transcript::connect(imap).await;
     waiting.expect("* OK").await;
     let pid = child.id().expect("pid").to_string();
@@ -119,7 +131,11 @@ async fn run_serves_until_sigterm_and_says_goodbye() {
         tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits after SIGTERM").expect("wait");
     assert!(status.success(), "{status}");
 
-    let log = std::fs::read_to_string(dir.join("log/mailmux.log")).expect("LogDir/mailmux.log written");
-    assert!(log.contains("session end") && log.contains(&format!("user={}", user.uid)), "{log}");
-    assert!(!log.contains(&user.password), "a password reached the log");
+    let imap = std::fs::read_to_string(imap_log.join("ImapProxy.log")).expect("IMAP LogDir/ImapProxy.log written");
+    assert!(imap.contains("imap{id=") && imap.contains("session end"), "{imap}");
+    assert!(imap.contains(&format!("user={}", user.uid)), "{imap}");
+    assert!(!imap.contains(&user.password), "a password reached the log");
+    let main = std::fs::read_to_string(dir.join("log/mailmux.log")).expect("AService LogDir/mailmux.log written");
+    assert!(main.contains("listening") && main.contains("pop3{id="), "{main}");
+    assert!(!main.contains("imap{"), "IMAP sessions belong in ImapProxy.log:\n{main}");
 }

@@ -80,17 +80,13 @@ async fn login_with_synchronising_and_non_synchronising_literals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authenticate_plain_with_sasl_ir_and_with_continuation() {
-    use base64::Engine;
     let lab = lab(USERS);
     let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
-    let b64 = |u: &mailmux_testkit::User| {
-        base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{}", u.uid, u.password))
-    };
 
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
-    c.send(&format!("a1 AUTHENTICATE PLAIN {}", b64(user))).await;
+    c.send(&format!("a1 AUTHENTICATE PLAIN {}", user.sasl_plain())).await;
     c.expect("a1 OK [CAPABILITY").await;
     expect_store(&mut c, 0).await;
 
@@ -99,7 +95,7 @@ async fn authenticate_plain_with_sasl_ir_and_with_continuation() {
     c.expect("* OK").await;
     c.send("a1 AUTHENTICATE PLAIN").await;
     c.expect("+").await;
-    c.send(&b64(user)).await;
+    c.send(&user.sasl_plain()).await;
     c.expect("a1 OK").await;
     expect_store(&mut c, 1).await;
     mm.stop().await;

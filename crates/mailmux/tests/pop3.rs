@@ -47,17 +47,13 @@ async fn user_pass_reaches_each_users_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_plain_with_initial_response_and_continuation() {
-    use base64::Engine;
     let lab = lab(USERS);
     let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, "", "")).await;
-    let b64 = |u: &mailmux_testkit::User| {
-        base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{}", u.uid, u.password))
-    };
 
     let user = lab.user_on(1);
     let mut c = Transcript::connect(mm.pop3).await;
     c.expect("+OK").await;
-    c.send(&format!("AUTH PLAIN {}", b64(user))).await;
+    c.send(&format!("AUTH PLAIN {}", user.sasl_plain())).await;
     c.expect("+OK").await;
     expect_store(&mut c, 1).await;
 
@@ -66,7 +62,7 @@ async fn auth_plain_with_initial_response_and_continuation() {
     c.expect("+OK").await;
     c.send("AUTH PLAIN").await;
     c.expect("+ ").await;
-    c.send(&b64(user)).await;
+    c.send(&user.sasl_plain()).await;
     c.expect("+OK").await;
     expect_store(&mut c, 0).await;
     mm.stop().await;
