@@ -74,13 +74,18 @@ fn check(args: &ConfigArgs) -> ExitCode {
     for svc in &loaded.config.services {
         let listeners: Vec<String> = svc.listeners.iter().map(ToString::to_string).collect();
         match Service::build(svc.clone()) {
-            Ok(_) => println!(
-                "{}: {} on {} (directory: {})",
-                svc.file.display(),
-                svc.protocol.as_str(),
-                listeners.join(", "),
-                svc.directory.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
-            ),
+            Ok(service) => {
+                for warning in &service.warnings {
+                    println!("warning: {warning}");
+                }
+                println!(
+                    "{}: {} on {} (directory: {})",
+                    svc.file.display(),
+                    svc.protocol.as_str(),
+                    listeners.join(", "),
+                    svc.directory.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+                );
+            }
             Err(e) => {
                 println!("{e}");
                 ok = false;

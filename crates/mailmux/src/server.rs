@@ -37,6 +37,9 @@ pub struct Service {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// TLS toward stores, built once for this configuration generation.
     pub store_tls: Option<tokio_rustls::TlsConnector>,
+    /// What the operator should know about this service that did not stop it: logged at
+    /// start-up, printed by `mailmux check`.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Service {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for Service {
             .field("search_attrs", &self.search_attrs)
             .field("tls", &self.tls.is_some())
             .field("store_tls", &self.store_tls.is_some())
+            .field("warnings", &self.warnings)
             .finish()
     }
 }
@@ -92,12 +96,17 @@ impl Service {
                 search_attrs.push(attr.to_owned());
             }
         }
-        let tls_error = |source| StartError::Tls { file: config.file.display().to_string(), source };
+        let file = config.file.display().to_string();
+        let tls_error = |source| StartError::Tls { file: file.clone(), source };
+        let mut warnings = Vec::new();
         let tls = match &config.tls {
             Some(settings) => {
                 let (server_config, unknown) = tls::server_config(settings).map_err(tls_error)?;
                 if !unknown.is_empty() {
-                    tracing::warn!(file = %config.file.display(), suites = %unknown.join(" "), "SSLCipherSpecs names suites mailmux does not know; ignored");
+                    warnings.push(format!(
+                        "{file}: SSLCipherSpecs names suites mailmux does not know, ignored: {}",
+                        unknown.join(" ")
+                    ));
                 }
                 Some(tls::acceptor(&server_config))
             }
@@ -105,9 +114,9 @@ impl Service {
         };
         let store_tls = tls::store_connector(&config.store_tls).map_err(tls_error)?;
         if store_tls.is_some() && !config.store_tls.verify {
-            tracing::warn!(file = %config.file.display(), "SSLBacksideVerify no: store certificates are not verified");
+            warnings.push(format!("{file}: SSLBacksideVerify no: store certificates are not verified"));
         }
-        Ok(Service { config, directory, search_attrs, tls, store_tls })
+        Ok(Service { config, directory, search_attrs, tls, store_tls, warnings })
     }
 }
 
@@ -126,6 +135,9 @@ impl Server {
         let mut drain = Duration::ZERO;
         for svc in &config.services {
             let service = Arc::new(Service::build(svc.clone())?);
+            for warning in &service.warnings {
+                tracing::warn!("{warning}");
+            }
             drain = drain.max(svc.shutdown_timeout);
             for addr in &svc.listeners {
                 let listener =
