@@ -96,13 +96,25 @@ pub fn parse(text: &str) -> Result<Filter, FilterError> {
 
 impl Filter {
     /// Whether an entry matches. `values(attr)` returns the entry's values of an attribute
-    /// (the name is given lower-cased).
+    /// (the name is given lower-cased); they are compared case-insensitively.
     pub fn matches<'a>(&self, values: &dyn Fn(&str) -> &'a [String]) -> bool {
-        let any = |attr: &str, pred: &dyn Fn(&str) -> bool| values(attr).iter().any(|v| pred(&v.to_lowercase()));
+        self.eval(values, true)
+    }
+
+    /// Like [`Filter::matches`], for values already lower-cased by the caller (an in-memory
+    /// directory does it once at load instead of on every search).
+    pub fn matches_lowercased<'a>(&self, values: &dyn Fn(&str) -> &'a [String]) -> bool {
+        self.eval(values, false)
+    }
+
+    fn eval<'a>(&self, values: &dyn Fn(&str) -> &'a [String], lowercase: bool) -> bool {
+        let any = |attr: &str, pred: &dyn Fn(&str) -> bool| {
+            values(attr).iter().any(|v| if lowercase { pred(&v.to_lowercase()) } else { pred(v) })
+        };
         match self {
-            Filter::And(list) => list.iter().all(|f| f.matches(values)),
-            Filter::Or(list) => list.iter().any(|f| f.matches(values)),
-            Filter::Not(f) => !f.matches(values),
+            Filter::And(list) => list.iter().all(|f| f.eval(values, lowercase)),
+            Filter::Or(list) => list.iter().any(|f| f.eval(values, lowercase)),
+            Filter::Not(f) => !f.eval(values, lowercase),
             Filter::Present(attr) => !values(attr).is_empty(),
             Filter::Equal(attr, want) => any(attr, &|v| v == want),
             Filter::GreaterOrEqual(attr, want) => any(attr, &|v| v >= want.as_str()),

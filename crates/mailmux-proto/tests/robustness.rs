@@ -182,7 +182,13 @@ fn escaped_values_always_match_themselves_and_nothing_parses_into_a_panic() {
         let text = String::from_utf8_lossy(&mangle(&mut rng, seeds)).into_owned();
         let values = vec![text.clone()];
         if let Ok(filter) = ldap_filter::parse(&text) {
-            filter.matches(&|_| values.as_slice());
+            // Lower-casing once up front must give the same answer as lower-casing per match.
+            let lowered = vec![text.to_lowercase()];
+            assert_eq!(
+                filter.matches(&|_| values.as_slice()),
+                filter.matches_lowercased(&|_| lowered.as_slice()),
+                "{text:?}"
+            );
         }
         let filter =
             ldap_filter::parse(&format!("(uid={})", ldap_filter::escape_value(&text))).expect("escaped value parses");

@@ -6,6 +6,7 @@
 //! continuation lines starting with one space, `#` comments, `version: 1`.
 //! Change records and `attr:< URL` values are refused with the line number.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use mailmux_proto::ldap_filter;
@@ -15,8 +16,8 @@ use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 /// Entries loaded from an LDIF file.
 #[derive(Debug)]
 pub struct LdifDirectory {
-    /// Each entry with its DN normalized once, at load time, for the scope checks.
-    entries: Vec<(String, Entry)>,
+    /// Each entry, prepared once at load time so a search allocates nothing per entry.
+    entries: Vec<Indexed>,
     /// Lower-cased, space-free base DN; empty means every entry.
     base: String,
 }
@@ -31,7 +32,7 @@ impl LdifDirectory {
 
     /// Builds a directory from entries already in memory.
     pub fn from_entries(entries: Vec<Entry>, base: &str) -> LdifDirectory {
-        let entries = entries.into_iter().map(|e| (normalize_dn(&e.dn), e)).collect();
+        let entries = entries.into_iter().map(Indexed::new).collect();
         LdifDirectory { entries, base: normalize_dn(base) }
     }
 
@@ -52,25 +53,47 @@ impl LdifDirectory {
             Base::Dn(dn) => normalize_dn(dn),
         };
         let below = format!(",{base}");
-        let mut found = self.entries.iter().filter(|(dn, e)| {
+        let mut found = self.entries.iter().filter(|e| {
             let in_scope = match query.scope {
-                Scope::Base => *dn == base,
-                Scope::Subtree => base.is_empty() || *dn == base || dn.ends_with(&below),
+                Scope::Base => e.dn == base,
+                Scope::Subtree => base.is_empty() || e.dn == base || e.dn.ends_with(&below),
             };
-            in_scope && filter.matches(&|attr| e.values(attr))
+            in_scope && filter.matches_lowercased(&|attr| e.values(attr))
         });
         let first = found.next();
         let extra = found.count();
         if extra > 0 {
             return Err(DirectoryError::Ambiguous(extra + 1));
         }
-        Ok(first.map(|(_, e)| e.clone()))
+        Ok(first.map(|e| e.entry.clone()))
     }
 }
 
 impl Directory for LdifDirectory {
     fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
         Box::pin(async move { self.search(&query) })
+    }
+}
+
+/// An entry with what searches compare, computed once.
+#[derive(Debug)]
+struct Indexed {
+    /// The DN, normalized.
+    dn: String,
+    /// Every text value lower-cased, by attribute.
+    lowercased: HashMap<String, Vec<String>>,
+    entry: Entry,
+}
+
+impl Indexed {
+    fn new(entry: Entry) -> Indexed {
+        let lowercased =
+            entry.attrs().map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.to_lowercase()).collect())).collect();
+        Indexed { dn: normalize_dn(&entry.dn), lowercased, entry }
+    }
+
+    fn values(&self, attr: &str) -> &[String] {
+        self.lowercased.get(attr).map(Vec::as_slice).unwrap_or(&[])
     }
 }
 

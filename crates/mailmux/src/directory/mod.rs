@@ -54,6 +54,11 @@ impl Entry {
         self.binary.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Every text attribute with its values.
+    pub fn attrs(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
+        self.attrs.iter()
+    }
+
     /// All values of an attribute (name lower-cased).
     pub fn values(&self, name: &str) -> &[String] {
         self.attrs.get(name).map(Vec::as_slice).unwrap_or(&[])
