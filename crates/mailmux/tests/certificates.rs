@@ -5,7 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Mailmux, captured_logs, lab};
+use common::{Mailmux, captured_logs, imap_expect_store, lab};
 use mailmux_testkit::dovecot::{STORE_ADMIN, STORE_ADMIN_PASSWORD, marker_subject};
 use mailmux_testkit::lab::{DirectoryKind, Lab, STORE_NAMES, TlsConfig};
 use mailmux_testkit::pki::CertFiles;
@@ -44,18 +44,6 @@ fn addr(port: u16) -> SocketAddr {
     ([127, 0, 0, 1], port).into()
 }
 
-async fn expect_marker(c: &mut Transcript, store: usize) {
-    c.send("s1 SELECT INBOX").await;
-    c.until("s1 OK").await;
-    c.send("s2 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
-    let lines = c.until("s2 ").await;
-    if !lines.contains(&format!("Subject: {}", marker_subject(STORE_NAMES[store]))) {
-        c.fail("wrong store");
-    }
-    c.send("s3 LOGOUT").await;
-    c.expect("* BYE").await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_for_user7_lands_on_user7s_mailbox_without_a_password() {
     let lab = lab(USERS);
@@ -67,7 +55,7 @@ async fn a_certificate_for_user7_lands_on_user7s_mailbox_without_a_password() {
     assert!(greeting.contains("AUTH=EXTERNAL"), "{greeting}");
     c.send("a AUTHENTICATE EXTERNAL =").await;
     c.expect("a OK").await;
-    expect_marker(&mut c, 0).await; // user7 lives on store A
+    imap_expect_store(&mut c, 0).await; // user7 lives on store A
 
     // STARTTLS then EXTERNAL with the continuation form; POP3 too.
     let mut c = Transcript::connect(mm.imap).await;
@@ -79,7 +67,7 @@ async fn a_certificate_for_user7_lands_on_user7s_mailbox_without_a_password() {
     c.expect("+").await;
     c.send("=").await;
     c.expect("b OK").await;
-    expect_marker(&mut c, 0).await;
+    imap_expect_store(&mut c, 0).await;
 
     let mut p = Transcript::connect_tls(addr(cfg.pop3s), &tls).await;
     p.expect("+OK").await;
@@ -104,7 +92,7 @@ async fn the_ou_to_uid_form_and_asking_to_be_someone_else() {
     c.expect("a NO [AUTHENTICATIONFAILED]").await;
     c.send("b AUTHENTICATE EXTERNAL dXNlcjg=").await; // "user8"
     c.expect("b OK").await;
-    expect_marker(&mut c, 1).await; // user8 lives on store B
+    imap_expect_store(&mut c, 1).await; // user8 lives on store B
     mm.stop().await;
 }
 
@@ -122,7 +110,7 @@ async fn certificates_are_requested_not_required_and_unmapped_ones_fail_cleanly(
     let user = lab.user_on(1);
     c.send(&format!("b LOGIN {} {}", user.uid, user.password)).await;
     c.expect("b OK").await;
-    expect_marker(&mut c, 1).await;
+    imap_expect_store(&mut c, 1).await;
 
     // A valid certificate nobody in the directory has.
     let stranger = lab.ca.client("stranger", &[("CN", "Stranger"), ("E", "nobody@example.com")], false);

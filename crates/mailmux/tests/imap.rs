@@ -2,30 +2,12 @@
 
 mod common;
 
-use common::{Mailmux, lab};
+use common::{Mailmux, imap_expect_store, lab};
 use mailmux_testkit::dovecot::marker_subject;
 use mailmux_testkit::lab::{DirectoryKind, STORE_NAMES};
 use mailmux_testkit::transcript::Transcript;
 
 const USERS: usize = 8;
-
-/// After login: the INBOX holds exactly the marker of `store`.
-async fn expect_store(c: &mut Transcript, store: usize) {
-    c.send("s1 SELECT INBOX").await;
-    let lines = c.until("s1 ").await;
-    assert!(lines.iter().any(|l| l == "* 1 EXISTS"), "{}", c.transcript());
-    assert!(lines.last().is_some_and(|l| l.starts_with("s1 OK")), "{}", c.transcript());
-    c.send("s2 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
-    let lines = c.until("s2 ").await;
-    let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
-    if !lines.contains(&subject) {
-        c.fail(&format!("expected the marker of {}", STORE_NAMES[store]));
-    }
-    c.send("s3 LOGOUT").await;
-    c.expect("* BYE").await;
-    c.expect("s3 OK").await;
-    c.expect_closed().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_quoted_strings_reaches_each_users_store() {
@@ -39,7 +21,7 @@ async fn login_with_quoted_strings_reaches_each_users_store() {
         // The client's own tag carries the store's post-login capabilities.
         let ok = c.expect("a1 OK [CAPABILITY IMAP4rev1").await;
         assert!(ok.contains("IDLE"), "store capabilities expected: {ok}");
-        expect_store(&mut c, store).await;
+        imap_expect_store(&mut c, store).await;
     }
     mm.stop().await;
 }
@@ -57,7 +39,7 @@ async fn login_with_synchronising_and_non_synchronising_literals() {
     c.expect("+ ").await;
     c.send(&user.password).await;
     c.expect("a1 OK").await;
-    expect_store(&mut c, 1).await;
+    imap_expect_store(&mut c, 1).await;
 
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.imap).await;
@@ -74,7 +56,7 @@ async fn login_with_synchronising_and_non_synchronising_literals() {
     )
     .await;
     c.expect("a1 OK").await;
-    expect_store(&mut c, 0).await;
+    imap_expect_store(&mut c, 0).await;
     mm.stop().await;
 }
 
@@ -88,7 +70,7 @@ async fn authenticate_plain_with_sasl_ir_and_with_continuation() {
     c.expect("* OK").await;
     c.send(&format!("a1 AUTHENTICATE PLAIN {}", user.sasl_plain())).await;
     c.expect("a1 OK [CAPABILITY").await;
-    expect_store(&mut c, 0).await;
+    imap_expect_store(&mut c, 0).await;
 
     let user = lab.user_on(1);
     let mut c = Transcript::connect(mm.imap).await;
@@ -97,7 +79,7 @@ async fn authenticate_plain_with_sasl_ir_and_with_continuation() {
     c.expect("+").await;
     c.send(&user.sasl_plain()).await;
     c.expect("a1 OK").await;
-    expect_store(&mut c, 1).await;
+    imap_expect_store(&mut c, 1).await;
     mm.stop().await;
 }
 
@@ -116,7 +98,7 @@ async fn authenticate_login_mechanism() {
     c.expect("+ UGFzc3dvcmQ6").await;
     c.send(&b64(&user.password)).await;
     c.expect("a1 OK").await;
-    expect_store(&mut c, 1).await;
+    imap_expect_store(&mut c, 1).await;
     mm.stop().await;
 }
 
@@ -159,7 +141,7 @@ async fn ldif_directory_routes_like_ldap() {
         c.expect("* OK").await;
         c.send(&format!("a1 LOGIN {} {}", user.uid, user.password)).await;
         c.expect("a1 OK").await;
-        expect_store(&mut c, store).await;
+        imap_expect_store(&mut c, store).await;
     }
     mm.stop().await;
 }

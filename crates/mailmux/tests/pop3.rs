@@ -2,28 +2,12 @@
 
 mod common;
 
-use common::{Mailmux, lab};
+use common::{Mailmux, lab, pop3_expect_store};
 use mailmux_testkit::dovecot::marker_subject;
 use mailmux_testkit::lab::{DirectoryKind, STORE_NAMES};
 use mailmux_testkit::transcript::Transcript;
 
 const USERS: usize = 6;
-
-/// After login: one message, and it is the marker of `store`.
-async fn expect_store(c: &mut Transcript, store: usize) {
-    c.send("STAT").await;
-    c.expect("+OK 1 ").await;
-    c.send("RETR 1").await;
-    c.expect("+OK").await;
-    let message = c.until(".").await;
-    let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
-    if !message.contains(&subject) {
-        c.fail(&format!("expected the marker of {}", STORE_NAMES[store]));
-    }
-    c.send("QUIT").await;
-    c.expect("+OK").await;
-    c.expect_closed().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_pass_reaches_each_users_store() {
@@ -40,7 +24,7 @@ async fn user_pass_reaches_each_users_store() {
         c.expect("+OK").await;
         c.send(&format!("PASS {}", user.password)).await;
         c.expect("+OK").await;
-        expect_store(&mut c, store).await;
+        pop3_expect_store(&mut c, store).await;
     }
     mm.stop().await;
 }
@@ -55,7 +39,7 @@ async fn auth_plain_with_initial_response_and_continuation() {
     c.expect("+OK").await;
     c.send(&format!("AUTH PLAIN {}", user.sasl_plain())).await;
     c.expect("+OK").await;
-    expect_store(&mut c, 1).await;
+    pop3_expect_store(&mut c, 1).await;
 
     let user = lab.user_on(0);
     let mut c = Transcript::connect(mm.pop3).await;
@@ -64,7 +48,7 @@ async fn auth_plain_with_initial_response_and_continuation() {
     c.expect("+ ").await;
     c.send(&user.sasl_plain()).await;
     c.expect("+OK").await;
-    expect_store(&mut c, 0).await;
+    pop3_expect_store(&mut c, 0).await;
     mm.stop().await;
 }
 

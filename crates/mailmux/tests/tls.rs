@@ -5,7 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Mailmux, captured_logs, lab};
+use common::{Mailmux, captured_logs, imap_expect_store, lab, pop3_expect_store};
 use mailmux_testkit::dovecot::marker_subject;
 use mailmux_testkit::lab::{DirectoryKind, Lab, STORE_NAMES, TlsConfig};
 use mailmux_testkit::transcript::{Transcript, tls_connector};
@@ -31,16 +31,7 @@ async fn imap_login_reaches(c: &mut Transcript, lab: &Lab, store: usize) {
     let user = lab.user_on(store);
     c.send(&format!("l1 LOGIN {} {}", user.uid, user.password)).await;
     c.expect("l1 OK").await;
-    c.send("l2 SELECT INBOX").await;
-    c.until("l2 OK").await;
-    c.send("l3 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
-    let lines = c.until("l3 ").await;
-    let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
-    if !lines.contains(&subject) {
-        c.fail("wrong store");
-    }
-    c.send("l4 LOGOUT").await;
-    c.expect("* BYE").await;
+    imap_expect_store(c, store).await;
 }
 
 async fn pop3_login_reaches(c: &mut Transcript, lab: &Lab, store: usize) {
@@ -49,13 +40,7 @@ async fn pop3_login_reaches(c: &mut Transcript, lab: &Lab, store: usize) {
     c.expect("+OK").await;
     c.send(&format!("PASS {}", user.password)).await;
     c.expect("+OK").await;
-    c.send("RETR 1").await;
-    let lines = c.until(".").await;
-    if !lines.contains(&format!("Subject: {}", marker_subject(STORE_NAMES[store]))) {
-        c.fail("wrong store");
-    }
-    c.send("QUIT").await;
-    c.expect("+OK").await;
+    pop3_expect_store(c, store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use mailmux::Server;
 use mailmux_config::Protocol;
-use mailmux_testkit::lab::Lab;
+use mailmux_testkit::dovecot::marker_subject;
+use mailmux_testkit::lab::{Lab, STORE_NAMES};
+use mailmux_testkit::transcript::Transcript;
 use tokio_util::sync::CancellationToken;
 
 /// Starts (once per test binary) a lab with `users` users and slapd.
@@ -82,4 +84,38 @@ impl std::io::Write for LogWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// After login: the INBOX holds exactly the marker of `store`.
+pub async fn imap_expect_store(c: &mut Transcript, store: usize) {
+    c.send("s1 SELECT INBOX").await;
+    let lines = c.until("s1 ").await;
+    assert!(lines.iter().any(|l| l == "* 1 EXISTS"), "{}", c.transcript());
+    assert!(lines.last().is_some_and(|l| l.starts_with("s1 OK")), "{}", c.transcript());
+    c.send("s2 FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
+    let lines = c.until("s2 ").await;
+    let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
+    if !lines.contains(&subject) {
+        c.fail(&format!("expected the marker of {}", STORE_NAMES[store]));
+    }
+    c.send("s3 LOGOUT").await;
+    c.expect("* BYE").await;
+    c.expect("s3 OK").await;
+    c.expect_closed().await;
+}
+
+/// After login: one message, and it is the marker of `store`.
+pub async fn pop3_expect_store(c: &mut Transcript, store: usize) {
+    c.send("STAT").await;
+    c.expect("+OK 1 ").await;
+    c.send("RETR 1").await;
+    c.expect("+OK").await;
+    let message = c.until(".").await;
+    let subject = format!("Subject: {}", marker_subject(STORE_NAMES[store]));
+    if !message.contains(&subject) {
+        c.fail(&format!("expected the marker of {}", STORE_NAMES[store]));
+    }
+    c.send("QUIT").await;
+    c.expect("+OK").await;
+    c.expect_closed().await;
 }
