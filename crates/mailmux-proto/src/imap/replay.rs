@@ -184,12 +184,11 @@ impl ImapReplay {
     fn on_login_result(&mut self, r: ResponseLine) -> Option<ReplayEvent> {
         match r.status {
             Some(Status::Ok) => {
-                if let Some(caps) = r.capabilities() {
-                    self.capabilities = Some(caps.to_owned());
-                    return Some(ReplayEvent::LoggedIn { capabilities: self.capabilities.take(), text: r.text });
+                // The greeting's list was consumed when the login was sent, so any list held
+                // now came with the login's answer and is current.
+                if let Some(caps) = r.capabilities().map(str::to_owned).or_else(|| self.capabilities.take()) {
+                    return Some(ReplayEvent::LoggedIn { capabilities: Some(caps), text: r.text });
                 }
-                // Capabilities seen before login are stale; ask again.
-                self.capabilities = None;
                 self.out.extend_from_slice(CAPABILITY_TAG);
                 self.out.extend_from_slice(b" CAPABILITY\r\n");
                 self.state = State::Capability { text: r.text };
@@ -326,6 +325,14 @@ mod tests {
         let (sent, ev) = play(&mut m, &["* OK hi", "M1 OK done", "* CAPABILITY IMAP4rev1 X", "M2 OK cap"]);
         assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\nM2 CAPABILITY\r\n");
         assert_eq!(ev, Some(ReplayEvent::LoggedIn { capabilities: Some("IMAP4rev1 X".into()), text: "done".into() }));
+    }
+
+    #[test]
+    fn untagged_capability_with_the_login_answer_is_used() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false);
+        let (sent, ev) = play(&mut m, &["* OK [CAPABILITY OLD] hi", "* CAPABILITY IMAP4rev1 NEW", "M1 OK done"]);
+        assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\n", "no extra CAPABILITY round trip");
+        assert_eq!(ev, Some(ReplayEvent::LoggedIn { capabilities: Some("IMAP4rev1 NEW".into()), text: "done".into() }));
     }
 
     #[test]
