@@ -2,7 +2,7 @@
 //! with `slapadd`, listening on a free loopback port.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::daemon::Daemon;
@@ -22,13 +22,14 @@ pub struct Slapd {
     pub url: String,
     /// The listening address.
     pub addr: SocketAddr,
+    dir: PathBuf,
     daemon: Daemon,
 }
 
 impl Slapd {
     /// Starts slapd in `dir`, loaded with `ldif` (as written by [`users_ldif`]).
     pub fn start(dir: &Path, ldif: &str) -> Slapd {
-        let slapd = require_binary("slapd", "slapd");
+        require_binary("slapd", "slapd");
         let slapadd = require_binary("slapadd", "slapd");
         std::fs::create_dir_all(dir.join("db")).expect("slapd db dir");
         let conf = dir.join("slapd.conf");
@@ -52,20 +53,31 @@ impl Slapd {
             Command::new(&slapadd).args(["-q", "-f"]).arg(&conf).arg("-l").arg(&data).output().expect("run slapadd");
         assert!(out.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = ports::free_port();
-        let url = format!("ldap://127.0.0.1:{port}");
-        let listen = format!("{url}/");
-        let conf_arg = conf.display().to_string();
-        let mut daemon =
-            Daemon::spawn("slapd", &slapd, &["-h", &listen, "-f", &conf_arg, "-d", "0"], &dir.join("slapd.log"));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        daemon.wait_for_port(addr);
-        Slapd { url, addr, daemon }
+        Slapd { url: format!("ldap://{addr}"), addr, daemon: run(dir, addr), dir: dir.to_path_buf() }
+    }
+
+    /// Starts the stopped server again, same port and data (for reconnection tests).
+    pub fn restart(&mut self) {
+        self.daemon.stop();
+        self.daemon = run(&self.dir, self.addr);
     }
 
     /// Stops the server (for "directory down" tests).
     pub fn stop(&mut self) {
         self.daemon.stop();
     }
+}
+
+/// Runs slapd on the configuration and database already in `dir`.
+fn run(dir: &Path, addr: SocketAddr) -> Daemon {
+    let slapd = require_binary("slapd", "slapd");
+    let listen = format!("ldap://{addr}/");
+    let conf_arg = dir.join("slapd.conf").display().to_string();
+    let mut daemon =
+        Daemon::spawn("slapd", &slapd, &["-h", &listen, "-f", &conf_arg, "-d", "0"], &dir.join("slapd.log"));
+    daemon.wait_for_port(addr);
+    daemon
 }
 
 /// The directory content: base entries, then one `inetOrgPerson` +

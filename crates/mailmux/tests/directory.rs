@@ -1,0 +1,58 @@
+//! The LDAP directory against a real slapd: servers tried in order, and reconnection after
+//! the server went away.
+
+mod common;
+
+use common::{Mailmux, lab};
+use mailmux_testkit::lab::DirectoryKind;
+use mailmux_testkit::ports::free_port;
+use mailmux_testkit::slapd::{SUFFIX, Slapd};
+use mailmux_testkit::transcript::Transcript;
+
+const USERS: usize = 4;
+
+async fn login(addr: std::net::SocketAddr, uid: &str, password: &str) -> String {
+    let mut c = Transcript::connect(addr).await;
+    c.expect("* OK").await;
+    c.send(&format!("a LOGIN {uid} {password}")).await;
+    c.until("a ").await.pop().expect("a tagged answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldap_urls_are_tried_in_order() {
+    let lab = lab(USERS);
+    let slapd = lab.slapd.as_ref().expect("lab slapd");
+    // The first server does not exist; the second answers.
+    let urls = format!("default:LdapURL ldap://127.0.0.1:{}/{SUFFIX} {}/{SUFFIX}\n", free_port(), slapd.url);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, &urls, "")).await;
+    let user = lab.user_on(1);
+    assert!(login(mm.imap, &user.uid, &user.password).await.starts_with("a OK"));
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_ldap_server_is_picked_up_again() {
+    let lab = lab(USERS);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ldif = std::fs::read_to_string(&lab.ldif).expect("lab LDIF");
+    let mut own = Slapd::start(dir.path(), &ldif);
+    let url = format!("default:LdapURL {}/{SUFFIX}\n", own.url);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, &url, "")).await;
+    let user = lab.user_on(0);
+    // Warm every pooled connection, so the next logins meet connections slapd has dropped.
+    for _ in 0..4 {
+        assert!(login(mm.imap, &user.uid, &user.password).await.starts_with("a OK"));
+    }
+    own.stop();
+    for _ in 0..4 {
+        assert_eq!(
+            login(mm.imap, &user.uid, &user.password).await,
+            "a NO [UNAVAILABLE] Mail service temporarily unavailable, try again later."
+        );
+    }
+    own.restart();
+    for _ in 0..4 {
+        assert!(login(mm.imap, &user.uid, &user.password).await.starts_with("a OK"), "reconnected");
+    }
+    mm.stop().await;
+}
