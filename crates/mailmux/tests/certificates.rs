@@ -22,6 +22,9 @@ fn certmap(lab: &Lab, form: &str) -> String {
     let path = lab.dir.path().join(format!("certmap-{form}.conf"));
     let text = match form {
         "email" => "# MMP QA form\ncertmap default default\ndefault:DNComps\ndefault:FilterComps e=mail\n".to_owned(),
+        "verify" => {
+            "certmap default default\ndefault:DNComps\ndefault:FilterComps e=mail\ndefault:VerifyCert on\n".to_owned()
+        }
         _ => "certmap default default\ndefault:DNComps\ndefault:FilterComps uid\n\n\
               # The lab CA, issuer written as in the certificate, most specific first.\n\
               certmap lab cn=mailmux-test-ca, o=mailmux tests\nlab:DNComps\nlab:FilterComps ou=uid\n"
@@ -157,4 +160,59 @@ async fn expired_revoked_and_unknown_ca_certificates_are_refused() {
     c.send("a AUTHENTICATE EXTERNAL =").await;
     c.expect("a OK").await;
     mm.stop().await;
+}
+
+/// Stores `cert` as `userCertificate;binary` of `uid`'s entry in the lab's slapd.
+fn publish_certificate(lab: &Lab, uid: &str, cert: &CertFiles) {
+    use base64::Engine;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_file(&cert.cert).expect("read certificate");
+    let ldif = format!(
+        "dn: uid={uid},ou=people,{}\nchangetype: modify\nadd: userCertificate;binary\nuserCertificate;binary:: {}\n",
+        mailmux_testkit::slapd::SUFFIX,
+        base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+    );
+    let file = lab.dir.path().join(format!("publish-{uid}.ldif"));
+    std::fs::write(&file, ldif).expect("write LDIF");
+    let slapd = lab.slapd.as_ref().expect("lab slapd");
+    let out = std::process::Command::new("ldapmodify")
+        .args([
+            "-x",
+            "-H",
+            &slapd.url,
+            "-D",
+            mailmux_testkit::slapd::ADMIN_DN,
+            "-w",
+            mailmux_testkit::slapd::ADMIN_PASSWORD,
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ldapmodify is installed (apt-get install ldap-utils)");
+    assert!(out.status.success(), "ldapmodify: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_cert_accepts_only_the_certificate_stored_in_the_entry() {
+    let lab = lab(USERS);
+    let subject = [("CN", "User Five"), ("E", "user5@example.com")];
+    let stored = lab.ca.client("user5-stored", &subject, false);
+    let other = lab.ca.client("user5-other", &subject, false);
+    publish_certificate(lab, "user5", &stored);
+    let (mm, cfg) = start(lab, "verify", "").await;
+
+    let mut c = Transcript::connect_tls(addr(cfg.imaps), &tls_connector(&lab.ca.cert, Some(&stored))).await;
+    c.expect("* OK").await;
+    c.send("a AUTHENTICATE EXTERNAL =").await;
+    c.expect("a OK").await;
+    imap_expect_store(&mut c, 0).await; // user5 lives on store A
+
+    // Same subject, same CA, but not the certificate the directory holds.
+    let mut c = Transcript::connect_tls(addr(cfg.imaps), &tls_connector(&lab.ca.cert, Some(&other))).await;
+    c.expect("* OK").await;
+    c.send("a AUTHENTICATE EXTERNAL =").await;
+    c.expect("a NO [AUTHENTICATIONFAILED]").await;
+    mm.stop().await;
+    assert!(captured_logs().contains("VerifyCert: uid=user5"), "the log says why");
 }
