@@ -168,6 +168,18 @@ fn store_tls_logins(lab: &Lab, store: usize, uid: &str) -> usize {
         .count()
 }
 
+/// Waits (Dovecot's log process writes asynchronously) until the store logged `at_least` TLS
+/// logins of `uid`.
+async fn store_logged_tls_logins(lab: &Lab, store: usize, uid: &str, at_least: usize) -> bool {
+    for _ in 0..50 {
+        if store_tls_logins(lab, store, uid) >= at_least {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     let lab = lab(USERS);
@@ -185,7 +197,7 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     pop3_login_reaches(&mut p, lab, 0).await;
     mm.stop().await;
     assert!(
-        store_tls_logins(lab, 0, &user.uid) >= before + 2,
+        store_logged_tls_logins(lab, 0, &user.uid, before + 2).await,
         "store A saw no TLS logins:\n{}",
         lab.stores[0].log_text()
     );
@@ -203,7 +215,7 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     pop3_login_reaches(&mut p, lab, 1).await;
     mm.stop().await;
     assert!(
-        store_tls_logins(lab, 1, &user.uid) >= before + 2,
+        store_logged_tls_logins(lab, 1, &user.uid, before + 2).await,
         "store B saw no STARTTLS logins:\n{}",
         lab.stores[1].log_text()
     );
