@@ -1,5 +1,7 @@
-//! Accepting connections: a permit per session, back-off on accept errors, one task each.
+//! Accepting connections: a deep accept queue, a permit per session, back-off on accept
+//! errors, one task each.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use mailmux_config::Protocol;
 use mailmux_proto::imap::front::ImapFront;
 use mailmux_proto::pop3::front::Pop3Front;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,6 +17,20 @@ use tracing::Instrument;
 
 use crate::server::Service;
 use crate::session::{self, SessionContext};
+
+/// Connections the kernel may queue before mailmux accepts them (capped by
+/// `net.core.somaxconn`). The default of Rust's and tokio's `bind`, 128, overflows when a few
+/// hundred clients reconnect at once (after a restart, say): Linux then drops the handshake's
+/// last ACK and the client waits for SYN-ACK retransmissions — 1, 3, 7, 15 seconds.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket with address reuse and a deep accept queue.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Everything one listener's accept loop needs.
 #[derive(Debug)]

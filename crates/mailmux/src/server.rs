@@ -140,8 +140,7 @@ impl Server {
             }
             drain = drain.max(svc.shutdown_timeout);
             for addr in &svc.listeners {
-                let listener =
-                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr: *addr, source })?;
+                let listener = listen::bind(*addr).map_err(|source| StartError::Bind { addr: *addr, source })?;
                 let implicit_tls = svc.tls.as_ref().is_some_and(|t| t.implicit_ports.contains(&addr.port()));
                 listeners.push((service.clone(), listener, implicit_tls));
             }

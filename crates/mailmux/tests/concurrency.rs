@@ -71,3 +71,26 @@ async fn hundreds_of_concurrent_logins_each_reach_the_right_store() {
     );
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_queue_thousands_of_pending_connections() {
+    // The accept queue must hold a reconnect storm; `ss` shows a listener's backlog as Send-Q.
+    let lab = lab(IMAP_SESSIONS);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "", "")).await;
+    for port in [mm.imap.port(), mm.pop3.port()] {
+        let out = tokio::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .await
+            .expect("ss is installed (iproute2)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let send_q: Vec<u32> = text.lines().filter_map(|l| l.split_whitespace().nth(2)?.parse().ok()).collect();
+        let expected = mailmux::listen::LISTEN_BACKLOG.min(somaxconn());
+        assert_eq!(send_q, vec![expected], "{text}");
+    }
+    mm.stop().await;
+}
+
+fn somaxconn() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(4096)
+}
