@@ -56,3 +56,21 @@ async fn a_restarted_ldap_server_is_picked_up_again() {
     }
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_domain_delimiters_and_replay_format_from_the_entry() {
+    let lab = lab(USERS);
+    // Users are found by mail address; the store is given the entry's uid.
+    let extra = "default:SearchFormat (mail=%s)\ndefault:DefaultDomain example.com\n\
+                 default:VirtualDomainDelim @+\ndefault:ReplayFormat %A[uid]\n";
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldap, extra, "")).await;
+    let user = lab.user_on(0);
+    for login_name in [user.uid.clone(), format!("{}@example.com", user.uid), format!("{}+example.com", user.uid)] {
+        let answer = login(mm.imap, &login_name, &user.password).await;
+        assert!(answer.starts_with("a OK"), "{login_name}: {answer}");
+    }
+    // Another domain: no entry has that mail address.
+    let answer = login(mm.imap, &format!("{}@other.org", user.uid), &user.password).await;
+    assert_eq!(answer, "a NO [AUTHENTICATIONFAILED] Authentication failed.");
+    mm.stop().await;
+}

@@ -185,3 +185,20 @@ async fn curl_fetches_each_users_mail_through_mailmux() {
     assert_eq!(denied.code(), Some(67), "login denied");
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_on_an_ipv6_address_from_service_list() {
+    let lab = lab(USERS);
+    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    std::fs::write(dir.join("AService.cfg"), "default:ServiceList imapproxy@[::1]:0 popproxy@127.0.0.1:0\n")
+        .expect("write");
+    let mm = Mailmux::start(&dir).await;
+    assert!(mm.imap.is_ipv6(), "{}", mm.imap);
+    let user = lab.user_on(1);
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send(&format!("a1 LOGIN {} {}", user.uid, user.password)).await;
+    c.expect("a1 OK").await;
+    imap_expect_store(&mut c, 1).await;
+    mm.stop().await;
+}
