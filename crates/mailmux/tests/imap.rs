@@ -202,3 +202,19 @@ async fn listens_on_an_ipv6_address_from_service_list() {
     imap_expect_store(&mut c, 1).await;
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_files_and_override_default_lines() {
+    let lab = lab(USERS);
+    let dir =
+        lab.write_config(DirectoryKind::Ldif, "east:Banner \"East entrance\"\nwest:Banner \"West entrance\"\n", "");
+    for (instance, banner) in
+        [(None, "mailmux IMAP proxy ready"), (Some("east"), "East entrance"), (Some("west"), "West entrance")]
+    {
+        let mm = Mailmux::start_instance(&dir, instance).await;
+        let mut c = Transcript::connect(mm.imap).await;
+        let greeting = c.expect("* OK").await;
+        assert!(greeting.ends_with(banner), "{instance:?}: {greeting}");
+        mm.stop().await;
+    }
+}

@@ -31,7 +31,12 @@ pub struct Mailmux {
 impl Mailmux {
     /// Loads `dir` and serves it.
     pub async fn start(dir: &Path) -> Mailmux {
-        let loaded = mailmux_config::load(dir, None).unwrap_or_else(|d| panic!("config errors:\n{d}"));
+        Mailmux::start_instance(dir, None).await
+    }
+
+    /// Loads `dir` as instance `instance` (`NAME:Param` lines apply) and serves it.
+    pub async fn start_instance(dir: &Path, instance: Option<&str>) -> Mailmux {
+        let loaded = mailmux_config::load(dir, instance).unwrap_or_else(|d| panic!("config errors:\n{d}"));
         let server = Server::bind(&loaded.config).await.expect("bind");
         let addr =
             |p| server.local_addrs().into_iter().find(|(proto, _)| *proto == p).map(|(_, a)| a).expect("listener");
