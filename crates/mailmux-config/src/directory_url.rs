@@ -1,7 +1,7 @@
 //! `LdapURL` entries: where the directory is.
 //!
-//! * `ldap://host[:port]/base-dn` — an LDAP server (port 389 by default) and the search base.
-//!   `ldaps://` is recognised and reported as not supported yet.
+//! * `ldap://host[:port]/base-dn` — an LDAP server (port 389 by default) and the search base;
+//!   `ldaps://host[:port]/base-dn` the same over TLS (port 636 by default).
 //! * `ldif:path[?base-dn]` — mailmux's embedded directory: the entries of an LDIF file,
 //!   searched with the same filters. A relative path is relative to the configuration
 //!   directory. Meant for trying mailmux and for small sites; it is read at start-up.
@@ -52,11 +52,12 @@ pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
         return Ok(DirectoryUrl::Ldif { path: crate::resolve(dir, path), base: percent_decode(base)? });
     }
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("ldaps://") {
-        return Err(format!("'{url}': ldaps:// is not supported yet; use ldap://"));
-    }
-    let Some(rest) = lower.starts_with("ldap://").then(|| &url[7..]) else {
-        return Err(format!("'{url}' is not an ldap:// or ldif: URL"));
+    let (scheme, default_port, rest) = if lower.starts_with("ldap://") {
+        ("ldap", 389, &url[7..])
+    } else if lower.starts_with("ldaps://") {
+        ("ldaps", 636, &url[8..])
+    } else {
+        return Err(format!("'{url}' is not an ldap://, ldaps:// or ldif: URL"));
     };
     let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
     if hostport.is_empty() {
@@ -66,10 +67,10 @@ pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
         Some(v6) => v6.contains("]:"),
         None => hostport.contains(':'),
     };
-    let hostport = if has_port { hostport.to_owned() } else { format!("{hostport}:389") };
+    let hostport = if has_port { hostport.to_owned() } else { format!("{hostport}:{default_port}") };
     // Anything after '?' (attributes, scope, filter) is not used by the MMP.
     let base = path.split('?').next().unwrap_or("");
-    Ok(DirectoryUrl::Ldap { server: format!("ldap://{hostport}"), base: percent_decode(base)? })
+    Ok(DirectoryUrl::Ldap { server: format!("{scheme}://{hostport}"), base: percent_decode(base)? })
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
@@ -129,7 +130,11 @@ mod tests {
     #[test]
     fn bad_urls() {
         let d = Path::new("/");
-        for bad in ["http://x", "ldap:///o=x", "ldif:", "ldaps://h/", "ldap://h/%zz"] {
+        assert_eq!(
+            parse("ldaps://ldap.example.com/o=x", d).unwrap(),
+            DirectoryUrl::Ldap { server: "ldaps://ldap.example.com:636".into(), base: "o=x".into() }
+        );
+        for bad in ["http://x", "ldap:///o=x", "ldif:", "ldaps:///o=x", "ldap://h/%zz"] {
             assert!(parse(bad, d).is_err(), "{bad}");
         }
     }

@@ -4,7 +4,8 @@
 //! Three kinds of names are recognised:
 //! * implemented MMP parameters, parsed here (see the [`ServiceConfig`] fields);
 //! * mailmux additions, documented in `docs/configuration.md` (`ReplayMechanism`,
-//!   `PreAuthTimeout`, `LdapTimeout`, `BacksideTimeout`, `ShutdownTimeout`);
+//!   `PreAuthTimeout`, `LdapTimeout`, `BacksideTimeout`, `ShutdownTimeout`, `LdapStartTLS`,
+//!   `LdapCAFile`, and the TLS ones in [`crate::tls`]);
 //! * MMP parameters mailmux does not implement yet: accepted with a warning saying so, so an
 //!   MMP file loads unchanged and the operator knows what is not in effect.
 //!
@@ -83,6 +84,11 @@ pub struct ServiceConfig {
     pub bind_dn: Option<String>,
     /// `BindPass`.
     pub bind_pass: Option<Secret>,
+    /// `LdapStartTLS` (mailmux): StartTLS on `ldap://` servers before binding.
+    pub ldap_starttls: bool,
+    /// `LdapCAFile` (mailmux): CA certificates LDAP servers' certificates must chain to
+    /// (`ldaps://` and StartTLS); without it, the system's roots.
+    pub ldap_ca_file: Option<PathBuf>,
     /// `SearchFormat`: the filter that finds the user's entry.
     pub search_format: Template,
     /// `MailHostAttrs`: attributes naming the store, first present wins.
@@ -184,6 +190,8 @@ pub fn build(
         directory: Vec::new(),
         bind_dn: None,
         bind_pass: None,
+        ldap_starttls: false,
+        ldap_ca_file: None,
         search_format: Template::parse("(uid=%s)", false).ok()?,
         mail_host_attrs: vec!["mailhost".to_owned()],
         default_domain: None,
@@ -230,6 +238,11 @@ pub fn build(
                     .collect::<Result<Vec<_>, _>>()
                     .and_then(|urls| if urls.is_empty() { Err("LdapURL is empty".into()) } else { Ok(urls) })
                     .map(|urls| svc.directory = urls)
+            }
+            "ldapstarttls" => crate::raw::parse_bool(v).map(|b| svc.ldap_starttls = b),
+            "ldapcafile" => {
+                svc.ldap_ca_file = Some(crate::resolve(dir, v));
+                Ok(())
             }
             "binddn" => {
                 svc.bind_dn = (!v.is_empty()).then(|| v.to_owned());

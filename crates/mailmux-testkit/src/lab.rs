@@ -116,7 +116,10 @@ impl Lab {
         let ldif_text = slapd::users_ldif(&users, &hosts, &extra);
         let ldif = dir.path().join("users.ldif");
         std::fs::write(&ldif, &ldif_text).expect("write users.ldif");
-        let slapd = with_slapd.then(|| Slapd::start(&dir.path().join("slapd"), &ldif_text));
+        let slapd = with_slapd.then(|| {
+            let cert = ca.server("slapd", &["127.0.0.1"]);
+            Slapd::start_with_tls(&dir.path().join("slapd"), &ldif_text, Some(&cert))
+        });
         Lab {
             dir,
             users,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::daemon::Daemon;
+use crate::pki::CertFiles;
 use crate::{User, ports, require_binary};
 
 /// The suffix of the test directory.
@@ -22,6 +23,9 @@ pub struct Slapd {
     pub url: String,
     /// The listening address.
     pub addr: SocketAddr,
+    /// `ldaps://127.0.0.1:PORT`, when started with a certificate (which also enables StartTLS).
+    pub ldaps_url: Option<String>,
+    ldaps_addr: Option<SocketAddr>,
     dir: PathBuf,
     daemon: Daemon,
 }
@@ -29,6 +33,11 @@ pub struct Slapd {
 impl Slapd {
     /// Starts slapd in `dir`, loaded with `ldif` (as written by [`users_ldif`]).
     pub fn start(dir: &Path, ldif: &str) -> Slapd {
+        Slapd::start_with_tls(dir, ldif, None)
+    }
+
+    /// Like [`Slapd::start`]; with `tls`, slapd also offers StartTLS and listens for `ldaps://`.
+    pub fn start_with_tls(dir: &Path, ldif: &str, tls: Option<&CertFiles>) -> Slapd {
         require_binary("slapd", "slapd");
         let slapadd = require_binary("slapadd", "slapd");
         std::fs::create_dir_all(dir.join("db")).expect("slapd db dir");
@@ -42,8 +51,13 @@ impl Slapd {
                  pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
                  modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
                  database mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\nrootdn \"{ADMIN_DN}\"\nrootpw {ADMIN_PASSWORD}\n\
-                 directory {d}/db\nindex uid eq\n",
-                d = dir.display()
+                 directory {d}/db\nindex uid eq\n{tls}",
+                d = dir.display(),
+                tls = tls.map_or(String::new(), |t| format!(
+                    "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                    t.cert.display(),
+                    t.key.display()
+                )),
             ),
         )
         .expect("write slapd.conf");
@@ -52,15 +66,22 @@ impl Slapd {
         let out =
             Command::new(&slapadd).args(["-q", "-f"]).arg(&conf).arg("-l").arg(&data).output().expect("run slapadd");
         assert!(out.status.success(), "slapadd failed: {}", String::from_utf8_lossy(&out.stderr));
-        let port = ports::free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        Slapd { url: format!("ldap://{addr}"), addr, daemon: run(dir, addr), dir: dir.to_path_buf() }
+        let addr: SocketAddr = ([127, 0, 0, 1], ports::free_port()).into();
+        let ldaps_addr = tls.map(|_| SocketAddr::from(([127, 0, 0, 1], ports::free_port())));
+        Slapd {
+            url: format!("ldap://{addr}"),
+            addr,
+            ldaps_url: ldaps_addr.map(|a| format!("ldaps://{a}")),
+            ldaps_addr,
+            daemon: run(dir, addr, ldaps_addr),
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Starts the stopped server again, same port and data (for reconnection tests).
     pub fn restart(&mut self) {
         self.daemon.stop();
-        self.daemon = run(&self.dir, self.addr);
+        self.daemon = run(&self.dir, self.addr, self.ldaps_addr);
     }
 
     /// Stops the server (for "directory down" tests).
@@ -70,13 +91,19 @@ impl Slapd {
 }
 
 /// Runs slapd on the configuration and database already in `dir`.
-fn run(dir: &Path, addr: SocketAddr) -> Daemon {
+fn run(dir: &Path, addr: SocketAddr, ldaps: Option<SocketAddr>) -> Daemon {
     let slapd = require_binary("slapd", "slapd");
-    let listen = format!("ldap://{addr}/");
+    let mut listen = format!("ldap://{addr}/");
+    if let Some(ldaps) = ldaps {
+        listen.push_str(&format!(" ldaps://{ldaps}/"));
+    }
     let conf_arg = dir.join("slapd.conf").display().to_string();
     let mut daemon =
         Daemon::spawn("slapd", &slapd, &["-h", &listen, "-f", &conf_arg, "-d", "0"], &dir.join("slapd.log"));
     daemon.wait_for_port(addr);
+    if let Some(ldaps) = ldaps {
+        daemon.wait_for_port(ldaps);
+    }
     daemon
 }
 

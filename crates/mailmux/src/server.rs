@@ -88,7 +88,9 @@ pub enum StartError {
 impl Service {
     /// Builds the shared state of a service (reads LDIF files; opens no connection).
     pub fn build(config: ServiceConfig) -> Result<Service, StartError> {
-        let directory = directory::from_config(&config)
+        let directory_tls = tls::directory_config(&config)
+            .map_err(|source| StartError::Tls { file: config.file.display().to_string(), source })?;
+        let directory = directory::from_config(&config, directory_tls)
             .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
         let mut search_attrs = config.mail_host_attrs.clone();
         for attr in config.replay_format.attributes() {

@@ -6,6 +6,8 @@
 //!   required, so password users are not disturbed) and checked against the CA and `SSLCRLFile`.
 //! * [`store_connector`]: TLS toward stores, verifying the store's certificate against
 //!   `SSLBacksideCAFile` (or the system roots) with the mailHost as the expected name.
+//! * [`directory_config`]: TLS toward LDAP servers (`ldaps://`, `LdapStartTLS`), verified
+//!   against `LdapCAFile` (or the system roots) with the URL's host as the expected name.
 //! * [`MaybeTls`]: one stream type for plain and TLS connections, so the session, the store
 //!   login and the relay do not care, and STARTTLS can swap one for the other.
 
@@ -14,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use mailmux_config::{ServerTls, StoreTls, StoreTlsMode};
+use mailmux_config::{DirectoryUrl, ServerTls, ServiceConfig, StoreTls, StoreTlsMode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -134,24 +136,37 @@ pub fn acceptor(config: &Arc<ServerConfig>) -> TlsAcceptor {
     TlsAcceptor::from(config.clone())
 }
 
+/// A client configuration trusting `ca_file` (or the system roots); `verify: false` accepts
+/// any certificate.
+fn client_config(ca_file: Option<&std::path::Path>, verify: bool) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
+    let config = if verify {
+        let roots = read_roots(ca_file.unwrap_or(std::path::Path::new(SYSTEM_ROOTS)))?;
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider()))).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
 /// The connector toward stores, if TLS to stores is on.
 pub fn store_connector(tls: &StoreTls) -> Result<Option<TlsConnector>, TlsSetupError> {
     if tls.mode == StoreTlsMode::Off {
         return Ok(None);
     }
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsSetupError::Rustls(e.to_string()))?;
-    let config = if tls.verify {
-        let roots = match &tls.ca_file {
-            Some(ca) => read_roots(ca)?,
-            None => read_roots(std::path::Path::new(SYSTEM_ROOTS))?,
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider()))).with_no_client_auth()
-    };
-    Ok(Some(TlsConnector::from(Arc::new(config))))
+    Ok(Some(TlsConnector::from(client_config(tls.ca_file.as_deref(), tls.verify)?)))
+}
+
+/// The configuration toward LDAP servers, if any `LdapURL` is `ldaps://` or `LdapStartTLS` is on.
+pub fn directory_config(svc: &ServiceConfig) -> Result<Option<Arc<ClientConfig>>, TlsSetupError> {
+    let ldaps =
+        svc.directory.iter().any(|u| matches!(u, DirectoryUrl::Ldap { server, .. } if server.starts_with("ldaps://")));
+    if !ldaps && !svc.ldap_starttls {
+        return Ok(None);
+    }
+    client_config(svc.ldap_ca_file.as_deref(), true).map(Some)
 }
 
 /// The name a store's certificate must carry: its mailHost, as a DNS name or an IP address.

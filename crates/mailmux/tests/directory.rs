@@ -74,3 +74,35 @@ async fn default_domain_delimiters_and_replay_format_from_the_entry() {
     assert_eq!(answer, "a NO [AUTHENTICATIONFAILED] Authentication failed.");
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldaps_and_starttls_to_the_directory_verify_its_certificate() {
+    let lab = lab(USERS);
+    let slapd = lab.slapd.as_ref().expect("lab slapd");
+    let ldaps = slapd.ldaps_url.as_ref().expect("slapd with TLS");
+    let user = lab.user_on(1);
+    let (good, bad) = (lab.ca.cert.display(), lab.other_ca.cert.display());
+    let cases = [
+        (format!("default:LdapURL {ldaps}/{SUFFIX}\ndefault:LdapCAFile {good}\n"), true),
+        (
+            format!("default:LdapURL {}/{SUFFIX}\ndefault:LdapStartTLS yes\ndefault:LdapCAFile {good}\n", slapd.url),
+            true,
+        ),
+        (format!("default:LdapURL {ldaps}/{SUFFIX}\ndefault:LdapCAFile {bad}\n"), false),
+        (
+            format!("default:LdapURL {}/{SUFFIX}\ndefault:LdapStartTLS yes\ndefault:LdapCAFile {bad}\n", slapd.url),
+            false,
+        ),
+    ];
+    for (lines, works) in cases {
+        let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, &lines, "")).await;
+        let answer = login(mm.imap, &user.uid, &user.password).await;
+        if works {
+            assert!(answer.starts_with("a OK"), "{lines}: {answer}");
+        } else {
+            // A directory whose certificate does not verify is unavailable, never "wrong password".
+            assert!(answer.starts_with("a NO [UNAVAILABLE]"), "{lines}: {answer}");
+        }
+        mm.stop().await;
+    }
+}

@@ -1,5 +1,8 @@
 //! The LDAP directory: a few service-bound connections shared round-robin.
 //!
+//! `ldaps://` URLs and `LdapStartTLS` use the service's rustls configuration, which checks the
+//! server's certificate against `LdapCAFile` with the URL's host as the name.
+//!
 //! Each slot holds one connection (ldap3 multiplexes concurrent operations over it).
 //! A slot connects lazily, trying the `LdapURL` servers in order, and binds with
 //! `BindDN`/`BindPass` (anonymously without them). When an operation fails at the transport
@@ -7,12 +10,14 @@
 //! how a restarted or failed-over server is picked up. Every operation, connecting
 //! included, is bounded by `LdapTimeout`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry};
 use mailmux_config::{DirectoryUrl, ServiceConfig};
 use mailmux_proto::Secret;
+use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
 use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
@@ -38,6 +43,10 @@ struct Server {
 pub struct LdapDirectory {
     servers: Vec<Server>,
     bind: Option<(String, Secret)>,
+    /// TLS for `ldaps://` servers and StartTLS, built once with the service.
+    tls: Option<Arc<ClientConfig>>,
+    /// `LdapStartTLS`: upgrade `ldap://` connections before binding.
+    starttls: bool,
     timeout: Duration,
     slots: Vec<Mutex<Option<(Ldap, usize)>>>,
     next: AtomicUsize,
@@ -45,7 +54,7 @@ pub struct LdapDirectory {
 
 impl LdapDirectory {
     /// A directory for the `ldap://` URLs of a service (connections are opened on first use).
-    pub fn new(svc: &ServiceConfig) -> LdapDirectory {
+    pub fn new(svc: &ServiceConfig, tls: Option<Arc<ClientConfig>>) -> LdapDirectory {
         let servers = svc
             .directory
             .iter()
@@ -61,6 +70,8 @@ impl LdapDirectory {
         LdapDirectory {
             servers,
             bind,
+            tls,
+            starttls: svc.ldap_starttls,
             timeout: svc.ldap_timeout,
             slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
@@ -93,7 +104,12 @@ impl LdapDirectory {
     }
 
     async fn connect(&self, server: &Server) -> Result<Ldap, String> {
-        let settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
+        let mut settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
+        if let Some(config) = &self.tls {
+            // Our own configuration: the ring provider and LdapCAFile, never ldap3's defaults.
+            settings =
+                settings.set_config(config.clone()).set_starttls(self.starttls && server.url.starts_with("ldap://"));
+        }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.url).await.map_err(|e| e.to_string())?;
         ldap3::drive!(conn);
         if let Some((dn, pw)) = &self.bind {

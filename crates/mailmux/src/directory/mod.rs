@@ -145,7 +145,10 @@ pub enum DirectorySetupError {
 }
 
 /// Builds the directory a service's `LdapURL` names.
-pub fn from_config(svc: &ServiceConfig) -> Result<Arc<dyn Directory>, DirectorySetupError> {
+pub fn from_config(
+    svc: &ServiceConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Arc<dyn Directory>, DirectorySetupError> {
     let ldif: Vec<_> = svc
         .directory
         .iter()
@@ -155,7 +158,7 @@ pub fn from_config(svc: &ServiceConfig) -> Result<Arc<dyn Directory>, DirectoryS
         })
         .collect();
     if ldif.is_empty() {
-        return Ok(Arc::new(ldap::LdapDirectory::new(svc)));
+        return Ok(Arc::new(ldap::LdapDirectory::new(svc, tls)));
     }
     if ldif.len() != svc.directory.len() {
         return Err(DirectorySetupError::Mixed);
