@@ -173,8 +173,8 @@ impl Lab {
                  default:VirtualDomainDelim @\n\
                  default:BacksidePort {port}\n\
                  default:Timeout 1800\n\
-                 default:LdapTimeout 3\n\
-                 default:BacksideTimeout 5\n\
+                 default:LdapTimeout 10\n\
+                 default:BacksideTimeout 15\n\
                  default:ShutdownTimeout 2\n\
                  default:ServerDownAlert \"{SERVER_DOWN_ALERT}\"\n",
                 slapd::ADMIN_DN,
