@@ -4,7 +4,8 @@
 //! Three kinds of names are recognised:
 //! * implemented MMP parameters, parsed here (see the [`ServiceConfig`] fields);
 //! * mailmux additions, documented in `docs/configuration.md` (`ReplayMechanism`,
-//!   `PreAuthTimeout`, `LdapTimeout`, `BacksideTimeout`, `ShutdownTimeout`, `LdapStartTLS`,
+//!   `PreAuthTimeout`, `LdapTimeout`, `BacksideTimeout`, `ShutdownTimeout`, `ForwardClientAddress`,
+//!   `LdapStartTLS`,
 //!   `LdapCAFile`, and the TLS ones in [`crate::tls`]);
 //! * MMP parameters mailmux does not implement yet: accepted with a warning saying so, so an
 //!   MMP file loads unchanged and the operator knows what is not in effect.
@@ -84,6 +85,9 @@ pub struct ServiceConfig {
     pub bind_dn: Option<String>,
     /// `BindPass`.
     pub bind_pass: Option<Secret>,
+    /// `ForwardClientAddress` (mailmux): tell IMAP stores the client's address with an ID
+    /// command ahead of the login.
+    pub forward_client_address: bool,
     /// `LdapStartTLS` (mailmux): StartTLS on `ldap://` servers before binding.
     pub ldap_starttls: bool,
     /// `LdapCAFile` (mailmux): CA certificates LDAP servers' certificates must chain to
@@ -190,6 +194,7 @@ pub fn build(
         directory: Vec::new(),
         bind_dn: None,
         bind_pass: None,
+        forward_client_address: true,
         ldap_starttls: false,
         ldap_ca_file: None,
         search_format: Template::parse("(uid=%s)", false).ok()?,
@@ -239,6 +244,7 @@ pub fn build(
                     .and_then(|urls| if urls.is_empty() { Err("LdapURL is empty".into()) } else { Ok(urls) })
                     .map(|urls| svc.directory = urls)
             }
+            "forwardclientaddress" => crate::raw::parse_bool(v).map(|b| svc.forward_client_address = b),
             "ldapstarttls" => crate::raw::parse_bool(v).map(|b| svc.ldap_starttls = b),
             "ldapcafile" => {
                 svc.ldap_ca_file = Some(crate::resolve(dir, v));

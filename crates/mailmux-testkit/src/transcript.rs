@@ -62,6 +62,15 @@ impl Transcript {
         Transcript { stream: BufReader::new(Box::new(stream)), log: Vec::new() }
     }
 
+    /// Connects from a chosen local address (to look like another client).
+    pub async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Transcript {
+        let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+            .expect("socket");
+        socket.bind(SocketAddr::new(source, 0)).unwrap_or_else(|e| panic!("bind {source}: {e}"));
+        let stream = socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr} from {source}: {e}"));
+        Transcript { stream: BufReader::new(Box::new(stream)), log: Vec::new() }
+    }
+
     /// Connects with TLS from the first byte (993/995 style).
     pub async fn connect_tls(addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Transcript {
         let tcp = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));

@@ -20,6 +20,8 @@ pub use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
 use crate::{Secret, sasl};
 
 const STARTTLS_TAG: &[u8] = b"M0";
+/// The ID command that carries the client's address; its answer does not matter.
+const ID_TAG: &[u8] = b"M9";
 const LOGIN_TAG: &[u8] = b"M1";
 const CAPABILITY_TAG: &[u8] = b"M2";
 /// Store response lines before login are short; a generous cap still bounds memory.
@@ -71,6 +73,11 @@ pub struct ImapReplay {
     out: Vec<u8>,
     state: State,
     capabilities: Option<String>,
+    /// RFC 2971 ID fields sent ahead of the login (the client's address), when the store
+    /// advertises ID.
+    client_id: Vec<(String, String)>,
+    /// Whether the greeting advertised ID (remembered across STARTTLS).
+    store_has_id: bool,
 }
 
 impl ImapReplay {
@@ -84,7 +91,17 @@ impl ImapReplay {
             out: Vec::new(),
             state: State::Greeting,
             capabilities: None,
+            client_id: Vec::new(),
+            store_has_id: false,
         }
+    }
+
+    /// Sends these ID fields (e.g. Dovecot's `x-originating-ip`, `x-originating-port`) in
+    /// the same write as the login, so a store that trusts mailmux logs and rate-limits the
+    /// real client instead of mailmux. Only for stores whose greeting lists ID.
+    pub fn with_client_id(mut self, fields: Vec<(String, String)>) -> Self {
+        self.client_id = fields;
+        self
     }
 
     /// Appends bytes received from the store.
@@ -134,6 +151,10 @@ impl ImapReplay {
                     return Some(self.fail_protocol("store greeted with PREAUTH"));
                 }
                 Some(Status::Ok) if matches!(self.state, State::Greeting) => {
+                    self.store_has_id = self
+                        .capabilities
+                        .as_deref()
+                        .is_some_and(|caps| caps.split(' ').any(|c| c.eq_ignore_ascii_case("ID")));
                     if self.starttls {
                         self.out.extend_from_slice(STARTTLS_TAG);
                         self.out.extend_from_slice(b" STARTTLS\r\n");
@@ -166,6 +187,9 @@ impl ImapReplay {
         let Addressee::Tagged(tag) = &r.addressee else {
             return None;
         };
+        if tag == ID_TAG {
+            return None;
+        }
         match std::mem::replace(&mut self.state, State::Finished) {
             State::Capability { text } if tag == CAPABILITY_TAG => {
                 Some(ReplayEvent::LoggedIn { capabilities: self.capabilities.take(), text })
@@ -223,6 +247,12 @@ impl ImapReplay {
         let has = |cap: &str| store_caps.split(' ').any(|c| c.eq_ignore_ascii_case(cap));
         let literal_plus = has("LITERAL+");
         let mut parts = VecDeque::new();
+        if self.store_has_id && !self.client_id.is_empty() {
+            let fields: Vec<String> =
+                self.client_id.iter().filter_map(|(k, v)| Some(format!("{} {}", quoted(k)?, quoted(v)?))).collect();
+            self.out.extend_from_slice(ID_TAG);
+            self.out.extend_from_slice(format!(" ID ({})\r\n", fields.join(" ")).as_bytes());
+        }
         let mut current = LOGIN_TAG.to_vec();
         match self.mechanism {
             ReplayMechanism::Login => {
@@ -267,6 +297,10 @@ impl ImapReplay {
         self.state = State::Finished;
         ReplayEvent::Failed(StoreFailure::Protocol { reason: reason.to_owned() })
     }
+}
+
+fn quoted(s: &str) -> Option<String> {
+    super::quote(s.as_bytes()).map(|q| String::from_utf8_lossy(&q).into_owned())
 }
 
 /// Appends `value` as a quoted string, or as a literal (closing the current part when the
@@ -435,5 +469,25 @@ mod tests {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), true);
         m.feed(b"* OK hi\r\nM0 BAD no tls\r\n");
         assert!(matches!(m.next_event(), Some(ReplayEvent::Failed(StoreFailure::Temporary { .. }))));
+    }
+
+    #[test]
+    fn client_address_goes_ahead_of_the_login_when_the_store_has_id() {
+        let fields = vec![("x-originating-ip".to_owned(), "192.0.2.7".to_owned())];
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false).with_client_id(fields.clone());
+        let (sent, ev) = play(
+            &mut m,
+            &["* OK [CAPABILITY IMAP4rev1 ID] hi", "* ID NIL", "M9 OK id", "M1 OK [CAPABILITY IMAP4rev1] in"],
+        );
+        assert_eq!(sent, "M9 ID (\"x-originating-ip\" \"192.0.2.7\")\r\nM1 LOGIN \"joe\" \"pw\"\r\n");
+        assert!(matches!(ev, Some(ReplayEvent::LoggedIn { .. })));
+        // A store that refuses ID still logs the user in.
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false).with_client_id(fields.clone());
+        let (_, ev) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 ID] hi", "M9 BAD no", "M1 OK [CAPABILITY X] in"]);
+        assert!(matches!(ev, Some(ReplayEvent::LoggedIn { .. })));
+        // No ID capability: nothing extra is sent.
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), false).with_client_id(fields);
+        let (sent, _) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1] hi"]);
+        assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\n");
     }
 }

@@ -71,6 +71,7 @@ pub async fn log_in(
         tls_mode: svc.store_tls.mode,
         connector: ctx.service.store_tls.as_ref(),
         timeout: svc.backside_timeout,
+        client: svc.forward_client_address.then_some((ctx.client, ctx.local)),
     };
     let login = store::login(setup, tcp, replay).await?;
     Ok(LoggedIn { user: identity.user_at_domain(), store, login })

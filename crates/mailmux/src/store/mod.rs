@@ -7,6 +7,7 @@
 //! certificate is checked against the mailHost name; a bad one fails the login as
 //! "unavailable", with the reason in the log.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mailmux_config::{Protocol, StoreTlsMode};
@@ -49,6 +50,9 @@ pub struct StoreSetup<'a> {
     pub connector: Option<&'a TlsConnector>,
     /// Limit for the login (the TLS handshake included).
     pub timeout: Duration,
+    /// The client's address and the mailmux address it connected to, to pass on to IMAP
+    /// stores (`ForwardClientAddress`); `None` to keep them to ourselves.
+    pub client: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// Opens a TCP connection to the store.
@@ -71,7 +75,19 @@ pub async fn login(
 ) -> Result<StoreLogin<StoreStream>, LoginError> {
     let starttls = setup.tls_mode == StoreTlsMode::StartTls;
     let machine = match setup.protocol {
-        Protocol::Imap => Machine::Imap(ImapReplay::new(setup.mechanism, credentials, starttls)),
+        Protocol::Imap => {
+            let machine = ImapReplay::new(setup.mechanism, credentials, starttls);
+            Machine::Imap(match setup.client {
+                // Dovecot's names; it honours them from login_trusted_networks.
+                Some((client, local)) => machine.with_client_id(vec![
+                    ("x-originating-ip".into(), client.ip().to_string()),
+                    ("x-originating-port".into(), client.port().to_string()),
+                    ("x-connected-ip".into(), local.ip().to_string()),
+                    ("x-connected-port".into(), local.port().to_string()),
+                ]),
+                None => machine,
+            })
+        }
         Protocol::Pop3 => Machine::Pop3(Pop3Replay::new(setup.mechanism, credentials, starttls)),
     };
     let work = async {
