@@ -93,7 +93,7 @@ pub struct ServiceConfig {
     /// `LdapCAFile` (mailmux): CA certificates LDAP servers' certificates must chain to
     /// (`ldaps://` and StartTLS); without it, the system's roots.
     pub ldap_ca_file: Option<PathBuf>,
-    /// `SearchFormat`: the filter that finds the user's entry.
+    /// `SearchFormat`: the filter that finds the user's entry, always in parentheses.
     pub search_format: Template,
     /// `MailHostAttrs`: attributes naming the store, first present wins.
     pub mail_host_attrs: Vec<String>,
@@ -258,7 +258,9 @@ pub fn build(
                 svc.bind_pass = (!v.is_empty()).then(|| Secret::new(v));
                 Ok(())
             }
-            "searchformat" => Template::parse(v, false).map(|t| svc.search_format = t),
+            // `uid=%s` is written without parentheses in some MMP files; LDAP wants them.
+            "searchformat" if v.starts_with('(') => Template::parse(v, false).map(|t| svc.search_format = t),
+            "searchformat" => Template::parse(&format!("({v})"), false).map(|t| svc.search_format = t),
             "mailhostattrs" => {
                 let attrs: Vec<String> = v.split_whitespace().map(str::to_ascii_lowercase).collect();
                 if attrs.is_empty() {
@@ -474,6 +476,12 @@ mod tests {
         let tls = svc.tls.expect("TLS on");
         assert_eq!(tls.implicit_ports, vec![993]);
         assert_eq!(tls.key_file, Path::new("/cfg/key.pem"));
+    }
+
+    #[test]
+    fn search_format_without_parentheses_gets_them() {
+        let (svc, _) = service("default:LdapURL ldif:u\ndefault:SearchFormat uid=%s\n");
+        assert_eq!(svc.unwrap().search_format.source(), "(uid=%s)");
     }
 
     #[test]

@@ -68,11 +68,6 @@ impl LineBuffer {
         self.start = 0;
     }
 
-    /// Whether unread bytes are waiting.
-    pub fn has_pending(&self) -> bool {
-        self.start < self.buf.len()
-    }
-
     fn compact(&mut self) {
         if self.start > 4096 && self.start * 2 > self.buf.len() {
             self.buf.drain(..self.start);
@@ -122,6 +117,6 @@ mod tests {
         lb.feed(b"+OK\r\nSTAT\r\nLI");
         assert_eq!(lb.next_line().unwrap(), Some(b"+OK".to_vec()));
         assert_eq!(lb.take_rest(), b"STAT\r\nLI".to_vec());
-        assert!(!lb.has_pending());
+        assert!(lb.take_rest().is_empty(), "nothing is left after take_rest");
     }
 }

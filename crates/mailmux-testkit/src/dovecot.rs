@@ -185,6 +185,29 @@ service anvil {{
         std::fs::read_to_string(self.dir.join("dovecot.log")).unwrap_or_default() + &self.daemon.log_text()
     }
 
+    /// The store's `Login:` log lines for `uid` that satisfy `filter`, so far.
+    pub fn logins(&self, uid: &str, filter: impl Fn(&str) -> bool) -> Vec<String> {
+        let user = format!("user=<{uid}>");
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("Login:") && l.contains(&user) && filter(l))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until the store logged at least `count` such logins (Dovecot's log process writes
+    /// asynchronously); fails the test with the store's log after 5 s.
+    pub async fn wait_for_logins(&self, uid: &str, count: usize, filter: impl Fn(&str) -> bool) -> Vec<String> {
+        for _ in 0..50 {
+            let lines = self.logins(uid, &filter);
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("{} logged fewer than {count} matching logins of {uid}:\n{}", self.spec.name, self.log_text());
+    }
+
     /// Stops the store.
     pub fn stop(&mut self) {
         self.daemon.stop();

@@ -85,7 +85,8 @@ pub async fn accept_loop(a: Acceptor) {
         let local = stream.local_addr().unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
         let protocol = a.service.config.protocol;
-        // One span name per protocol, so each service's lines can go to its own log.
+        // One span name per protocol, so each service's lines can go to its own log; the names
+        // must match `logging::session_span_name` (span names are literals, it cannot be called here).
         let span = match protocol {
             Protocol::Imap => tracing::info_span!("imap", id, client = %peer, local = %local),
             Protocol::Pop3 => tracing::info_span!("pop3", id, client = %peer, local = %local),

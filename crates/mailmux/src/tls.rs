@@ -230,12 +230,10 @@ pub type StoreStream = MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 
 impl ClientStream {
     /// The client certificate (leaf), when the client presented one that verified.
-    pub fn peer_certificate(&self) -> Option<CertificateDer<'static>> {
+    pub fn peer_certificate(&self) -> Option<&CertificateDer<'static>> {
         match self {
             MaybeTls::Plain(_) => None,
-            MaybeTls::Tls(tls) => {
-                tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned())
-            }
+            MaybeTls::Tls(tls) => tls.get_ref().1.peer_certificates().and_then(|c| c.first()),
         }
     }
 }

@@ -219,29 +219,12 @@ async fn instances_share_files_and_override_default_lines() {
     }
 }
 
-/// Dovecot's login lines for `uid` (its log is written asynchronously: wait for `at_least`).
-async fn store_logins(lab: &mailmux_testkit::lab::Lab, store: usize, uid: &str, at_least: usize) -> Vec<String> {
-    for _ in 0..50 {
-        let lines: Vec<String> = lab.stores[store]
-            .log_text()
-            .lines()
-            .filter(|l| l.contains("Login:") && l.contains(&format!("user=<{uid}>")))
-            .map(str::to_owned)
-            .collect();
-        if lines.len() >= at_least {
-            return lines;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("store {store} logged fewer than {at_least} logins of {uid}:\n{}", lab.stores[store].log_text());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_see_the_client_address_unless_told_not_to() {
     let lab = lab(USERS);
     let user = lab.users.iter().rev().find(|u| u.store == 1).expect("a store B user").clone();
     let client_ip = std::net::IpAddr::from([127, 0, 0, 5]);
-    let before = store_logins(lab, 1, &user.uid, 0).await.len();
+    let before = lab.stores[1].logins(&user.uid, |_| true).len();
     for (forward, expected_rip) in [(true, "rip=127.0.0.5"), (false, "rip=127.0.0.1")] {
         let extra = if forward { String::new() } else { "default:ForwardClientAddress no\n".to_owned() };
         let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, &extra, "")).await;
@@ -252,7 +235,7 @@ async fn stores_see_the_client_address_unless_told_not_to() {
         c.send("a2 LOGOUT").await;
         c.expect_closed().await;
         mm.stop().await;
-        let lines = store_logins(lab, 1, &user.uid, before + if forward { 1 } else { 2 }).await;
+        let lines = lab.stores[1].wait_for_logins(&user.uid, before + if forward { 1 } else { 2 }, |_| true).await;
         let last = lines.last().expect("a login line");
         assert!(last.contains(expected_rip), "forward={forward}: {last}");
     }

@@ -159,25 +159,9 @@ async fn restrict_plain_passwords_until_tls() {
     mm.stop().await;
 }
 
-/// Lines of a store's log that record a login of `uid` made over TLS.
-fn store_tls_logins(lab: &Lab, store: usize, uid: &str) -> usize {
-    lab.stores[store]
-        .log_text()
-        .lines()
-        .filter(|l| l.contains("Login:") && l.contains(&format!("user=<{uid}>")) && l.contains("TLS"))
-        .count()
-}
-
-/// Waits (Dovecot's log process writes asynchronously) until the store logged `at_least` TLS
-/// logins of `uid`.
-async fn store_logged_tls_logins(lab: &Lab, store: usize, uid: &str, at_least: usize) -> bool {
-    for _ in 0..50 {
-        if store_tls_logins(lab, store, uid) >= at_least {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    false
+/// Dovecot's login line says `TLS` when the login came over TLS (implicit or STARTTLS).
+fn over_tls(line: &str) -> bool {
+    line.contains("TLS")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +172,7 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     let cfg = lab.write_config(DirectoryKind::Ldif, &implicit(lab.imaps_port), &implicit(lab.pop3s_port));
     let mm = Mailmux::start(&cfg).await;
     let user = lab.user_on(0);
-    let before = store_tls_logins(lab, 0, &user.uid);
+    let before = lab.stores[0].logins(&user.uid, over_tls).len();
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
     imap_login_reaches(&mut c, lab, 0).await;
@@ -196,17 +180,13 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     p.expect("+OK").await;
     pop3_login_reaches(&mut p, lab, 0).await;
     mm.stop().await;
-    assert!(
-        store_logged_tls_logins(lab, 0, &user.uid, before + 2).await,
-        "store A saw no TLS logins:\n{}",
-        lab.stores[0].log_text()
-    );
+    lab.stores[0].wait_for_logins(&user.uid, before + 2, over_tls).await;
 
     let starttls = format!("default:BacksideStartTLS yes\ndefault:SSLBacksideCAFile {ca}\n");
     let cfg = lab.write_config(DirectoryKind::Ldif, &starttls, &starttls);
     let mm = Mailmux::start(&cfg).await;
     let user = lab.user_on(1);
-    let before = store_tls_logins(lab, 1, &user.uid);
+    let before = lab.stores[1].logins(&user.uid, over_tls).len();
     let mut c = Transcript::connect(mm.imap).await;
     c.expect("* OK").await;
     imap_login_reaches(&mut c, lab, 1).await;
@@ -214,11 +194,7 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     p.expect("+OK").await;
     pop3_login_reaches(&mut p, lab, 1).await;
     mm.stop().await;
-    assert!(
-        store_logged_tls_logins(lab, 1, &user.uid, before + 2).await,
-        "store B saw no STARTTLS logins:\n{}",
-        lab.stores[1].log_text()
-    );
+    lab.stores[1].wait_for_logins(&user.uid, before + 2, over_tls).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

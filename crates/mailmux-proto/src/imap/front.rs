@@ -114,11 +114,6 @@ impl ImapFront {
         std::mem::take(&mut self.out)
     }
 
-    /// Whether the machine has finished (logged out, closed, or handed over).
-    pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
     /// The capability list for the connection's current state.
     pub fn capabilities(&self) -> String {
         let mut caps = self.settings.capabilities.clone();
@@ -529,7 +524,10 @@ mod tests {
         let rest = f.accept(&tag, Some("IMAP4rev1 IDLE"), "Logged in");
         assert_eq!(String::from_utf8(f.take_output()).unwrap(), "b OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n");
         assert_eq!(rest, b"c SELECT INBOX\r\n".to_vec());
-        assert!(f.is_done());
+        // Handed over: the machine answers nothing more.
+        f.feed(b"d NOOP\r\n");
+        assert_eq!(f.next_event(), None);
+        assert!(f.take_output().is_empty());
     }
 
     #[test]

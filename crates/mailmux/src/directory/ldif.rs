@@ -36,16 +36,6 @@ impl LdifDirectory {
         LdifDirectory { entries, base: normalize_dn(base) }
     }
 
-    /// How many entries were loaded.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the file held no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     fn search(&self, query: &Query<'_>) -> Result<Option<Entry>, DirectoryError> {
         let filter = ldap_filter::parse(query.filter).map_err(|e| DirectoryError::Rejected(e.to_string()))?;
         let base = match &query.base {

@@ -95,11 +95,7 @@ async fn by_password(ctx: &SessionContext, credentials: &Credentials) -> Result<
     let identity = Identity::parse(&credentials.login, &svc.domain_delims, svc.default_domain.as_deref())
         .ok_or(LoginError::EmptyUser)?;
     let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
-    let mut filter =
-        svc.search_format.expand(|t| identity.token(t, client_ip, server_ip, None), ldap_filter::escape_value);
-    if !filter.starts_with('(') {
-        filter = format!("({filter})");
-    }
+    let filter = svc.search_format.expand(|t| identity.token(t, client_ip, server_ip, None), ldap_filter::escape_value);
     tracing::debug!(%filter, "directory search");
     let entry = service.directory.find_user(&filter, &service.search_attrs).await?.ok_or(LoginError::UnknownUser)?;
     Ok((identity, entry, Who::User(credentials.password.clone())))

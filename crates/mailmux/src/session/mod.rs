@@ -190,8 +190,7 @@ async fn drive<F: Front>(
             }
             Some(Step::Login(ticket, credentials)) => {
                 summary.user = Some(credentials.login.clone());
-                let certificate = client.peer_certificate();
-                match login::log_in(ctx, &credentials, certificate.as_ref()).await {
+                match login::log_in(ctx, &credentials, client.peer_certificate()).await {
                     Ok(done) => {
                         tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
                         summary.user = Some(done.user);
