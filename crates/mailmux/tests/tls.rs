@@ -169,32 +169,22 @@ async fn tls_to_stores_implicit_and_starttls_with_verified_certificates() {
     let lab = lab(USERS);
     let ca = lab.ca.cert.display();
     let implicit = |port: u16| format!("default:SSLBacksidePort {port}\ndefault:SSLBacksideCAFile {ca}\n");
-    let cfg = lab.write_config(DirectoryKind::Ldif, &implicit(lab.imaps_port), &implicit(lab.pop3s_port));
-    let mm = Mailmux::start(&cfg).await;
-    let user = lab.user_on(0);
-    let before = lab.stores[0].logins(&user.uid, over_tls).len();
-    let mut c = Transcript::connect(mm.imap).await;
-    c.expect("* OK").await;
-    imap_login_reaches(&mut c, lab, 0).await;
-    let mut p = Transcript::connect(mm.pop3).await;
-    p.expect("+OK").await;
-    pop3_login_reaches(&mut p, lab, 0).await;
-    mm.stop().await;
-    lab.stores[0].wait_for_logins(&user.uid, before + 2, over_tls).await;
-
     let starttls = format!("default:BacksideStartTLS yes\ndefault:SSLBacksideCAFile {ca}\n");
-    let cfg = lab.write_config(DirectoryKind::Ldif, &starttls, &starttls);
-    let mm = Mailmux::start(&cfg).await;
-    let user = lab.user_on(1);
-    let before = lab.stores[1].logins(&user.uid, over_tls).len();
-    let mut c = Transcript::connect(mm.imap).await;
-    c.expect("* OK").await;
-    imap_login_reaches(&mut c, lab, 1).await;
-    let mut p = Transcript::connect(mm.pop3).await;
-    p.expect("+OK").await;
-    pop3_login_reaches(&mut p, lab, 1).await;
-    mm.stop().await;
-    lab.stores[1].wait_for_logins(&user.uid, before + 2, over_tls).await;
+    // Implicit TLS to store A's users, STARTTLS to store B's; each store must log two TLS logins.
+    let cases = [(implicit(lab.imaps_port), implicit(lab.pop3s_port), 0), (starttls.clone(), starttls, 1)];
+    for (imap_lines, pop3_lines, store) in cases {
+        let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, &imap_lines, &pop3_lines)).await;
+        let user = lab.user_on(store);
+        let before = lab.stores[store].logins(&user.uid, over_tls).len();
+        let mut c = Transcript::connect(mm.imap).await;
+        c.expect("* OK").await;
+        imap_login_reaches(&mut c, lab, store).await;
+        let mut p = Transcript::connect(mm.pop3).await;
+        p.expect("+OK").await;
+        pop3_login_reaches(&mut p, lab, store).await;
+        mm.stop().await;
+        lab.stores[store].wait_for_logins(&user.uid, before + 2, over_tls).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
