@@ -208,6 +208,21 @@ service anvil {{
         panic!("{} logged fewer than {count} matching logins of {uid}:\n{}", self.spec.name, self.log_text());
     }
 
+    /// Delivers `message` (CRLF line ends) into the INBOX of `uid`, after the marker; Dovecot
+    /// sees it at the next SELECT.
+    pub fn add_message(&self, uid: &str, name: &str, message: &[u8]) {
+        let maildir = self.dir.join("mail").join(uid);
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        }
+        // Written aside and renamed, as a delivery agent does, so Dovecot never sees half of it.
+        let (tmp, new) = (maildir.join("tmp").join(name), maildir.join("new").join(name));
+        std::fs::write(&tmp, message).expect("write message");
+        std::fs::rename(&tmp, &new).expect("deliver message");
+        let status = Command::new("chown").args(["-R", "vmail:vmail"]).arg(&maildir).status().expect("run chown");
+        assert!(status.success(), "chown of {} failed", maildir.display());
+    }
+
     /// Stops the store.
     pub fn stop(&mut self) {
         self.daemon.stop();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::pki::CertFiles;
@@ -74,6 +74,29 @@ impl Transcript {
     /// Connects with TLS from the first byte (993/995 style).
     pub async fn connect_tls(addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Transcript {
         let tcp = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Transcript::tls_over(tcp, addr, connector).await
+    }
+
+    /// Like [`Transcript::connect_tls`], for a client on a slow Internet link: an MSS of 1,460
+    /// (so the server's send buffer stays as small as it would be there; on loopback it is
+    /// sized for 64 KiB segments) and a receive buffer of `window` bytes (fixed, so the
+    /// kernel does not grow it). Such a client's window is full most of the time.
+    pub async fn connect_tls_slow_link(
+        addr: SocketAddr,
+        connector: &tokio_rustls::TlsConnector,
+        window: usize,
+    ) -> Transcript {
+        let socket =
+            socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).expect("socket");
+        socket.set_tcp_mss(1460).expect("TCP_MAXSEG");
+        socket.set_recv_buffer_size(window).expect("SO_RCVBUF");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+        let tcp = socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Transcript::tls_over(tcp, addr, connector).await
+    }
+
+    async fn tls_over(tcp: TcpStream, addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Transcript {
         let name = ServerName::from(addr.ip());
         let tls = connector.connect(name, tcp).await.unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}"));
         Transcript { stream: BufReader::new(Box::new(tls)), log: vec!["-- TLS --".into()] }
@@ -106,7 +129,14 @@ impl Transcript {
 
     /// Sends bytes as they are.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        if let Err(e) = self.stream.get_mut().write_all(bytes).await {
+        // Flushed: a TLS stream may otherwise keep the last records to itself.
+        let stream = self.stream.get_mut();
+        if let Err(e) = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        }
+        .await
+        {
             self.fail(&format!("write failed: {e}"));
         }
     }
@@ -162,6 +192,28 @@ impl Transcript {
                 return lines;
             }
         }
+    }
+
+    /// Exactly `len` raw bytes (an IMAP literal, say), read `piece` bytes at a time with a
+    /// `pause` after each read: a slow client whose receive window fills up. Each read may
+    /// take up to the usual read timeout.
+    pub async fn read_bytes(&mut self, len: usize, piece: usize, pause: Duration) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            let end = len.min(filled + piece);
+            match tokio::time::timeout(READ_TIMEOUT, self.stream.read(&mut got[filled..end])).await {
+                Err(_) => self.fail(&format!("timed out after {filled} of {len} bytes")),
+                Ok(Err(e)) => self.fail(&format!("read failed after {filled} of {len} bytes: {e}")),
+                Ok(Ok(0)) => self.fail(&format!("connection closed after {filled} of {len} bytes")),
+                Ok(Ok(n)) => filled += n,
+            }
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        self.log.push(format!("S: <{len} bytes>"));
+        got
     }
 
     /// The server must close the connection (after any remaining lines).

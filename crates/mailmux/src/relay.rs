@@ -6,11 +6,32 @@
 //! side's sending half is shut down too (half-close) and the opposite direction goes on until
 //! it ends as well. The session ends when both directions are done, when either fails, or
 //! when nothing has moved for the idle timeout.
+//!
+//! Both directions and the idle timer are polled by one future, without splitting the
+//! streams, so nothing is locked per read or write:
+//!
+//! ```text
+//!            ┌─────────── up: client ─▶ store ───────────┐
+//! client ◀──▶│  read ─▶ buffer ─▶ write ─▶ (read would     │◀──▶ store
+//!            │                             block) flush    │
+//!            └─────────── down: store ─▶ client ─────────┘
+//! ```
+//!
+//! **Flush before waiting.** A TLS writer (tokio-rustls) accepts plaintext into its record
+//! buffer even when the socket under it would block, and reports it written. If the relay
+//! then went back to waiting on a reader that has nothing more to say — the store finished
+//! its response, the client waits for an answer — those last records would sit in the buffer
+//! for ever. So whenever a direction's reader would block after something was written, the
+//! writer is flushed (for plain TCP that is free). Flushing after every write instead would
+//! cost a flush per 16 KiB chunk on a busy stream for nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 /// Bytes buffered per direction.
@@ -55,9 +76,9 @@ pub struct RelayStats {
 /// Relays until the session ends. `client_pending` (bytes the client sent after its login)
 /// goes to the store first; `store_pending` goes to the client first.
 pub async fn relay<C, S>(
-    client: C,
+    mut client: C,
     client_pending: Vec<u8>,
-    store: S,
+    mut store: S,
     store_pending: Vec<u8>,
     idle: Duration,
 ) -> RelayStats
@@ -65,105 +86,141 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let start = Instant::now();
-    let last_activity = AtomicU64::new(0);
-    let (up_bytes, down_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut store_read, mut store_write) = tokio::io::split(store);
-    let activity = Activity { start, last: &last_activity };
-    let up = pump(&mut client_read, &mut store_write, client_pending, &up_bytes, activity);
-    let down = pump(&mut store_read, &mut client_write, store_pending, &down_bytes, activity);
-    tokio::pin!(up, down);
-    let (mut up_done, mut down_done) = (false, false);
+    let mut up = Pump::new(client_pending);
+    let mut down = Pump::new(store_pending);
     let mut first_closed = None;
-    let end = loop {
-        if up_done && down_done {
-            break first_closed.unwrap_or(RelayEnd::ClientClosed);
-        }
-        let idle_deadline = start + Duration::from_millis(last_activity.load(Ordering::Relaxed)) + idle;
-        tokio::select! {
-            r = &mut up, if !up_done => {
-                if r.is_err() {
-                    break RelayEnd::Error;
-                }
-                up_done = true;
+    let mut last_activity = Instant::now();
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    let end = poll_fn(|cx| {
+        let mut moved = false;
+        match up.poll(cx, Pin::new(&mut client), Pin::new(&mut store), &mut moved) {
+            Poll::Ready(Ok(())) => {
                 first_closed.get_or_insert(RelayEnd::ClientClosed);
-            },
-            r = &mut down, if !down_done => {
-                if r.is_err() {
-                    break RelayEnd::Error;
-                }
-                down_done = true;
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(RelayEnd::Error),
+            Poll::Pending => {}
+        }
+        match down.poll(cx, Pin::new(&mut store), Pin::new(&mut client), &mut moved) {
+            Poll::Ready(Ok(())) => {
                 first_closed.get_or_insert(RelayEnd::StoreClosed);
-            },
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                let since = Duration::from_millis(last_activity.load(Ordering::Relaxed));
-                if start.elapsed() >= since + idle {
-                    break RelayEnd::IdleTimeout;
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(RelayEnd::Error),
+            Poll::Pending => {}
+        }
+        if up.done && down.done {
+            return Poll::Ready(first_closed.unwrap_or(RelayEnd::ClientClosed));
+        }
+        if moved {
+            last_activity = Instant::now();
+        }
+        // The timer is armed for the first idle deadline and only re-armed when it fires
+        // early, not on every chunk.
+        while timer.as_mut().poll(cx).is_ready() {
+            let deadline = last_activity + idle;
+            if Instant::now() >= deadline {
+                return Poll::Ready(RelayEnd::IdleTimeout);
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    })
+    .await;
+    RelayStats { client_to_store: up.copied, store_to_client: down.copied, end }
+}
+
+/// One direction: reads into its buffer, writes the buffer out, flushes before waiting.
+struct Pump {
+    /// Starts out holding the pending bytes (if any), then reused for every read.
+    buf: Box<[u8]>,
+    /// `buf[pos..end]` has been read and not yet written.
+    pos: usize,
+    end: usize,
+    /// Something was written since the last flush: a TLS writer may still hold it.
+    unflushed: bool,
+    /// The reader reached its end; what is left is writing out, then the half-close.
+    eof: bool,
+    /// The half-close was sent: this direction is over.
+    done: bool,
+    /// Bytes written.
+    copied: u64,
+}
+
+impl Pump {
+    fn new(pending: Vec<u8>) -> Pump {
+        let end = pending.len();
+        let mut buf = pending;
+        if buf.len() < BUFFER_SIZE {
+            buf.resize(BUFFER_SIZE, 0);
+        }
+        Pump { buf: buf.into_boxed_slice(), pos: 0, end, unflushed: false, eof: false, done: false, copied: 0 }
+    }
+
+    /// Moves bytes until the reader would block (`Pending`, after flushing the writer), the
+    /// direction is over (`Ready(Ok)`), or I/O fails. Sets `moved` when any byte moved.
+    fn poll<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reader: Pin<&mut R>,
+        mut writer: Pin<&mut W>,
+        moved: &mut bool,
+    ) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+    {
+        if self.done {
+            return Poll::Pending;
+        }
+        loop {
+            while self.pos < self.end {
+                let n = ready!(writer.as_mut().poll_write(cx, &self.buf[self.pos..self.end]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+                self.copied += n as u64;
+                self.unflushed = true;
+                *moved = true;
+            }
+            if self.eof {
+                // Shutting down flushes first. A peer that is already gone cannot take the
+                // half-close; the other direction still decides how the session ends.
+                let _ = ready!(writer.as_mut().poll_shutdown(cx));
+                self.done = true;
+                return Poll::Ready(Ok(()));
+            }
+            let mut read = ReadBuf::new(&mut self.buf);
+            match reader.as_mut().poll_read(cx, &mut read) {
+                Poll::Pending => {
+                    if self.unflushed {
+                        ready!(writer.as_mut().poll_flush(cx))?;
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let n = read.filled().len();
+                    self.pos = 0;
+                    self.end = n;
+                    if n == 0 {
+                        self.eof = true;
+                    } else {
+                        *moved = true;
+                    }
                 }
             }
         }
-    };
-    RelayStats {
-        client_to_store: up_bytes.load(Ordering::Relaxed),
-        store_to_client: down_bytes.load(Ordering::Relaxed),
-        end,
-    }
-}
-
-/// When anything last moved, in milliseconds since the relay started; shared by both
-/// directions and read by the idle timer.
-#[derive(Clone, Copy)]
-struct Activity<'a> {
-    start: Instant,
-    last: &'a AtomicU64,
-}
-
-impl Activity<'_> {
-    fn touch(&self) {
-        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-}
-
-/// Copies one direction, counting into `copied`, until the reader ends (`Ok`) or an I/O
-/// error (`Err`).
-async fn pump<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    pending: Vec<u8>,
-    copied: &AtomicU64,
-    activity: Activity<'_>,
-) -> Result<(), ()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    if !pending.is_empty() {
-        writer.write_all(&pending).await.map_err(drop)?;
-        copied.fetch_add(pending.len() as u64, Ordering::Relaxed);
-    }
-    drop(pending);
-    let mut buf = vec![0u8; BUFFER_SIZE];
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => {
-                let _ = writer.shutdown().await;
-                return Ok(());
-            }
-            Ok(n) => n,
-            Err(_) => return Err(()),
-        };
-        activity.touch();
-        writer.write_all(&buf[..n]).await.map_err(drop)?;
-        copied.fetch_add(n as u64, Ordering::Relaxed);
-        activity.touch();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::duplex;
+    use mailmux_testkit::pki::Ca;
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     #[tokio::test]
     async fn pending_bytes_first_then_both_ways_with_half_close() {
@@ -217,5 +274,107 @@ mod tests {
         drop(client_peer);
         let stats = relay.await.unwrap();
         assert_eq!(stats.end, RelayEnd::StoreClosed);
+    }
+
+    /// Both ends of a TLS connection over an in-memory pipe of `capacity` bytes each way,
+    /// with certificates from a throwaway CA: (server side, client side).
+    async fn tls_pipe(
+        capacity: usize,
+    ) -> (tokio_rustls::server::TlsStream<DuplexStream>, tokio_rustls::client::TlsStream<DuplexStream>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = Ca::new(dir.path(), "relay-test-ca");
+        let cert = ca.server("server", &["127.0.0.1"]);
+        let settings = mailmux_config::ServerTls {
+            cert_file: cert.cert.clone(),
+            key_file: cert.key.clone(),
+            implicit_ports: Vec::new(),
+            cipher_suites: Vec::new(),
+            client_ca_file: None,
+            crl_file: None,
+        };
+        let (config, _) = crate::tls::server_config(&settings).expect("server config");
+        let connector = mailmux_testkit::transcript::tls_connector(&ca.cert, None);
+        let (a, b) = duplex(capacity);
+        let name = ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+        let (server, client) = tokio::join!(crate::tls::acceptor(&config).accept(a), connector.connect(name, b));
+        (server.expect("server handshake"), client.expect("client handshake"))
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Reads `len` bytes, failing if they do not all arrive within 10 s.
+    async fn read_all_within(peer: &mut (impl AsyncRead + Unpin), len: usize) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match tokio::time::timeout(Duration::from_secs(10), peer.read(&mut got[filled..])).await {
+                Ok(Ok(0)) => panic!("closed after {filled} of {len} bytes"),
+                Ok(Ok(n)) => filled += n,
+                Ok(Err(e)) => panic!("read failed after {filled} of {len} bytes: {e}"),
+                Err(_) => panic!("stalled after {filled} of {len} bytes: the relay holds the rest"),
+            }
+        }
+        got
+    }
+
+    /// A large response toward a TLS client whose pipe is full when the store finishes: the
+    /// records the TLS writer still holds must reach the client although the store, still
+    /// connected, sends nothing more.
+    #[tokio::test]
+    async fn tls_client_gets_every_byte_while_the_store_waits() {
+        let (client, mut client_peer) = tls_pipe(1024).await;
+        let (store, mut store_peer) = duplex(64 * 1024);
+        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30)));
+        let response = pattern(1024 * 1024 + 17);
+        let writer = {
+            let response = response.clone();
+            tokio::spawn(async move {
+                store_peer.write_all(&response).await.unwrap();
+                store_peer
+            })
+        };
+        // The client reads only once the relay has filled the pipe and waits on the writer.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = read_all_within(&mut client_peer, response.len()).await;
+        assert!(got == response, "bytes changed on the way");
+        drop(writer.await.unwrap());
+        // The store's close reaches the TLS client as a half-close; then the client closes.
+        assert_eq!(client_peer.read(&mut [0u8; 8]).await.unwrap(), 0);
+        client_peer.shutdown().await.unwrap();
+        let stats = relay.await.unwrap();
+        assert_eq!(stats.store_to_client, response.len() as u64);
+        assert_eq!(stats.end, RelayEnd::StoreClosed);
+    }
+
+    /// The same toward a TLS store: a client's large upload (APPEND) must reach the store
+    /// whole while the client waits for the answer.
+    #[tokio::test]
+    async fn tls_store_gets_every_byte_while_the_client_waits() {
+        let (mut store_peer, store) = tls_pipe(1024).await;
+        let (client, mut client_peer) = duplex(64 * 1024);
+        let relay = tokio::spawn(relay(client, b"a APPEND ".to_vec(), store, Vec::new(), Duration::from_secs(30)));
+        let upload = pattern(512 * 1024 + 5);
+        let writer = {
+            let upload = upload.clone();
+            tokio::spawn(async move {
+                client_peer.write_all(&upload).await.unwrap();
+                client_peer
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let got = read_all_within(&mut store_peer, upload.len() + 9).await;
+        assert!(got[..9] == *b"a APPEND " && got[9..] == upload[..], "bytes changed on the way");
+        let mut client_peer = writer.await.unwrap();
+        store_peer.write_all(b"a OK done\r\n").await.unwrap();
+        store_peer.flush().await.unwrap();
+        assert_eq!(read_all_within(&mut client_peer, 11).await, b"a OK done\r\n");
+        drop(client_peer);
+        assert_eq!(store_peer.read(&mut [0u8; 8]).await.unwrap(), 0, "the client's close reaches the store");
+        store_peer.shutdown().await.unwrap();
+        let stats = relay.await.unwrap();
+        assert_eq!(stats.client_to_store, upload.len() as u64 + 9);
+        assert_eq!(stats.end, RelayEnd::ClientClosed);
     }
 }

@@ -63,7 +63,8 @@ pub fn captured_logs() -> String {
 
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 
-fn capture_logs() {
+/// Installs the log capture (once per test binary); [`lab`] does it too.
+pub fn capture_logs() {
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = buf.clone();
