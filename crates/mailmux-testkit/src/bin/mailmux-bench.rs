@@ -3,7 +3,9 @@
 //! mailmux and Dovecot, not about slapd).
 //!
 //! Usage: `mailmux-bench --mailmux target/release/mailmux [--sessions 500] [--logins 2000]
-//! [--handshakes 2000] [--concurrency 50]`. Every loop is bounded by its count.
+//! [--handshakes 2000] [--concurrency 50] [--relay-seconds 8] [--relay-connections 8]
+//! [--message-mib 10] [--only handshakes|logins|memory|relay]`. Every loop is bounded by its
+//! count or its duration.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -20,10 +22,30 @@ struct Args {
     logins: usize,
     handshakes: usize,
     concurrency: usize,
+    relay_seconds: u64,
+    relay_connections: usize,
+    message_mib: usize,
+    only: Option<String>,
+}
+
+impl Args {
+    fn runs(&self, workload: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == workload)
+    }
 }
 
 fn args() -> Args {
-    let mut a = Args { mailmux: "mailmux".into(), sessions: 500, logins: 2000, handshakes: 2000, concurrency: 50 };
+    let mut a = Args {
+        mailmux: "mailmux".into(),
+        sessions: 500,
+        logins: 2000,
+        handshakes: 2000,
+        concurrency: 50,
+        relay_seconds: 8,
+        relay_connections: 8,
+        message_mib: 10,
+        only: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -33,8 +55,13 @@ fn args() -> Args {
             "--logins" => a.logins = value().parse().expect("--logins N"),
             "--handshakes" => a.handshakes = value().parse().expect("--handshakes N"),
             "--concurrency" => a.concurrency = value().parse().expect("--concurrency N"),
+            "--relay-seconds" => a.relay_seconds = value().parse().expect("--relay-seconds N"),
+            "--relay-connections" => a.relay_connections = value().parse().expect("--relay-connections N"),
+            "--message-mib" => a.message_mib = value().parse().expect("--message-mib N"),
+            "--only" => a.only = Some(value()),
             _ => panic!(
-                "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N]"
+                "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N] \
+                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay]"
             ),
         }
     }
@@ -94,6 +121,12 @@ async fn main() {
     let a = args();
     eprintln!("starting the lab ({} users, two Dovecot stores) …", a.sessions.max(100));
     let lab = Arc::new(Lab::start(a.sessions.max(100), false));
+    if a.runs("relay") {
+        let message = big_message(a.message_mib << 20);
+        for user in lab.users.iter().take(a.relay_connections) {
+            lab.stores[user.store].add_message(&user.uid, "1700000001.M2P1.big", &message);
+        }
+    }
     let cfg = lab.write_tls_config(DirectoryKind::Ldif, "", "");
     let (imap_port, pop3_port) = (free_port(), free_port());
     std::fs::write(
@@ -123,110 +156,189 @@ async fn main() {
     let tls = Arc::new(tls_connector(&lab.ca.cert, None));
     let c = a.concurrency;
 
-    // 1. TLS handshakes: connect, handshake, read the greeting, close.
-    let t = tls.clone();
-    let cpu_before = cpu_ms(pid);
-    let elapsed = run_jobs(a.handshakes, c, move |_| {
-        let t = t.clone();
-        async move {
-            let mut s = Transcript::connect_tls(imaps, &t).await;
-            s.expect("* OK").await;
-        }
-    })
-    .await;
-    println!(
-        "TLS handshakes (TLS 1.3, ECDSA P-256, greeting read): {} in {:.2} s = {:.0}/s at concurrency {c}; mailmux CPU {:.0} µs/handshake",
-        a.handshakes,
-        elapsed.as_secs_f64(),
-        a.handshakes as f64 / elapsed.as_secs_f64(),
-        (cpu_ms(pid) - cpu_before) as f64 * 1000.0 / a.handshakes as f64
-    );
-
-    // 2. Logins through mailmux, and straight to the stores for comparison.
-    let login_job = |target: fn(&mailmux_testkit::User, u16, SocketAddr) -> SocketAddr, port: u16| {
-        let lab = lab.clone();
-        move |i: usize| {
-            let user = lab.users[i % lab.users.len()].clone();
-            let addr = target(&user, port, imap);
+    if a.runs("handshakes") {
+        // 1. TLS handshakes: connect, handshake, read the greeting, close.
+        let t = tls.clone();
+        let cpu_before = cpu_ms(pid);
+        let elapsed = run_jobs(a.handshakes, c, move |_| {
+            let t = t.clone();
             async move {
-                let mut s = Transcript::connect(addr).await;
+                let mut s = Transcript::connect_tls(imaps, &t).await;
                 s.expect("* OK").await;
-                s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
-                s.expect("a OK").await;
-                s.send("b LOGOUT").await;
-                s.expect_closed().await;
             }
+        })
+        .await;
+        println!(
+            "TLS handshakes (TLS 1.3, ECDSA P-256, greeting read): {} in {:.2} s = {:.0}/s at concurrency {c}; mailmux CPU {:.0} µs/handshake",
+            a.handshakes,
+            elapsed.as_secs_f64(),
+            a.handshakes as f64 / elapsed.as_secs_f64(),
+            (cpu_ms(pid) - cpu_before) as f64 * 1000.0 / a.handshakes as f64
+        );
+    }
+    if a.runs("logins") {
+        // 2. Logins through mailmux, and straight to the stores for comparison.
+        let login_job = |target: fn(&mailmux_testkit::User, u16, SocketAddr) -> SocketAddr, port: u16| {
+            let lab = lab.clone();
+            move |i: usize| {
+                let user = lab.users[i % lab.users.len()].clone();
+                let addr = target(&user, port, imap);
+                async move {
+                    let mut s = Transcript::connect(addr).await;
+                    s.expect("* OK").await;
+                    s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+                    s.expect("a OK").await;
+                    s.send("b LOGOUT").await;
+                    s.expect_closed().await;
+                }
+            }
+        };
+        let cpu_before = cpu_ms(pid);
+        let via_mailmux = run_jobs(a.logins, c, login_job(|_, _, mm| mm, 0)).await;
+        let login_cpu_us = (cpu_ms(pid) - cpu_before) as f64 * 1000.0 / a.logins as f64;
+        let direct =
+            run_jobs(a.logins, c, login_job(|u, port, _| SocketAddr::from((STORE_IPS[u.store], port)), lab.imap_port))
+                .await;
+        println!(
+            "IMAP LOGIN+LOGOUT through mailmux: {:.0}/s; straight to Dovecot: {:.0}/s ({} logins, concurrency {c}); mailmux CPU {login_cpu_us:.0} µs/login",
+            a.logins as f64 / via_mailmux.as_secs_f64(),
+            a.logins as f64 / direct.as_secs_f64(),
+            a.logins
+        );
+    }
+    if a.runs("memory") {
+        // 3. Memory: idle TLS sessions before login, then logged-in TLS sessions, then plain ones.
+        let base = rss_kib(pid);
+        let mut idle = Vec::new();
+        for _ in 0..a.sessions {
+            let mut s = Transcript::connect_tls(imaps, &tls).await;
+            s.expect("* OK").await;
+            idle.push(s);
         }
-    };
-    let cpu_before = cpu_ms(pid);
-    let via_mailmux = run_jobs(a.logins, c, login_job(|_, _, mm| mm, 0)).await;
-    let login_cpu_us = (cpu_ms(pid) - cpu_before) as f64 * 1000.0 / a.logins as f64;
-    let direct =
-        run_jobs(a.logins, c, login_job(|u, port, _| SocketAddr::from((STORE_IPS[u.store], port)), lab.imap_port))
-            .await;
-    println!(
-        "IMAP LOGIN+LOGOUT through mailmux: {:.0}/s; straight to Dovecot: {:.0}/s ({} logins, concurrency {c}); mailmux CPU {login_cpu_us:.0} µs/login",
-        a.logins as f64 / via_mailmux.as_secs_f64(),
-        a.logins as f64 / direct.as_secs_f64(),
-        a.logins
-    );
-
-    // 3. Memory: idle TLS sessions before login, then logged-in TLS sessions, then plain ones.
-    let base = rss_kib(pid);
-    let mut idle = Vec::new();
-    for _ in 0..a.sessions {
-        let mut s = Transcript::connect_tls(imaps, &tls).await;
-        s.expect("* OK").await;
-        idle.push(s);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let with_idle = rss_kib(pid);
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut relayed = Vec::new();
+        for user in lab.users.iter().take(a.sessions) {
+            let mut s = Transcript::connect_tls(imaps, &tls).await;
+            s.expect("* OK").await;
+            s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+            s.expect("a OK").await;
+            relayed.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let with_relayed = rss_kib(pid);
+        drop(relayed);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let after_tls = rss_kib(pid);
+        let mut plain = Vec::new();
+        for user in lab.users.iter().take(a.sessions) {
+            let mut s = Transcript::connect(imap).await;
+            s.expect("* OK").await;
+            s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+            s.expect("a OK").await;
+            plain.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let with_plain = rss_kib(pid);
+        drop(plain);
+        let per = |with: u64, from: u64| (with.saturating_sub(from)) as f64 / a.sessions as f64;
+        println!("mailmux RSS: {base} KiB at rest");
+        println!(
+            "  {} TLS sessions before login: +{} KiB = {:.1} KiB/session",
+            a.sessions,
+            with_idle.saturating_sub(base),
+            per(with_idle, base)
+        );
+        println!(
+            "  {} TLS sessions logged in and relaying: +{} KiB = {:.1} KiB/session",
+            a.sessions,
+            with_relayed.saturating_sub(base),
+            per(with_relayed, base)
+        );
+        println!(
+            "  {} plain sessions logged in and relaying: +{} KiB = {:.1} KiB/session (measured from {after_tls} KiB)",
+            a.sessions,
+            with_plain.saturating_sub(after_tls),
+            per(with_plain, after_tls)
+        );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let with_idle = rss_kib(pid);
-    drop(idle);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut relayed = Vec::new();
-    for user in lab.users.iter().take(a.sessions) {
-        let mut s = Transcript::connect_tls(imaps, &tls).await;
-        s.expect("* OK").await;
-        s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
-        s.expect("a OK").await;
-        relayed.push(s);
+    if a.runs("relay") {
+        relay(&a, &lab, [imap, imaps], &tls).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let with_relayed = rss_kib(pid);
-    drop(relayed);
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let after_tls = rss_kib(pid);
-    let mut plain = Vec::new();
-    for user in lab.users.iter().take(a.sessions) {
-        let mut s = Transcript::connect(imap).await;
-        s.expect("* OK").await;
-        s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
-        s.expect("a OK").await;
-        plain.push(s);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let with_plain = rss_kib(pid);
-    drop(plain);
-    let per = |with: u64, from: u64| (with.saturating_sub(from)) as f64 / a.sessions as f64;
-    println!("mailmux RSS: {base} KiB at rest");
-    println!(
-        "  {} TLS sessions before login: +{} KiB = {:.1} KiB/session",
-        a.sessions,
-        with_idle.saturating_sub(base),
-        per(with_idle, base)
-    );
-    println!(
-        "  {} TLS sessions logged in and relaying: +{} KiB = {:.1} KiB/session",
-        a.sessions,
-        with_relayed.saturating_sub(base),
-        per(with_relayed, base)
-    );
-    println!(
-        "  {} plain sessions logged in and relaying: +{} KiB = {:.1} KiB/session (measured from {after_tls} KiB)",
-        a.sessions,
-        with_plain.saturating_sub(after_tls),
-        per(with_plain, after_tls)
-    );
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = child.wait();
+}
+
+/// A message of about `size` bytes in 78-byte lines.
+fn big_message(size: usize) -> Vec<u8> {
+    let mut m = b"From: postmaster@example.com\r\nSubject: big\r\n\r\n".to_vec();
+    let mut n = 0u64;
+    while m.len() < size {
+        m.extend_from_slice(format!("{n:010} {:-<65}\r\n", "").as_bytes());
+        n += 1;
+    }
+    m
+}
+
+/// Relay throughput: `relay_connections` clients each FETCH the big message (message 2) over
+/// and over for `relay_seconds`, reading as fast as they can; plain and over TLS, and plain
+/// straight to the stores for comparison. A FETCH that does not complete (15 s without a
+/// byte) counts as an error and ends that connection.
+async fn relay(a: &Args, lab: &Arc<Lab>, [imap, imaps]: [SocketAddr; 2], tls: &Arc<tokio_rustls::TlsConnector>) {
+    // Panics in the client tasks are the errors counted below; one line each is enough.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info.payload().downcast_ref::<String>().map_or("", |s| s.lines().next().unwrap_or(""));
+        eprintln!("client failed: {what}");
+    }));
+    let duration = Duration::from_secs(a.relay_seconds);
+    for (name, target) in
+        [("straight to Dovecot", None), ("through mailmux, plain", Some(imap)), ("through mailmux, TLS", Some(imaps))]
+    {
+        let mut clients = tokio::task::JoinSet::new();
+        let start = Instant::now();
+        for user in lab.users.iter().take(a.relay_connections).cloned() {
+            let (tls, addr) = (tls.clone(), target.unwrap_or(SocketAddr::from((STORE_IPS[user.store], lab.imap_port))));
+            let tls_on = target == Some(imaps);
+            clients.spawn(async move {
+                let mut c =
+                    if tls_on { Transcript::connect_tls(addr, &tls).await } else { Transcript::connect(addr).await };
+                c.expect("* OK").await;
+                c.send(&format!("l LOGIN {} {}", user.uid, user.password)).await;
+                c.expect("l OK").await;
+                c.send("s SELECT INBOX").await;
+                c.until("s OK").await;
+                let mut bytes = 0u64;
+                while start.elapsed() < duration {
+                    c.send("f FETCH 2 BODY.PEEK[]").await;
+                    let head = c.expect("* 2 FETCH (BODY[] {").await;
+                    let len: usize = head
+                        .trim_start_matches("* 2 FETCH (BODY[] {")
+                        .trim_end_matches('}')
+                        .parse()
+                        .expect("literal length");
+                    bytes += c.read_bytes(len, 64 * 1024, Duration::ZERO).await.len() as u64;
+                    c.expect(")").await;
+                    c.expect("f OK").await;
+                }
+                bytes
+            });
+        }
+        let (mut bytes, mut errors) = (0u64, 0usize);
+        while let Some(r) = clients.join_next().await {
+            match r {
+                Ok(b) => bytes += b,
+                Err(_) => errors += 1,
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        println!(
+            "relay, FETCH of a {} MiB message, {} connections, {name}: {:.0} MiB/s, {errors} stalled or failed connections",
+            a.message_mib,
+            a.relay_connections,
+            bytes as f64 / elapsed / (1 << 20) as f64
+        );
+    }
+    let _ = std::panic::take_hook();
 }
