@@ -78,12 +78,4 @@ impl LoginError {
             }
         }
     }
-
-    /// A short word for the session summary.
-    pub fn outcome(&self) -> &'static str {
-        match self.rejection(None) {
-            Rejection::AuthenticationFailed => "auth-failed",
-            Rejection::Unavailable { .. } => "unavailable",
-        }
-    }
 }

@@ -23,6 +23,7 @@
 //! | [`relay`] | bytes both ways, half-close, idle timeout, counters |
 //! | [`tls`] | rustls configurations per generation, STARTTLS-capable streams |
 //! | [`error`] | what went wrong in a login: what the client is told, what is logged |
+//! | [`outcome`] | how a session ended: the bounded words of the summary line |
 //! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
 
 pub mod certificate;
@@ -31,6 +32,7 @@ pub mod error;
 pub mod identity;
 pub mod listen;
 pub mod logging;
+pub mod outcome;
 pub mod relay;
 pub mod route;
 pub mod server;

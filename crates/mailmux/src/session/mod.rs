@@ -18,21 +18,20 @@
 pub mod imap;
 pub mod login;
 pub mod pop3;
+mod prelogin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mailmux_proto::{Credentials, Rejection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::outcome::Outcome;
 use crate::relay;
 use crate::route::StoreAddr;
 use crate::server::Service;
-use crate::tls::{ClientStream, MaybeTls};
 
 /// What a session knows about where it runs.
 #[derive(Debug, Clone)]
@@ -93,40 +92,42 @@ pub trait Front: Send + Sized {
     fn idle_timeout(&mut self);
 }
 
-/// The session's end, for the summary line.
+/// What the session learned, for its summary line.
 #[derive(Debug, Default)]
 struct Summary {
+    /// The login name tried last, then the user who logged in.
     user: Option<String>,
     store: Option<StoreAddr>,
     tls: bool,
     up: u64,
     down: u64,
-    outcome: &'static str,
 }
 
 /// Runs one session to its end and logs its summary. `implicit_tls`: the port speaks TLS
 /// from the first byte.
+///
+/// The pre-login phase hands over a logged-in pair of streams and is dropped before the relay
+/// starts, so a relayed session holds its two streams and the relay's buffers, nothing of its
+/// dialogue (front machine, read buffer, credentials).
 pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext) {
     let started = Instant::now();
-    let deadline = started + ctx.service.config.preauth_timeout;
     let mut summary = Summary::default();
-    let client = if implicit_tls {
-        match handshake(&ctx, tcp, deadline).await {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                tracing::info!(error = %e, "TLS negotiation failed");
-                summary.outcome = "tls-failed";
-                None
-            }
+    let outcome = match prelogin::run::<F>(tcp, implicit_tls, &ctx, &mut summary).await {
+        Ok(handed) => {
+            let stats = relay::relay(
+                handed.client,
+                handed.client_pending,
+                handed.store,
+                handed.store_pending,
+                ctx.service.config.timeout,
+            )
+            .await;
+            summary.up = stats.client_to_store;
+            summary.down = stats.store_to_client;
+            Outcome::Relayed(stats.end)
         }
-    } else {
-        Some(MaybeTls::Plain(tcp))
+        Err(outcome) => outcome,
     };
-    if let Some(client) = client {
-        let tls = TlsState { active: client.is_tls(), client_certificate: certificate_login_possible(&ctx, &client) };
-        let front = F::new(&ctx.service, tls);
-        summary.outcome = drive(client, &ctx, front, deadline, &mut summary).await;
-    }
     tracing::info!(
         user = summary.user.as_deref().unwrap_or("-"),
         store = %summary.store.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),
@@ -134,126 +135,7 @@ pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionConte
         bytes_in = summary.up,
         bytes_out = summary.down,
         duration_ms = started.elapsed().as_millis() as u64,
-        outcome = summary.outcome,
+        outcome = outcome.as_str(),
         "session end"
     );
-}
-
-/// EXTERNAL is offered when the client presented a verified certificate and certificates
-/// can be mapped to users.
-fn certificate_login_possible(ctx: &SessionContext, client: &ClientStream) -> bool {
-    ctx.service.config.cert_map.is_some() && client.peer_certificate().is_some()
-}
-
-/// The server side of a TLS handshake, within the pre-login deadline.
-async fn handshake(ctx: &SessionContext, tcp: TcpStream, deadline: Instant) -> Result<ClientStream, String> {
-    let Some(acceptor) = &ctx.service.tls else {
-        return Err("TLS is not configured".into());
-    };
-    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Ok(MaybeTls::Tls(Box::new(tls))),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("handshake timed out".into()),
-    }
-}
-
-async fn drive<F: Front>(
-    mut client: ClientStream,
-    ctx: &SessionContext,
-    mut front: F,
-    deadline: Instant,
-    summary: &mut Summary,
-) -> &'static str {
-    let svc = &ctx.service.config;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        summary.tls = client.is_tls();
-        let step = front.next_step();
-        // Answers queued while processing go out before the session waits or acts.
-        if flush(&mut client, &mut front, deadline).await.is_err() {
-            return "client-gone";
-        }
-        match step {
-            Some(Step::Close) => return "closed-before-login",
-            Some(Step::StartTls) => {
-                let MaybeTls::Plain(tcp) = client else {
-                    return "protocol-error";
-                };
-                client = match handshake(ctx, tcp, deadline).await {
-                    Ok(tls) => tls,
-                    Err(e) => {
-                        tracing::info!(error = %e, "STARTTLS negotiation failed");
-                        return "tls-failed";
-                    }
-                };
-                front.tls_started(certificate_login_possible(ctx, &client));
-            }
-            Some(Step::Login(ticket, credentials)) => {
-                summary.user = Some(credentials.login.clone());
-                match login::log_in(ctx, &credentials, client.peer_certificate()).await {
-                    Ok(done) => {
-                        tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
-                        summary.user = Some(done.user);
-                        summary.store = Some(done.store);
-                        let login = done.login;
-                        let client_pending = front.accept(ticket, login.capabilities.as_deref(), &login.text);
-                        if flush(&mut client, &mut front, deadline).await.is_err() {
-                            return "client-gone";
-                        }
-                        let stats =
-                            relay::relay(client, client_pending, login.stream, login.pending, svc.timeout).await;
-                        summary.up = stats.client_to_store;
-                        summary.down = stats.store_to_client;
-                        return stats.end.as_str();
-                    }
-                    Err(e) => {
-                        let rejection = e.rejection(svc.server_down_alert.as_deref());
-                        match rejection {
-                            Rejection::AuthenticationFailed => {
-                                tracing::info!(user = %credentials.login, reason = %e, "login refused")
-                            }
-                            Rejection::Unavailable { .. } => {
-                                tracing::warn!(user = %credentials.login, reason = %e, "login failed")
-                            }
-                        }
-                        summary.outcome = e.outcome();
-                        front.reject(ticket, &rejection);
-                    }
-                }
-            }
-            None => {
-                tokio::select! {
-                    read = client.read(&mut buf) => match read {
-                        Ok(0) | Err(_) => return if summary.user.is_some() { summary.outcome } else { "closed-before-login" },
-                        Ok(n) => front.feed(&buf[..n]),
-                    },
-                    _ = tokio::time::sleep_until(deadline) => {
-                        front.idle_timeout();
-                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
-                        return "login-timeout";
-                    }
-                    _ = ctx.shutdown.cancelled() => {
-                        front.shutdown();
-                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
-                        return "shutdown";
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn flush<F: Front>(client: &mut ClientStream, front: &mut F, deadline: Instant) -> std::io::Result<()> {
-    let out = front.take_output();
-    if out.is_empty() {
-        return Ok(());
-    }
-    let write = async {
-        client.write_all(&out).await?;
-        client.flush().await
-    };
-    match tokio::time::timeout_at(deadline, write).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-    }
 }

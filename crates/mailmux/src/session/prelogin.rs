@@ -1,0 +1,170 @@
+//! The dialogue before login: TLS, the front machine, login attempts, until a store accepts.
+//!
+//! Everything here lives only until [`run`] returns: on success it hands over the two
+//! logged-in streams and the bytes each side sent past the login ([`HandOver`]), and the
+//! front machine, read buffer and credentials are dropped before the relay starts.
+
+use std::time::Duration;
+
+use mailmux_proto::Rejection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{Front, SessionContext, Step, Summary, TlsState, login};
+use crate::outcome::Outcome;
+use crate::tls::{ClientStream, MaybeTls, StoreStream};
+
+/// A logged-in session, ready to relay.
+pub(super) struct HandOver {
+    /// The client connection.
+    pub client: ClientStream,
+    /// Client bytes that followed the login command: the store's now.
+    pub client_pending: Vec<u8>,
+    /// The store connection, logged in.
+    pub store: StoreStream,
+    /// Store bytes that followed its login answer: the client's.
+    pub store_pending: Vec<u8>,
+}
+
+/// Read size before login: commands are short, and a small buffer bounds what one read can
+/// make the front machine process (and answer) at once.
+const READ_SIZE: usize = 4096;
+
+/// Greets, converses and logs in, within `PreAuthTimeout`.
+pub(super) async fn run<F: Front>(
+    tcp: TcpStream,
+    implicit_tls: bool,
+    ctx: &SessionContext,
+    summary: &mut Summary,
+) -> Result<HandOver, Outcome> {
+    let deadline = Instant::now() + ctx.service.config.preauth_timeout;
+    let client = if implicit_tls {
+        handshake(ctx, tcp, deadline).await.map_err(|e| {
+            tracing::info!(error = %e, "TLS negotiation failed");
+            Outcome::TlsFailed
+        })?
+    } else {
+        MaybeTls::Plain(tcp)
+    };
+    let tls = TlsState { active: client.is_tls(), client_certificate: certificate_login_possible(ctx, &client) };
+    let front = F::new(&ctx.service, tls);
+    converse(client, ctx, front, deadline, summary).await
+}
+
+/// EXTERNAL is offered when the client presented a verified certificate and certificates
+/// can be mapped to users.
+fn certificate_login_possible(ctx: &SessionContext, client: &ClientStream) -> bool {
+    ctx.service.config.cert_map.is_some() && client.peer_certificate().is_some()
+}
+
+/// The server side of a TLS handshake, within the pre-login deadline.
+async fn handshake(ctx: &SessionContext, tcp: TcpStream, deadline: Instant) -> Result<ClientStream, String> {
+    let Some(acceptor) = &ctx.service.tls else {
+        return Err("TLS is not configured".into());
+    };
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Ok(MaybeTls::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+async fn converse<F: Front>(
+    mut client: ClientStream,
+    ctx: &SessionContext,
+    mut front: F,
+    deadline: Instant,
+    summary: &mut Summary,
+) -> Result<HandOver, Outcome> {
+    let svc = &ctx.service.config;
+    let mut buf = vec![0u8; READ_SIZE];
+    // What ends the session if the client goes away now.
+    let mut leaving = Outcome::ClosedBeforeLogin;
+    loop {
+        summary.tls = client.is_tls();
+        let step = front.next_step();
+        // Answers queued while processing go out before the session waits or acts.
+        flush(&mut client, &mut front, deadline).await.map_err(|_| Outcome::ClientGone)?;
+        match step {
+            Some(Step::Close) => return Err(Outcome::ClosedBeforeLogin),
+            Some(Step::StartTls) => {
+                let MaybeTls::Plain(tcp) = client else {
+                    return Err(Outcome::ClosedBeforeLogin);
+                };
+                client = handshake(ctx, tcp, deadline).await.map_err(|e| {
+                    tracing::info!(error = %e, "STARTTLS negotiation failed");
+                    Outcome::TlsFailed
+                })?;
+                front.tls_started(certificate_login_possible(ctx, &client));
+            }
+            Some(Step::Login(ticket, credentials)) => {
+                summary.user = Some(credentials.login.clone());
+                match login::log_in(ctx, &credentials, client.peer_certificate()).await {
+                    Ok(done) => {
+                        tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
+                        summary.user = Some(done.user);
+                        summary.store = Some(done.store);
+                        let login = done.login;
+                        let client_pending = front.accept(ticket, login.capabilities.as_deref(), &login.text);
+                        flush(&mut client, &mut front, deadline).await.map_err(|_| Outcome::ClientGone)?;
+                        return Ok(HandOver {
+                            client,
+                            client_pending,
+                            store: login.stream,
+                            store_pending: login.pending,
+                        });
+                    }
+                    Err(e) => {
+                        let rejection = e.rejection(svc.server_down_alert.as_deref());
+                        match rejection {
+                            Rejection::AuthenticationFailed => {
+                                tracing::info!(user = %credentials.login, reason = %e, "login refused");
+                                leaving = Outcome::AuthFailed;
+                            }
+                            Rejection::Unavailable { .. } => {
+                                tracing::warn!(user = %credentials.login, reason = %e, "login failed");
+                                leaving = Outcome::Unavailable;
+                            }
+                        }
+                        front.reject(ticket, &rejection);
+                    }
+                }
+            }
+            None => {
+                tokio::select! {
+                    read = client.read(&mut buf) => match read {
+                        Ok(0) | Err(_) => return Err(leaving),
+                        Ok(n) => front.feed(&buf[..n]),
+                    },
+                    _ = tokio::time::sleep_until(deadline) => {
+                        front.idle_timeout();
+                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
+                        return Err(Outcome::LoginTimeout);
+                    }
+                    _ = ctx.shutdown.cancelled() => {
+                        front.shutdown();
+                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
+                        return Err(Outcome::Shutdown);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes and flushes what the front machine queued (a TLS writer may otherwise keep it).
+async fn flush<F: Front>(client: &mut ClientStream, front: &mut F, deadline: Instant) -> std::io::Result<()> {
+    let out = front.take_output();
+    if out.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        client.write_all(&out).await?;
+        client.flush().await
+    };
+    match tokio::time::timeout_at(deadline, write).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
