@@ -12,7 +12,10 @@
 //! | [`sasl`] | SASL PLAIN (RFC 4616) and LOGIN, shared by IMAP AUTHENTICATE and POP3 AUTH |
 //! | [`ldap_filter`] | RFC 4515 search filters: escaping values, and parsing/evaluating filters for the LDIF directory |
 //! | [`secret`] | [`Secret`]: a password that never prints |
+//! | [`buffer`] | [`buffer::InputBuffer`]: unparsed input, compacted and wiped |
+//! | [`line`] | [`line::LineBuffer`]: CRLF lines with a cap |
 
+pub mod buffer;
 pub mod imap;
 pub mod ldap_filter;
 pub mod line;

@@ -4,37 +4,35 @@
 //! [`LineBuffer::next_line`] without their line ending. A line longer than the cap is an
 //! error as soon as the cap is passed, so a peer that never sends CRLF cannot grow the buffer.
 
+use crate::Secret;
+use crate::buffer::InputBuffer;
+
 /// A line exceeded the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineTooLong;
 
-/// Accumulates bytes and hands out complete lines.
+/// Accumulates bytes and hands out complete lines. Memory is bounded by the cap plus one
+/// `feed`; the bytes (a `PASS` line, say) are wiped once consumed.
 #[derive(Debug)]
 pub struct LineBuffer {
-    buf: Vec<u8>,
-    /// Where the next unread line starts; consumed bytes are dropped lazily.
-    start: usize,
+    input: InputBuffer,
     max_line: usize,
 }
 
 impl LineBuffer {
     /// A buffer whose lines (without CRLF) may be at most `max_line` bytes.
     pub fn new(max_line: usize) -> Self {
-        LineBuffer { buf: Vec::new(), start: 0, max_line }
+        LineBuffer { input: InputBuffer::new(), max_line }
     }
 
     /// Appends received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        self.input.feed(bytes);
     }
 
     /// The next complete line without its `\r\n` (a bare `\n` is accepted too).
-    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineTooLong> {
-        let pending = &self.buf[self.start..];
+    pub fn next_line(&mut self) -> Result<Option<Secret>, LineTooLong> {
+        let pending = self.input.pending();
         match memchr::memchr(b'\n', pending) {
             Some(end) => {
                 let mut line = &pending[..end];
@@ -44,9 +42,8 @@ impl LineBuffer {
                 if line.len() > self.max_line {
                     return Err(LineTooLong);
                 }
-                let line = line.to_vec();
-                self.start += end + 1;
-                self.compact();
+                let line = Secret::new(line);
+                self.input.consume(end + 1);
                 Ok(Some(line))
             }
             None if pending.len() > self.max_line + 1 => Err(LineTooLong),
@@ -56,23 +53,17 @@ impl LineBuffer {
 
     /// Bytes received after the last line handed out.
     pub fn take_rest(&mut self) -> Vec<u8> {
-        let rest = self.buf.split_off(self.start);
-        self.buf.clear();
-        self.start = 0;
-        rest
+        self.input.take()
     }
 
     /// Drops discarded bytes: everything received so far, including unread lines.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.start = 0;
+        self.input.clear();
     }
 
-    fn compact(&mut self) {
-        if self.start > 4096 && self.start * 2 > self.buf.len() {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
+    /// Bytes held in memory (for tests of the memory bound).
+    pub fn allocated(&self) -> usize {
+        self.input.allocated()
     }
 }
 
@@ -89,7 +80,7 @@ mod tests {
             for piece in input.chunks(chunk) {
                 lb.feed(piece);
                 while let Some(line) = lb.next_line().unwrap() {
-                    out.push(line);
+                    out.push(line.expose().to_vec());
                 }
             }
             assert_eq!(out, vec![b"USER joe".to_vec(), b"PASS x y".to_vec(), b"QUIT".to_vec()], "chunk size {chunk}");
@@ -108,14 +99,14 @@ mod tests {
         lb.feed(b"abcd\r");
         assert_eq!(lb.next_line(), Ok(None));
         lb.feed(b"\n");
-        assert_eq!(lb.next_line(), Ok(Some(b"abcd".to_vec())));
+        assert_eq!(lb.next_line(), Ok(Some(Secret::new("abcd"))));
     }
 
     #[test]
     fn rest_is_what_follows_the_last_line() {
         let mut lb = LineBuffer::new(64);
         lb.feed(b"+OK\r\nSTAT\r\nLI");
-        assert_eq!(lb.next_line().unwrap(), Some(b"+OK".to_vec()));
+        assert_eq!(lb.next_line().unwrap(), Some(Secret::new("+OK")));
         assert_eq!(lb.take_rest(), b"STAT\r\nLI".to_vec());
         assert!(lb.take_rest().is_empty(), "nothing is left after take_rest");
     }

@@ -83,6 +83,26 @@ pub enum ReplayMechanism {
     Plain,
 }
 
+/// Why a login name or password cannot be used, whatever the directory says: no IMAP or
+/// POP3 login form can carry a NUL (RFC 9051 literals exclude it, SASL PLAIN uses it as the
+/// separator), and control characters in a name are never a real user's (they would forge
+/// log lines or, in a POP3 `USER` line, commands). Checked before anything is looked up.
+pub fn credentials_problem(login: &str, password: &[u8]) -> Option<&'static str> {
+    if login.len() > MAX_LOGIN_NAME {
+        return Some("login name longer than 255 bytes");
+    }
+    if login.chars().any(char::is_control) {
+        return Some("login name contains control characters");
+    }
+    if password.contains(&0) {
+        return Some("password contains NUL");
+    }
+    None
+}
+
+/// Longest login name accepted (RFC 4616 sets 255 octets for SASL identities).
+pub const MAX_LOGIN_NAME: usize = 255;
+
 /// Who logs in, as whom.
 #[derive(Debug, Clone)]
 pub struct ReplayCredentials {
@@ -93,4 +113,31 @@ pub struct ReplayCredentials {
     pub authcid: String,
     /// The password.
     pub password: Secret,
+}
+
+impl ReplayCredentials {
+    /// Why these cannot be presented to a store: a NUL anywhere (no login form carries it).
+    pub fn problem(&self) -> Option<StoreFailure> {
+        let nul = self.authcid.contains('\0')
+            || self.authzid.as_deref().is_some_and(|a| a.contains('\0'))
+            || self.password.expose().contains(&0);
+        nul.then(|| StoreFailure::Rejected { text: "credentials contain NUL, which no login form carries".into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_that_no_login_form_carries() {
+        assert_eq!(credentials_problem("joe@x.org", b"p w\r\nd"), None);
+        assert!(credentials_problem("joe\r\nadmin", b"pw").is_some());
+        assert!(credentials_problem("joe\u{0}", b"pw").is_some());
+        assert!(credentials_problem("joe", b"p\0w").is_some());
+        assert!(credentials_problem(&"j".repeat(256), b"pw").is_some());
+        let replay = |pw: &str| ReplayCredentials { authzid: None, authcid: "joe".into(), password: Secret::new(pw) };
+        assert!(replay("p\0w").problem().is_some());
+        assert!(replay("p\r\nw").problem().is_none());
+    }
 }

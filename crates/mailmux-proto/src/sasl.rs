@@ -23,6 +23,8 @@ pub enum SaslError {
     AuthzidMismatch,
     /// The mechanism is known but not offered on this connection (no TLS yet, no certificate).
     NotOffered,
+    /// A response longer than [`MAX_RESPONSE`].
+    TooLong,
 }
 
 impl SaslError {
@@ -35,6 +37,7 @@ impl SaslError {
             SaslError::EmptyUser => "Empty user name",
             SaslError::AuthzidMismatch => "Acting as another user is not permitted",
             SaslError::NotOffered => "Unsupported authentication mechanism",
+            SaslError::TooLong => "[TOOBIG] SASL response too long",
         }
     }
 }
@@ -70,9 +73,16 @@ pub const LOGIN_USER_CHALLENGE: &str = "VXNlcm5hbWU6";
 /// Base64 challenge `Password:` sent by servers for SASL LOGIN.
 pub const LOGIN_PASSWORD_CHALLENGE: &str = "UGFzc3dvcmQ6";
 
+/// Longest base64 client response accepted: PLAIN's three fields of at most 255 octets each
+/// (RFC 4616 §2) are 1,024 characters of base64; the rest is headroom.
+pub const MAX_RESPONSE: usize = 4096;
+
 /// Decodes one base64 client response. `=` stands for an empty response (RFC 4959, RFC 5034).
 pub fn decode_response(line: &[u8]) -> Result<Secret, SaslError> {
     let line = line.trim_ascii();
+    if line.len() > MAX_RESPONSE {
+        return Err(SaslError::TooLong);
+    }
     if line == b"=" {
         return Ok(Secret::new(Vec::new()));
     }
@@ -156,6 +166,7 @@ mod tests {
     fn empty_response_and_bad_base64() {
         assert!(decode_response(b"=").unwrap().is_empty());
         assert_eq!(decode_response(b"!!!"), Err(SaslError::Base64));
+        assert_eq!(decode_response(&[b'A'; MAX_RESPONSE + 4]), Err(SaslError::TooLong));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum LoginError {
     /// The login name has no user part.
     #[error("empty user name")]
     EmptyUser,
+    /// Credentials no user could have: control characters in the name, a NUL in the password.
+    #[error("unusable credentials: {0}")]
+    Unusable(&'static str),
     /// No directory entry matches.
     #[error("no such user")]
     UnknownUser,
@@ -65,6 +68,7 @@ impl LoginError {
     pub fn rejection(&self, alert: Option<&str>) -> Rejection {
         match self {
             LoginError::EmptyUser
+            | LoginError::Unusable(_)
             | LoginError::CertificateUnmapped { .. }
             | LoginError::UnknownUser
             | LoginError::NoMailHost { .. }

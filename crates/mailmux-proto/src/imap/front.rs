@@ -160,13 +160,13 @@ impl ImapFront {
                     self.out.extend_from_slice(b"+ Ready for literal data\r\n");
                     None
                 }
-                Frame::LiteralRefused { tag } => self.bad(Some(&tag), "Literal too large"),
+                Frame::TooBig { tag } => self.bad(Some(&tag), "[TOOBIG] Command or literal too large"),
                 Frame::Overflow => {
                     self.out.extend_from_slice(b"* BYE Command too long, closing connection\r\n");
                     self.state = State::Done;
                     Some(FrontEvent::Close)
                 }
-                Frame::Command(bytes) => self.on_frame(&bytes),
+                Frame::Command(bytes) => self.on_frame(bytes.expose()),
             };
             if event.is_some() {
                 return event;
@@ -555,9 +555,47 @@ mod tests {
     fn overlong_line_closes() {
         let mut f = front();
         f.take_output();
-        let (out, ev) = run(&mut f, &vec![b'a'; 20000], 1000);
+        let (out, ev) = run(&mut f, &vec![b'a'; 70_000], 1000);
         assert_eq!(ev, Some(FrontEvent::Close));
         assert!(out.contains("* BYE"));
+    }
+
+    #[test]
+    fn rfc_2971_id_at_its_limits_is_answered() {
+        // 30 pairs, 30-octet fields, 1,024-octet values (RFC 2971 §3.3).
+        let pairs: Vec<String> = (0..30).map(|i| format!("\"{:0>30}\" \"{}\"", i, "v".repeat(1024))).collect();
+        let command = format!("i ID ({})\r\n", pairs.join(" "));
+        let mut f = front();
+        f.take_output();
+        let (out, ev) = run(&mut f, command.as_bytes(), 4096);
+        assert_eq!(ev, None);
+        assert!(out.ends_with("i OK ID completed.\r\n"), "{out}");
+    }
+
+    #[test]
+    fn too_large_literals_are_refused_in_step() {
+        let mut f = front();
+        f.take_output();
+        let mut input = b"a LOGIN joe {100000+}\r\n".to_vec();
+        input.extend(vec![b'x'; 100_000]);
+        input.extend_from_slice(b"\r\nb LOGIN {999999}\r\nc NOOP\r\n");
+        let (out, ev) = run(&mut f, &input, 4096);
+        assert_eq!(ev, None);
+        assert_eq!(
+            out,
+            "a BAD [TOOBIG] Command or literal too large\r\nb BAD [TOOBIG] Command or literal too large\r\n\
+             c OK NOOP completed.\r\n"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_what_the_client_typed() {
+        let mut f = front();
+        f.take_output();
+        f.feed(b"a LOGIN joe hunter2\r\nb LOGIN joe swordfish");
+        let _ = f.next_event();
+        let printed = format!("{f:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("swordfish"), "{printed}");
     }
 
     #[test]

@@ -15,28 +15,28 @@ pub mod replay;
 pub mod response;
 
 /// Writes `s` as an IMAP quoted string if it can be one, else `None` (8-bit or CR/LF/NUL).
-pub fn quote(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() + 2);
+/// The result may be a password, so it is a [`Secret`].
+pub fn quote(s: &[u8]) -> Option<crate::Secret> {
+    if s.iter().any(|b| matches!(b, 0 | b'\r' | b'\n' | 0x80..=0xff)) {
+        return None;
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(s.len() * 2 + 2));
     out.push(b'"');
     for &b in s {
-        match b {
-            b'"' | b'\\' => {
-                out.push(b'\\');
-                out.push(b);
-            }
-            0 | b'\r' | b'\n' | 0x80..=0xff => return None,
-            _ => out.push(b),
+        if matches!(b, b'"' | b'\\') {
+            out.push(b'\\');
         }
+        out.push(b);
     }
     out.push(b'"');
-    Some(out)
+    Some(crate::Secret::new(out.as_slice()))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn quote_escapes_and_refuses_8bit() {
-        assert_eq!(super::quote(br#"a"b\c"#).unwrap(), br#""a\"b\\c""#.to_vec());
+        assert_eq!(super::quote(br#"a"b\c"#).unwrap().expose(), br#""a\"b\\c""#);
         assert!(super::quote("é".as_bytes()).is_none());
         assert!(super::quote(b"a\r\n").is_none());
     }

@@ -70,8 +70,12 @@ pub struct ImapReplay {
     mechanism: ReplayMechanism,
     credentials: ReplayCredentials,
     lines: LineBuffer,
-    out: Vec<u8>,
+    /// What to send; holds the password at login time, so it is a [`Secret`].
+    out: Secret,
     state: State,
+    /// An end decided without a store answer (credentials no login form carries, a store
+    /// that refuses plaintext LOGIN), reported by the next [`ImapReplay::next_event`].
+    decided: Option<ReplayEvent>,
     capabilities: Option<String>,
     /// RFC 2971 ID fields sent ahead of the login (the client's address), when the store
     /// advertises ID.
@@ -83,13 +87,15 @@ pub struct ImapReplay {
 impl ImapReplay {
     /// A machine waiting for the store's greeting.
     pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials, starttls: bool) -> Self {
+        let decided = credentials.problem().map(ReplayEvent::Failed);
         ImapReplay {
             starttls,
             mechanism: if credentials.authzid.is_some() { ReplayMechanism::Plain } else { mechanism },
             credentials,
             lines: LineBuffer::new(MAX_LINE),
-            out: Vec::new(),
+            out: Secret::default(),
             state: State::Greeting,
+            decided,
             capabilities: None,
             client_id: Vec::new(),
             store_has_id: false,
@@ -109,8 +115,8 @@ impl ImapReplay {
         self.lines.feed(bytes);
     }
 
-    /// Bytes to send to the store now.
-    pub fn take_output(&mut self) -> Vec<u8> {
+    /// Bytes to send to the store now (they may hold the password).
+    pub fn take_output(&mut self) -> Secret {
         std::mem::take(&mut self.out)
     }
 
@@ -122,6 +128,10 @@ impl ImapReplay {
     /// Processes buffered responses; `None` means "send the output and read more".
     pub fn next_event(&mut self) -> Option<ReplayEvent> {
         loop {
+            if let Some(event) = self.decided.take() {
+                self.state = State::Finished;
+                return Some(event);
+            }
             if matches!(self.state, State::Finished | State::AwaitingTls) {
                 return None;
             }
@@ -130,7 +140,7 @@ impl ImapReplay {
                 Ok(None) => return None,
                 Err(_) => return Some(self.fail_protocol("response line too long")),
             };
-            let response = ResponseLine::parse(&line);
+            let response = ResponseLine::parse(line.expose());
             if let Some(event) = self.on_response(response) {
                 self.state = if event == ReplayEvent::StartTls { State::AwaitingTls } else { State::Finished };
                 return Some(event);
@@ -160,7 +170,7 @@ impl ImapReplay {
                         self.out.extend_from_slice(b" STARTTLS\r\n");
                         self.state = State::StartTlsSent;
                     } else {
-                        self.send_login();
+                        return self.send_login();
                     }
                 }
                 _ => {}
@@ -239,12 +249,20 @@ impl ImapReplay {
     pub fn tls_started(&mut self) {
         self.lines.clear();
         self.capabilities = None;
-        self.send_login();
+        self.decided = self.send_login();
     }
 
-    fn send_login(&mut self) {
+    /// Queues the login; an event if it cannot be sent.
+    fn send_login(&mut self) -> Option<ReplayEvent> {
         let store_caps = self.capabilities.take().unwrap_or_default();
         let has = |cap: &str| store_caps.split(' ').any(|c| c.eq_ignore_ascii_case(cap));
+        if self.mechanism == ReplayMechanism::Login && has("LOGINDISABLED") {
+            // RFC 9051 §6.2.3: the store refuses LOGIN on this connection; sending the password
+            // anyway would only expose it.
+            return Some(self.fail_protocol(
+                "the store advertises LOGINDISABLED (no plaintext LOGIN): set BacksideStartTLS yes or SSLBacksidePort",
+            ));
+        }
         let literal_plus = has("LITERAL+");
         let mut parts = VecDeque::new();
         if self.store_has_id && !self.client_id.is_empty() {
@@ -253,15 +271,14 @@ impl ImapReplay {
             self.out.extend_from_slice(ID_TAG);
             self.out.extend_from_slice(format!(" ID ({})\r\n", fields.join(" ")).as_bytes());
         }
-        let mut current = LOGIN_TAG.to_vec();
+        let mut current = Secret::new(LOGIN_TAG);
         match self.mechanism {
             ReplayMechanism::Login => {
                 current.extend_from_slice(b" LOGIN ");
-                let user = self.credentials.authcid.as_bytes().to_vec();
-                let password = self.credentials.password.expose().to_vec();
-                push_astring(&mut current, &mut parts, &user, literal_plus);
-                current.push(b' ');
-                push_astring(&mut current, &mut parts, &password, literal_plus);
+                let (user, password) = (self.credentials.authcid.as_bytes(), self.credentials.password.expose());
+                push_astring(&mut current, &mut parts, user, literal_plus);
+                current.extend_from_slice(b" ");
+                push_astring(&mut current, &mut parts, password, literal_plus);
                 current.extend_from_slice(b"\r\n");
             }
             ReplayMechanism::Plain => {
@@ -269,28 +286,24 @@ impl ImapReplay {
                 let blob = sasl::encode_plain(authzid, &self.credentials.authcid, &self.credentials.password);
                 current.extend_from_slice(b" AUTHENTICATE PLAIN");
                 if has("SASL-IR") {
-                    current.push(b' ');
+                    current.extend_from_slice(b" ");
                     current.extend_from_slice(blob.expose());
                     current.extend_from_slice(b"\r\n");
                 } else {
                     current.extend_from_slice(b"\r\n");
                     parts.push_back(std::mem::take(&mut current));
-                    let mut response = blob.expose().to_vec();
-                    response.extend_from_slice(b"\r\n");
-                    current = response;
+                    current.extend_from_slice(blob.expose());
+                    current.extend_from_slice(b"\r\n");
                 }
             }
         }
         parts.push_back(current);
         // The first part goes now; each further one after a "+".
         if let Some(first) = parts.pop_front() {
-            self.out.extend_from_slice(&first);
+            self.out.extend_from_slice(first.expose());
         }
-        self.state = if parts.is_empty() {
-            State::Awaiting
-        } else {
-            State::Sending { parts: parts.into_iter().map(Secret::new).collect() }
-        };
+        self.state = if parts.is_empty() { State::Awaiting } else { State::Sending { parts } };
+        None
     }
 
     fn fail_protocol(&mut self, reason: &str) -> ReplayEvent {
@@ -300,14 +313,14 @@ impl ImapReplay {
 }
 
 fn quoted(s: &str) -> Option<String> {
-    super::quote(s.as_bytes()).map(|q| String::from_utf8_lossy(&q).into_owned())
+    super::quote(s.as_bytes()).map(|q| String::from_utf8_lossy(q.expose()).into_owned())
 }
 
 /// Appends `value` as a quoted string, or as a literal (closing the current part when the
 /// literal synchronises).
-fn push_astring(current: &mut Vec<u8>, parts: &mut VecDeque<Vec<u8>>, value: &[u8], literal_plus: bool) {
+fn push_astring(current: &mut Secret, parts: &mut VecDeque<Secret>, value: &[u8], literal_plus: bool) {
     if let Some(quoted) = super::quote(value) {
-        current.extend_from_slice(&quoted);
+        current.extend_from_slice(quoted.expose());
         return;
     }
     if literal_plus {
@@ -333,7 +346,7 @@ mod tests {
         for line in store {
             machine.feed(format!("{line}\r\n").as_bytes());
             let ev = machine.next_event();
-            sent.extend(machine.take_output());
+            sent.extend_from_slice(machine.take_output().expose());
             if ev.is_some() {
                 return (String::from_utf8(sent).unwrap(), ev);
             }
@@ -351,6 +364,37 @@ mod tests {
             ev,
             Some(ReplayEvent::LoggedIn { capabilities: Some("IMAP4rev1 IDLE".into()), text: "Logged in".into() })
         );
+    }
+
+    #[test]
+    fn a_store_with_logindisabled_never_sees_the_password() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "hunter2"), false);
+        let (sent, ev) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi"]);
+        assert_eq!(sent, "");
+        assert!(
+            matches!(&ev, Some(ReplayEvent::Failed(StoreFailure::Protocol { reason })) if reason.contains("LOGINDISABLED")),
+            "{ev:?}"
+        );
+        // With STARTTLS first, the capabilities after the handshake decide.
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "hunter2"), true);
+        let (sent, ev) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi", "M0 OK go"]);
+        assert_eq!((sent.as_str(), ev), ("M0 STARTTLS\r\n", Some(ReplayEvent::StartTls)));
+        m.tls_started();
+        let (sent, ev) = play(&mut m, &["M1 OK [CAPABILITY IMAP4rev1] in"]);
+        assert_eq!(sent, "M1 LOGIN \"joe\" \"hunter2\"\r\n");
+        assert!(matches!(ev, Some(ReplayEvent::LoggedIn { .. })), "{ev:?}");
+    }
+
+    #[test]
+    fn nul_is_never_sent_and_nothing_prints_the_password() {
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "hun\0ter2"), false);
+        assert!(matches!(m.next_event(), Some(ReplayEvent::Failed(StoreFailure::Rejected { .. }))));
+        assert!(m.take_output().is_empty());
+        let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "hunter2"), false);
+        m.feed(b"* OK [CAPABILITY IMAP4rev1] hi\r\n");
+        assert_eq!(m.next_event(), None);
+        assert!(!format!("{m:?}").contains("hunter2"), "{m:?}");
+        assert!(String::from_utf8_lossy(m.take_output().expose()).contains("hunter2"));
     }
 
     #[test]
@@ -454,13 +498,13 @@ mod tests {
         let mut m = ImapReplay::new(ReplayMechanism::Login, creds("joe", "pw"), true);
         m.feed(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LITERAL+] hi\r\n");
         assert_eq!(m.next_event(), None);
-        assert_eq!(m.take_output(), b"M0 STARTTLS\r\n");
+        assert_eq!(m.take_output().expose(), b"M0 STARTTLS\r\n");
         // A store (or a man in the middle) pipelining a fake answer before the handshake.
         m.feed(b"M0 OK go\r\nM1 OK [CAPABILITY FAKE] injected\r\n");
         assert_eq!(m.next_event(), Some(ReplayEvent::StartTls));
         assert_eq!(m.next_event(), None);
         m.tls_started();
-        assert_eq!(m.take_output(), b"M1 LOGIN \"joe\" \"pw\"\r\n");
+        assert_eq!(m.take_output().expose(), b"M1 LOGIN \"joe\" \"pw\"\r\n");
         m.feed(b"M1 OK [CAPABILITY IMAP4rev1 IDLE] in\r\n");
         assert_eq!(
             m.next_event(),

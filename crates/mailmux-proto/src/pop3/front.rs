@@ -138,7 +138,7 @@ impl Pop3Front {
                     return Some(Pop3Event::Close);
                 }
             };
-            if let Some(event) = self.on_line(&line) {
+            if let Some(event) = self.on_line(line.expose()) {
                 return Some(event);
             }
         }

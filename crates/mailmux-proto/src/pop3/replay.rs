@@ -45,8 +45,11 @@ pub struct Pop3Replay {
     mechanism: ReplayMechanism,
     credentials: ReplayCredentials,
     lines: LineBuffer,
-    out: Vec<u8>,
+    /// What to send; holds the password at login time, so it is a [`Secret`].
+    out: Secret,
     state: State,
+    /// Credentials no login form carries: the failure reported without asking the store.
+    decided: Option<StoreFailure>,
 }
 
 impl Pop3Replay {
@@ -59,9 +62,10 @@ impl Pop3Replay {
         Pop3Replay {
             starttls,
             mechanism: if needs_plain { ReplayMechanism::Plain } else { mechanism },
+            decided: credentials.problem(),
             credentials,
             lines: LineBuffer::new(MAX_LINE),
-            out: Vec::new(),
+            out: Secret::default(),
             state: State::Greeting,
         }
     }
@@ -71,8 +75,8 @@ impl Pop3Replay {
         self.lines.feed(bytes);
     }
 
-    /// Bytes to send to the store now.
-    pub fn take_output(&mut self) -> Vec<u8> {
+    /// Bytes to send to the store now (they may hold the password).
+    pub fn take_output(&mut self) -> Secret {
         std::mem::take(&mut self.out)
     }
 
@@ -84,6 +88,9 @@ impl Pop3Replay {
     /// Processes buffered responses; `None` means "send the output and read more".
     pub fn next_event(&mut self) -> Option<Pop3ReplayEvent> {
         loop {
+            if let Some(failure) = self.decided.take() {
+                return Some(self.finish(Pop3ReplayEvent::Failed(failure)));
+            }
             if matches!(self.state, State::Finished | State::AwaitingTls) {
                 return None;
             }
@@ -92,7 +99,7 @@ impl Pop3Replay {
                 Ok(None) => return None,
                 Err(_) => return Some(self.finish(protocol("response line too long"))),
             };
-            let line = String::from_utf8_lossy(&line).into_owned();
+            let line = String::from_utf8_lossy(line.expose()).into_owned();
             if let Some(event) = self.on_line(&line) {
                 if event == Pop3ReplayEvent::StartTls {
                     self.state = State::AwaitingTls;
@@ -153,10 +160,10 @@ impl Pop3Replay {
         match self.mechanism {
             ReplayMechanism::Login => {
                 self.out.extend_from_slice(format!("USER {}\r\n", c.authcid).as_bytes());
-                let mut pass = b"PASS ".to_vec();
+                let mut pass = Secret::new("PASS ");
                 pass.extend_from_slice(c.password.expose());
                 pass.extend_from_slice(b"\r\n");
-                self.state = State::User { pass_line: Secret::new(pass) };
+                self.state = State::User { pass_line: pass };
             }
             ReplayMechanism::Plain => {
                 let blob = sasl::encode_plain(c.authzid.as_deref().unwrap_or(""), &c.authcid, &c.password);
@@ -214,7 +221,7 @@ mod tests {
         for line in store {
             m.feed(format!("{line}\r\n").as_bytes());
             let ev = m.next_event();
-            sent.extend(m.take_output());
+            sent.extend_from_slice(m.take_output().expose());
             if ev.is_some() {
                 return (String::from_utf8(sent).unwrap(), ev);
             }
@@ -270,11 +277,11 @@ mod tests {
         let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), true);
         m.feed(b"+OK hi\r\n");
         assert_eq!(m.next_event(), None);
-        assert_eq!(m.take_output(), b"STLS\r\n");
+        assert_eq!(m.take_output().expose(), b"STLS\r\n");
         m.feed(b"+OK go\r\n+OK injected\r\n");
         assert_eq!(m.next_event(), Some(Pop3ReplayEvent::StartTls));
         m.tls_started();
-        assert_eq!(m.take_output(), b"USER joe\r\n");
+        assert_eq!(m.take_output().expose(), b"USER joe\r\n");
         let (sent, ev) = play(&mut m, &["+OK", "+OK in"]);
         assert_eq!(sent, "PASS pw\r\n");
         assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));

@@ -38,6 +38,10 @@ pub async fn log_in(
     credentials: &Credentials,
     certificate: Option<&CertificateDer<'_>>,
 ) -> Result<LoggedIn, LoginError> {
+    if let Some(problem) = mailmux_proto::login::credentials_problem(&credentials.login, credentials.password.expose())
+    {
+        return Err(LoginError::Unusable(problem));
+    }
     let (identity, entry, who) = match credentials.mechanism {
         Mechanism::External => {
             let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;

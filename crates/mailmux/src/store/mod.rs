@@ -13,7 +13,7 @@ use std::time::Duration;
 use mailmux_config::{Protocol, StoreTlsMode};
 use mailmux_proto::imap::replay::{ImapReplay, ReplayEvent};
 use mailmux_proto::pop3::replay::{Pop3Replay, Pop3ReplayEvent};
-use mailmux_proto::{ReplayCredentials, ReplayMechanism, StoreFailure};
+use mailmux_proto::{ReplayCredentials, ReplayMechanism, Secret, StoreFailure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -134,7 +134,7 @@ impl Machine {
         }
     }
 
-    fn take_output(&mut self) -> Vec<u8> {
+    fn take_output(&mut self) -> Secret {
         match self {
             Machine::Imap(m) => m.take_output(),
             Machine::Pop3(m) => m.take_output(),
@@ -184,7 +184,7 @@ async fn drive(
         // Whatever the machine queued while processing goes out before anything else.
         let out = machine.take_output();
         if !out.is_empty() {
-            stream.write_all(&out).await.map_err(io_failure)?;
+            stream.write_all(out.expose()).await.map_err(io_failure)?;
             stream.flush().await.map_err(io_failure)?;
         }
         match event {
