@@ -18,11 +18,13 @@
 //! | [`template`] | `SearchFormat` / `ReplayFormat` templates (`%s %U %V %o %C %S %A[attr]`) |
 //! | [`directory_url`] | `LdapURL` entries: `ldap://host:port/base` and `ldif:` files |
 //! | [`service`] | the per-service parameters, typed and validated |
+//! | [`edge`] | BadGuy penalties and failed-login limits of a service |
 //! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
 
 pub mod certmap;
 pub mod diagnostic;
 pub mod directory_url;
+pub mod edge;
 pub mod raw;
 pub mod service;
 pub mod service_list;
@@ -49,6 +51,12 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// `LogLevel` of `AService.cfg`.
     pub log_level: LogLevel,
+    /// `MaxSessions` (mailmux): sessions served at once; by default as many as the
+    /// process's descriptor limit allows.
+    pub max_sessions: Option<usize>,
+    /// `MaxPreLoginSessions` (mailmux): sessions not yet logged in, at once; by default half
+    /// of the session limit, so clients that never log in cannot crowd out those that do.
+    pub max_prelogin_sessions: Option<usize>,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
 }
@@ -77,6 +85,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     };
     let mut log_dir = None;
     let mut log_level = LogLevel::default();
+    let (mut max_sessions, mut max_prelogin_sessions) = (None, None);
     let mut service_list = None;
     for entry in &entries {
         match entry.key.as_str() {
@@ -87,6 +96,16 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
             "loglevel" => match LogLevel::parse(&entry.value) {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
+            },
+            "maxsessions" | "maxpreloginsessions" => match entry.value.trim().parse::<usize>() {
+                Ok(n) if n > 0 => {
+                    *(if entry.key == "maxsessions" { &mut max_sessions } else { &mut max_prelogin_sessions }) = Some(n)
+                }
+                _ => diags.error(
+                    &aservice_path,
+                    entry.line,
+                    format!("{}: '{}' is not a positive number", entry.name, entry.value),
+                ),
             },
             "numthreads" => diags.warn(
                 &aservice_path,
@@ -118,7 +137,8 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
-    Ok(Loaded { config: Config { dir: dir.to_path_buf(), log_dir, log_level, services }, warnings: diags })
+    let config = Config { dir: dir.to_path_buf(), log_dir, log_level, max_sessions, max_prelogin_sessions, services };
+    Ok(Loaded { config, warnings: diags })
 }
 
 /// A path from a configuration value, relative to the configuration directory.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use mailmux_proto::{ReplayMechanism, Secret};
 
 use crate::certmap::CertMap;
+use crate::edge::EdgeConfig;
 use crate::raw::Entry;
 use crate::tls::{ServerTls, StoreTls, TlsParams};
 use crate::{Diagnostics, DirectoryUrl, Template, directory_url};
@@ -138,6 +139,8 @@ pub struct ServiceConfig {
     /// `StoreAdmin` / `StoreAdminPass`: the store identity mailmux logs in as on behalf of
     /// users it authenticated itself (certificates).
     pub store_admin: Option<(String, Secret)>,
+    /// Who may connect and what failed logins cost (BadGuy, failure limits).
+    pub edge: EdgeConfig,
 }
 
 /// What mailmux advertises before login when `Capability` is not set.
@@ -151,12 +154,6 @@ const NOT_YET: &[&str] = &[
     "authenticationserver",
     "authservice",
     "authservicettl",
-    "bgdecay",
-    "bgexcluded",
-    "bglinear",
-    "bgmax",
-    "bgmaxbadness",
-    "bgpenalty",
     "canonicalvirtualdomaindelim",
     "clientlookup",
     "connlimits",
@@ -222,6 +219,7 @@ pub fn build(
         restrict_plain_passwords: false,
         cert_map: None,
         store_admin: None,
+        edge: EdgeConfig::default(),
     };
     let (mut store_admin, mut store_admin_pass) = (None, None);
     let mut cert_map_line = 0;
@@ -229,7 +227,7 @@ pub fn build(
     let mut tls = TlsParams::default();
     for e in entries {
         let v = e.value.trim();
-        if let Some(result) = tls.take(e, dir, file, diags) {
+        if let Some(result) = tls.take(e, dir, file, diags).or_else(|| svc.edge.take(e, dir)) {
             if let Err(message) = result {
                 diags.error(file, e.line, format!("{}: {message}", e.name));
             }

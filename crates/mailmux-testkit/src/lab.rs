@@ -176,7 +176,11 @@ impl Lab {
                  default:LdapTimeout 10\n\
                  default:BacksideTimeout 15\n\
                  default:ShutdownTimeout 2\n\
-                 default:ServerDownAlert \"{SERVER_DOWN_ALERT}\"\n",
+                 default:ServerDownAlert \"{SERVER_DOWN_ALERT}\"\n\
+                 # Tests fail logins on purpose: no failure floor or BadGuy penalty unless a\n\
+                 # test sets them (tests of those features do).\n\
+                 default:FailureDelay 0\n\
+                 default:BGPenalty 0\n",
                 slapd::ADMIN_DN,
                 slapd::ADMIN_PASSWORD
             )

@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | [`server`] | builds the runtime from a [`mailmux_config::Config`], binds, runs, drains |
 //! | [`listen`] | accept loop: connection permits, accept back-off, one task per session |
+//! | [`access`] | the edge: session budgets from the descriptor limit, `ConnLimits`, BadGuy |
 //! | [`session`] | drives the IMAP / POP3 front machines until the client is logged in |
 //! | [`identity`] | login name → user and domain (`VirtualDomainDelim`, `DefaultDomain`) |
 //! | [`certificate`] | client certificate → directory search (`certmap.conf`) |
@@ -26,6 +27,7 @@
 //! | [`outcome`] | how a session ended: the bounded words of the summary line |
 //! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
 
+pub mod access;
 pub mod certificate;
 pub mod directory;
 pub mod error;

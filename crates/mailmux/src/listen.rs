@@ -1,5 +1,6 @@
-//! Accepting connections: a deep accept queue, a permit per session, back-off on accept
-//! errors, one task each.
+//! Accepting connections: a deep accept queue, a session permit taken before the task is
+//! spawned (so the number of tasks is bounded too), back-off on accept errors, one task each.
+//! Everything else about admission happens in the session's own task ([`session::serve`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use mailmux_config::Protocol;
 use mailmux_proto::imap::front::ImapFront;
 use mailmux_proto::pop3::front::Pop3Front;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::access::{self, Edge};
+use crate::outcome::Refusal;
 use crate::server::Service;
 use crate::session::{self, SessionContext};
 
@@ -41,8 +43,8 @@ pub struct Acceptor {
     pub service: Arc<Service>,
     /// Whether the port speaks TLS from the first byte (`SSLPorts`).
     pub implicit_tls: bool,
-    /// Session permits shared by all listeners.
-    pub permits: Arc<Semaphore>,
+    /// Session budgets, shared by all listeners.
+    pub edge: Arc<Edge>,
     /// Where session tasks are tracked for the drain.
     pub sessions: TaskTracker,
     /// Stops accepting.
@@ -72,13 +74,13 @@ pub async fn accept_loop(a: Acceptor) {
                 continue;
             }
         };
-        let Ok(permit) = a.permits.clone().try_acquire_owned() else {
-            tracing::warn!(client = %peer, "session limit reached; connection refused");
-            let goodbye: &[u8] = match a.service.config.protocol {
-                Protocol::Imap => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
-                Protocol::Pop3 => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
-            };
-            let _ = stream.try_write(goodbye);
+        let Ok(permit) = a.edge.sessions.clone().try_acquire_owned() else {
+            if a.edge.log_refusal(Refusal::SessionLimit) {
+                tracing::warn!(client = %peer, limit = a.edge.session_limit, "session limit reached; connection refused");
+            }
+            if !a.implicit_tls {
+                let _ = stream.try_write(access::refusal_text(a.service.config.protocol, Refusal::SessionLimit));
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -91,15 +93,21 @@ pub async fn accept_loop(a: Acceptor) {
             Protocol::Imap => tracing::info_span!("imap", id, client = %peer, local = %local),
             Protocol::Pop3 => tracing::info_span!("pop3", id, client = %peer, local = %local),
         };
-        let ctx = SessionContext { id, client: peer, local, service: a.service.clone(), shutdown: a.shutdown.clone() };
+        let ctx = SessionContext {
+            id,
+            client: peer,
+            local,
+            service: a.service.clone(),
+            edge: a.edge.clone(),
+            shutdown: a.shutdown.clone(),
+        };
         let implicit_tls = a.implicit_tls;
         a.sessions.spawn(
             async move {
                 match protocol {
-                    Protocol::Imap => session::run::<ImapFront>(stream, implicit_tls, ctx).await,
-                    Protocol::Pop3 => session::run::<Pop3Front>(stream, implicit_tls, ctx).await,
+                    Protocol::Imap => session::serve::<ImapFront>(stream, implicit_tls, ctx, permit).await,
+                    Protocol::Pop3 => session::serve::<Pop3Front>(stream, implicit_tls, ctx, permit).await,
                 }
-                drop(permit);
             }
             .instrument(span),
         );

@@ -13,17 +13,13 @@ use std::time::Duration;
 
 use mailmux_config::{Config, Protocol, ServiceConfig};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::{Edge, budget};
 use crate::directory::{self, Directory};
 use crate::listen;
 use crate::tls::{self, TlsSetupError};
-
-/// Sessions one process serves at once. Each takes two descriptors; this stays under the
-/// 20,000 open files these machines allow, with room for listeners, LDAP and logs.
-pub const MAX_SESSIONS: usize = 9_000;
 
 /// One service of one configuration generation: what every session of it shares.
 pub struct Service {
@@ -128,11 +124,27 @@ pub struct Server {
     /// Each listener with its service and whether it speaks TLS from the first byte.
     listeners: Vec<(Arc<Service>, TcpListener, bool)>,
     drain: Duration,
+    /// Budgets, connection counts and penalty tables: they outlive configuration generations.
+    edge: Arc<Edge>,
 }
 
 impl Server {
     /// Builds every service and binds every listener of `config`.
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
+        let descriptors = match budget::raise_descriptor_limit() {
+            Ok(limit) => {
+                tracing::info!(was = limit.was, now = limit.soft, "open-files limit raised to the hard limit");
+                limit.soft
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read or raise the open-files limit; assuming 1024");
+                1024
+            }
+        };
+        let sessions = budget::session_limit(descriptors, config.max_sessions);
+        let prelogin = budget::prelogin_limit(sessions, config.max_prelogin_sessions);
+        tracing::info!(sessions, prelogin, descriptors, "session limits");
+        let edge = Arc::new(Edge::new(sessions, prelogin));
         let mut listeners = Vec::new();
         let mut drain = Duration::ZERO;
         for svc in &config.services {
@@ -147,7 +159,12 @@ impl Server {
                 listeners.push((service.clone(), listener, implicit_tls));
             }
         }
-        Ok(Server { listeners, drain })
+        Ok(Server { listeners, drain, edge })
+    }
+
+    /// The edge's state (budgets, connection counts, penalty tables), for tests and metrics.
+    pub fn edge(&self) -> Arc<Edge> {
+        self.edge.clone()
     }
 
     /// The bound addresses, with the protocol served on each.
@@ -158,7 +175,6 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run(self, shutdown: CancellationToken) {
         let sessions = TaskTracker::new();
-        let permits = Arc::new(Semaphore::new(MAX_SESSIONS));
         let ids = Arc::new(AtomicU64::new(1));
         let mut acceptors = Vec::new();
         for (service, listener, implicit_tls) in self.listeners {
@@ -169,7 +185,7 @@ impl Server {
                 listener,
                 implicit_tls,
                 service,
-                permits: permits.clone(),
+                edge: self.edge.clone(),
                 sessions: sessions.clone(),
                 shutdown: shutdown.clone(),
                 ids: ids.clone(),

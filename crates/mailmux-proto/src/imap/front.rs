@@ -347,6 +347,14 @@ impl ImapFront {
         self.state = State::Ready;
     }
 
+    /// The login failed and the client has failed too often: say so, answer the login, and
+    /// close.
+    pub fn reject_and_close(&mut self, tag: &[u8], rejection: &Rejection) {
+        self.out.extend_from_slice(b"* BYE Too many authentication failures\r\n");
+        self.reject(tag, rejection);
+        self.state = State::Done;
+    }
+
     /// Says goodbye before a server shutdown.
     pub fn shutdown(&mut self) {
         self.out.extend_from_slice(b"* BYE [UNAVAILABLE] Server shutting down\r\n");
@@ -528,6 +536,20 @@ mod tests {
         f.feed(b"d NOOP\r\n");
         assert_eq!(f.next_event(), None);
         assert!(f.take_output().is_empty());
+    }
+
+    #[test]
+    fn the_last_failure_says_goodbye() {
+        let mut f = front();
+        f.take_output();
+        f.feed(b"a LOGIN joe bad\r\nb LOGIN joe again\r\n");
+        let (tag, ..) = expect_login(f.next_event());
+        f.reject_and_close(&tag, &Rejection::AuthenticationFailed);
+        assert_eq!(
+            String::from_utf8(f.take_output()).unwrap(),
+            "* BYE Too many authentication failures\r\na NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+        );
+        assert_eq!(f.next_event(), None, "nothing more is read");
     }
 
     #[test]

@@ -320,6 +320,12 @@ impl Pop3Front {
         self.state = State::Authorization { user: None };
     }
 
+    /// The login failed and the client has failed too often: answer and close.
+    pub fn reject_and_close(&mut self) {
+        self.reply("-ERR [AUTH] Authentication failed; too many failures, closing connection");
+        self.state = State::Done;
+    }
+
     /// Says goodbye before a server shutdown.
     pub fn shutdown(&mut self) {
         self.reply("-ERR [SYS/TEMP] Server shutting down");

@@ -46,6 +46,10 @@ impl Front for ImapFront {
         ImapFront::reject(self, &tag, rejection);
     }
 
+    fn reject_and_close(&mut self, tag: Vec<u8>) {
+        ImapFront::reject_and_close(self, &tag, &Rejection::AuthenticationFailed);
+    }
+
     fn tls_started(&mut self, client_certificate: bool) {
         ImapFront::tls_started(self, client_certificate);
     }

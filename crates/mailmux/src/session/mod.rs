@@ -25,10 +25,12 @@ use std::sync::Arc;
 
 use mailmux_proto::{Credentials, Rejection};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::outcome::Outcome;
+use crate::access::{self, Admission, Edge};
+use crate::outcome::{Outcome, Refusal};
 use crate::relay;
 use crate::route::StoreAddr;
 use crate::server::Service;
@@ -44,6 +46,8 @@ pub struct SessionContext {
     pub local: SocketAddr,
     /// The service's configuration generation and directory.
     pub service: Arc<Service>,
+    /// Budgets, connection counts and penalty tables, for the life of the server.
+    pub edge: Arc<Edge>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
 }
@@ -84,6 +88,8 @@ pub trait Front: Send + Sized {
     fn accept(&mut self, ticket: Self::Ticket, capabilities: Option<&str>, text: &str) -> Vec<u8>;
     /// The login failed; the client may retry.
     fn reject(&mut self, ticket: Self::Ticket, rejection: &Rejection);
+    /// The login failed and the client has failed too often: answer, say goodbye, close.
+    fn reject_and_close(&mut self, ticket: Self::Ticket);
     /// The STARTTLS/STLS handshake succeeded.
     fn tls_started(&mut self, client_certificate: bool);
     /// Goodbye at server shutdown.
@@ -103,17 +109,44 @@ struct Summary {
     down: u64,
 }
 
-/// Runs one session to its end and logs its summary. `implicit_tls`: the port speaks TLS
-/// from the first byte.
+/// Serves one accepted connection that holds a session permit: admits it (pre-login budget,
+/// `ConnLimits`) or turns it away, then runs the session. `implicit_tls`: the port speaks
+/// TLS from the first byte.
+pub async fn serve<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, permit: OwnedSemaphorePermit) {
+    let protocol = ctx.service.config.protocol;
+    match ctx.edge.admit(protocol, ctx.client.ip(), None, permit) {
+        Ok(admission) => run::<F>(tcp, implicit_tls, ctx, admission).await,
+        Err(refusal) => {
+            if ctx.edge.log_refusal(refusal) {
+                match refusal {
+                    Refusal::ConnLimit => {
+                        tracing::warn!("Connection limit reached for client IP {}", ctx.client.ip())
+                    }
+                    Refusal::PreLoginBudget => tracing::warn!(
+                        limit = ctx.edge.prelogin_limit,
+                        "too many sessions before login; connection refused"
+                    ),
+                    Refusal::SessionLimit | Refusal::Access => tracing::warn!("connection refused"),
+                }
+            }
+            if !implicit_tls {
+                let _ = tcp.try_write(access::refusal_text(protocol, refusal));
+            }
+        }
+    }
+}
+
+/// Runs one admitted session to its end and logs its summary.
 ///
 /// The pre-login phase hands over a logged-in pair of streams and is dropped before the relay
 /// starts, so a relayed session holds its two streams and the relay's buffers, nothing of its
 /// dialogue (front machine, read buffer, credentials).
-pub async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext) {
+async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, mut admission: Admission) {
     let started = Instant::now();
     let mut summary = Summary::default();
     let outcome = match prelogin::run::<F>(tcp, implicit_tls, &ctx, &mut summary).await {
         Ok(handed) => {
+            admission.logged_in();
             let stats = relay::relay(
                 handed.client,
                 handed.client_pending,

@@ -44,6 +44,10 @@ impl Front for Pop3Front {
         Pop3Front::reject(self, rejection);
     }
 
+    fn reject_and_close(&mut self, _: ()) {
+        Pop3Front::reject_and_close(self);
+    }
+
     fn tls_started(&mut self, client_certificate: bool) {
         Pop3Front::tls_started(self, client_certificate);
     }

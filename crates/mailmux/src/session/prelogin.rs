@@ -6,12 +6,14 @@
 
 use std::time::Duration;
 
-use mailmux_proto::Rejection;
+use mailmux_proto::{Credentials, Rejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::{Front, SessionContext, Step, Summary, TlsState, login};
+use crate::access::IpKey;
+use crate::error::LoginError;
 use crate::outcome::Outcome;
 use crate::tls::{ClientStream, MaybeTls, StoreStream};
 
@@ -81,6 +83,8 @@ async fn converse<F: Front>(
     let mut buf = vec![0u8; READ_SIZE];
     // What ends the session if the client goes away now.
     let mut leaving = Outcome::ClosedBeforeLogin;
+    // Failed logins on this connection (MaxLoginFailures).
+    let mut failures = 0u32;
     loop {
         summary.tls = client.is_tls();
         let step = front.next_step();
@@ -100,8 +104,8 @@ async fn converse<F: Front>(
             }
             Some(Step::Login(ticket, credentials)) => {
                 summary.user = Some(credentials.login.clone());
-                match login::log_in(ctx, &credentials, client.peer_certificate()).await {
-                    Ok(done) => {
+                match attempt(ctx, &credentials, client.peer_certificate(), deadline).await {
+                    Attempt::LoggedIn(done) => {
                         tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
                         summary.user = Some(done.user);
                         summary.store = Some(done.store);
@@ -115,19 +119,35 @@ async fn converse<F: Front>(
                             store_pending: login.pending,
                         });
                     }
-                    Err(e) => {
+                    Attempt::Failed(e) => {
                         let rejection = e.rejection(svc.server_down_alert.as_deref());
                         match rejection {
                             Rejection::AuthenticationFailed => {
                                 tracing::info!(user = %credentials.login, reason = %e, "login refused");
                                 leaving = Outcome::AuthFailed;
+                                failures += 1;
                             }
                             Rejection::Unavailable { .. } => {
                                 tracing::warn!(user = %credentials.login, reason = %e, "login failed");
                                 leaving = Outcome::Unavailable;
                             }
                         }
+                        if failures >= svc.edge.max_login_failures {
+                            front.reject_and_close(ticket);
+                            let _ = flush(&mut client, &mut front, deadline).await;
+                            return Err(Outcome::TooManyFailures);
+                        }
                         front.reject(ticket, &rejection);
+                    }
+                    Attempt::TimedOut => {
+                        front.idle_timeout();
+                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
+                        return Err(Outcome::LoginTimeout);
+                    }
+                    Attempt::ShutDown => {
+                        front.shutdown();
+                        let _ = flush(&mut client, &mut front, Instant::now() + Duration::from_secs(1)).await;
+                        return Err(Outcome::Shutdown);
                     }
                 }
             }
@@ -150,6 +170,68 @@ async fn converse<F: Front>(
                 }
             }
         }
+    }
+}
+
+/// How one login attempt ended.
+enum Attempt {
+    LoggedIn(login::LoggedIn),
+    Failed(LoginError),
+    /// The pre-login deadline passed first.
+    TimedOut,
+    /// The server began to shut down first.
+    ShutDown,
+}
+
+/// One login attempt, from the BadGuy wait to the answer, within the pre-login deadline and
+/// stopped by shutdown.
+///
+/// ```text
+/// wait the address's badness ─▶ verify (directory, store) ─┬─ ok: clear the address's record
+///                                                          └─ refused: add a penalty, and answer
+///                                                             no sooner than FailureDelay after
+///                                                             the attempt began
+/// ```
+///
+/// The floor is what makes an unknown user (refused by the directory at once) and a wrong
+/// password (refused by the store after its own delay) look alike from the outside; the
+/// BadGuy wait is what slows one address's guessing without touching anybody else.
+async fn attempt(
+    ctx: &SessionContext,
+    credentials: &Credentials,
+    certificate: Option<&rustls::pki_types::CertificateDer<'_>>,
+    deadline: Instant,
+) -> Attempt {
+    let svc = &ctx.service.config;
+    let key = IpKey::of(ctx.client.ip());
+    let badguys = ctx.edge.badguys(svc.protocol);
+    let work = async {
+        let penalty = badguys.penalty(&svc.edge.badguy, key, Instant::now());
+        if !penalty.is_zero() {
+            tracing::debug!(penalty_ms = penalty.as_millis() as u64, "badguy: delaying this authentication");
+            tokio::time::sleep(penalty).await;
+        }
+        // The floor counts from here: the penalty comes on top of it.
+        let started = Instant::now();
+        let result = login::log_in(ctx, credentials, certificate).await;
+        match &result {
+            Ok(_) => badguys.succeeded(key),
+            Err(e) if e.rejection(None) == Rejection::AuthenticationFailed => {
+                let badness = badguys.failed(&svc.edge.badguy, key, Instant::now());
+                tracing::info!("badguy {key} now has {} badness", badness.as_secs());
+                tokio::time::sleep_until(started + svc.edge.failure_delay).await;
+            }
+            Err(_) => {}
+        }
+        result
+    };
+    tokio::select! {
+        result = work => match result {
+            Ok(done) => Attempt::LoggedIn(done),
+            Err(e) => Attempt::Failed(e),
+        },
+        _ = tokio::time::sleep_until(deadline) => Attempt::TimedOut,
+        _ = ctx.shutdown.cancelled() => Attempt::ShutDown,
     }
 }
 

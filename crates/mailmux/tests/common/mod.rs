@@ -125,3 +125,67 @@ pub async fn pop3_expect_store(c: &mut Transcript, store: usize) {
     c.expect("+OK").await;
     c.expect_closed().await;
 }
+
+/// The `mailmux` binary running as a process of its own (for what only a process shows:
+/// its memory, its descriptor limit, its log files, signals).
+pub struct MailmuxProcess {
+    pub child: tokio::process::Child,
+    pub pid: u32,
+    pub imap: SocketAddr,
+    pub pop3: SocketAddr,
+}
+
+impl MailmuxProcess {
+    /// Rewrites `dir`'s AService.cfg to listen on fixed free ports (plus `aservice_extra`
+    /// lines), starts `mailmux run`, and waits until it listens. `MAILMUX_TEST_BINARY`, when
+    /// set, names another build to run instead (to show a test failing on an older one).
+    pub async fn start(dir: &Path, aservice_extra: &str) -> MailmuxProcess {
+        use mailmux_testkit::ports::free_port;
+        let (imap_port, pop3_port) = (free_port(), free_port());
+        std::fs::write(
+            dir.join("AService.cfg"),
+            format!(
+                "default:ServiceList imapproxy@127.0.0.1:{imap_port} popproxy@127.0.0.1:{pop3_port}\n\
+                 default:LogDir {}/log\ndefault:LogLevel 6\n{aservice_extra}",
+                dir.display()
+            ),
+        )
+        .expect("write AService.cfg");
+        let binary = std::env::var_os("MAILMUX_TEST_BINARY")
+            .map_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailmux")), std::path::PathBuf::from);
+        let child = tokio::process::Command::new(binary)
+            .arg("run")
+            .arg("-c")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start mailmux");
+        let pid = child.id().expect("pid");
+        let (imap, pop3) = (([127, 0, 0, 1], imap_port).into(), ([127, 0, 0, 1], pop3_port).into());
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(imap).await.is_ok() && tokio::net::TcpStream::connect(pop3).await.is_ok()
+            {
+                return MailmuxProcess { child, pid, imap, pop3 };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("mailmux did not listen on {imap} and {pop3}");
+    }
+
+    /// Resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Everything the process logged so far (its LogDir under the configuration directory).
+    pub fn log(&self, dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("log/mailmux.log")).unwrap_or_default()
+    }
+}
