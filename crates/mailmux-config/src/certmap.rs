@@ -24,16 +24,26 @@
 //! * `VerifyCert on` — the presented certificate must also be one of the entry's
 //!   `userCertificate` values.
 //!
+//! The issuer DN is parsed here ([`Dn::parse`]: RFC 4514, `\,` and `\XX` escapes honoured), so
+//! a line that is not a DN is a configuration error with its line, not a map that silently
+//! never applies. It is compared with a certificate's issuer as the MMP did ([`Dn::matches`]:
+//! attribute types and values ignoring case, spaces around separators ignored, either order).
+//! `DNComps`/`FilterComps` attributes are stored in [`dn`]'s canonical form, the
+//! one certificate subjects are read into; a name mailmux never reads from a certificate is
+//! warned about, since every certificate would then be refused.
+//!
 //! Certmap plug-ins (`library`, `InitFn`) are not supported, as in the MMP.
 
 use std::path::Path;
 
 use crate::Diagnostics;
+use crate::dn::{self, Dn};
 
 /// One subject component used by `DNComps` or `FilterComps`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
-    /// The subject attribute, lower-case short name (`cn`, `ou`, `o`, `e`, `uid` …).
+    /// The subject attribute, canonical (`cn`, `ou`, `o`, `e`, `uid` … or a dotted OID; see
+    /// [`dn::canonical_attr`]).
     pub from: String,
     /// The directory attribute it becomes (the same unless renamed).
     pub to: String,
@@ -56,7 +66,7 @@ pub struct Mapping {
     /// The map's name.
     pub name: String,
     /// The issuer DN it applies to; `None` for `certmap default default`.
-    pub issuer: Option<String>,
+    pub issuer: Option<Dn>,
     /// `DNComps`.
     pub dn_comps: DnComps,
     /// `FilterComps` (empty: every entry under the base, `(objectClass=*)`).
@@ -75,38 +85,20 @@ pub struct CertMap {
 }
 
 impl CertMap {
-    /// The mapping for a certificate issuer (as an RFC 4514 string, in either order), or
-    /// the default one.
-    pub fn for_issuer(&self, issuer: &str) -> Option<&Mapping> {
-        let wanted = normalize_dn(issuer);
-        let mut reversed = wanted.clone();
-        reversed.reverse();
+    /// The mapping for a certificate issuer, or the default one.
+    pub fn for_issuer(&self, issuer: &Dn) -> Option<&Mapping> {
         self.mappings
             .iter()
-            .find(|m| {
-                m.issuer.as_deref().is_some_and(|i| {
-                    let i = normalize_dn(i);
-                    i == wanted || i == reversed
-                })
-            })
+            .find(|m| m.issuer.as_ref().is_some_and(|i| i.matches(issuer)))
             .or_else(|| self.mappings.iter().find(|m| m.issuer.is_none()))
     }
-}
-
-/// A DN as lower-case `attr=value` components, spaces around separators removed.
-pub fn normalize_dn(dn: &str) -> Vec<String> {
-    dn.split(',')
-        .map(|rdn| {
-            let (a, v) = rdn.split_once('=').unwrap_or((rdn, ""));
-            format!("{}={}", a.trim().to_ascii_lowercase(), v.trim().to_lowercase())
-        })
-        .filter(|c| c != "=")
-        .collect()
 }
 
 /// Parses `certmap.conf`; problems are reported with file and line.
 pub fn parse(file: &Path, text: &str, diags: &mut Diagnostics) -> CertMap {
     let mut mappings: Vec<Mapping> = Vec::new();
+    // Maps whose header line was in error: their property lines are not errors of their own.
+    let mut broken: Vec<String> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let trimmed = raw.trim();
@@ -127,9 +119,26 @@ pub fn parse(file: &Path, text: &str, diags: &mut Diagnostics) -> CertMap {
                 continue;
             }
             let is_default = name.eq_ignore_ascii_case("default") && issuer.eq_ignore_ascii_case("default");
+            let issuer = if is_default {
+                None
+            } else {
+                match Dn::parse(issuer) {
+                    Ok(dn) => Some(dn),
+                    Err(e) => {
+                        let hint = if issuer.eq_ignore_ascii_case("default") {
+                            " (only 'certmap default default' names the default map)"
+                        } else {
+                            ""
+                        };
+                        diags.error(file, line, format!("certmap {name}: issuer '{issuer}' is not a DN: {e}{hint}"));
+                        broken.push(name.to_owned());
+                        continue;
+                    }
+                }
+            };
             mappings.push(Mapping {
                 name: name.to_owned(),
-                issuer: (!is_default).then(|| issuer.to_owned()),
+                issuer,
                 dn_comps: DnComps::SubjectIsEntry,
                 filter_comps: Vec::new(),
                 verify_cert: false,
@@ -142,19 +151,22 @@ pub fn parse(file: &Path, text: &str, diags: &mut Diagnostics) -> CertMap {
             continue;
         };
         let Some(mapping) = mappings.iter_mut().find(|m| m.name.eq_ignore_ascii_case(map_name)) else {
+            if broken.iter().any(|b| b.eq_ignore_ascii_case(map_name)) {
+                continue;
+            }
             diags.error(file, line, format!("property for certmap '{map_name}', which is not defined above"));
             continue;
         };
         match property.to_ascii_lowercase().as_str() {
             "dncomps" => {
-                let comps = components(rest);
+                let comps = components(rest, file, line, diags);
                 mapping.dn_comps = if comps.is_empty() {
                     DnComps::ConfiguredBase
                 } else {
                     DnComps::Components(comps)
                 };
             }
-            "filtercomps" => mapping.filter_comps = components(rest),
+            "filtercomps" => mapping.filter_comps = components(rest, file, line, diags),
             "verifycert" => match crate::raw::parse_bool(rest) {
                 Ok(b) => mapping.verify_cert = b,
                 Err(e) => diags.error(file, line, format!("VerifyCert: {e}")),
@@ -170,15 +182,34 @@ pub fn parse(file: &Path, text: &str, diags: &mut Diagnostics) -> CertMap {
     CertMap { mappings }
 }
 
-fn components(value: &str) -> Vec<Component> {
-    value
-        .split([',', ' '])
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            let (from, to) = c.split_once('=').unwrap_or((c, c));
-            Component { from: from.trim().to_ascii_lowercase(), to: to.trim().to_ascii_lowercase() }
-        })
-        .collect()
+/// `ATTR` or `FROMATTR=TOATTR` items, separated by commas or spaces.
+fn components(value: &str, file: &Path, line: usize, diags: &mut Diagnostics) -> Vec<Component> {
+    let mut out = Vec::new();
+    for item in value.split([',', ' ']).filter(|c| !c.is_empty()) {
+        let (from, to) = item.split_once('=').unwrap_or((item, item));
+        // `mail` is the directory's name for what certificates call emailAddress (`e`).
+        let canonical = if from.eq_ignore_ascii_case("mail") { Some("e".to_owned()) } else { dn::canonical_attr(from) };
+        let Some(from) = canonical else {
+            diags.error(file, line, format!("'{from}' is not an attribute name"));
+            continue;
+        };
+        if to.trim().is_empty() {
+            diags.error(file, line, format!("'{item}' names no directory attribute after '='"));
+            continue;
+        }
+        if !dn::is_known(&from) && !from.starts_with(|c: char| c.is_ascii_digit()) {
+            diags.warn(
+                file,
+                line,
+                format!(
+                    "'{from}' is not a subject attribute mailmux reads by name ({}, or a dotted OID): every certificate will be refused",
+                    dn::KNOWN_ATTRIBUTES.iter().map(|(_, n, _)| *n).collect::<Vec<_>>().join(" ")
+                ),
+            );
+        }
+        out.push(Component { from, to: to.trim().to_ascii_lowercase() });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -211,15 +242,53 @@ mod tests {
     fn issuer_matching_ignores_case_spacing_and_order() {
         let mut d = Diagnostics::default();
         let map = parse(Path::new("c"), SAMPLE, &mut d);
-        assert_eq!(map.for_issuer("C=US,O=Siroe.com").map(|m| m.name.as_str()), Some("siroe"));
-        assert_eq!(map.for_issuer("o=siroe.com,c=us").map(|m| m.name.as_str()), Some("siroe"));
-        assert_eq!(map.for_issuer("CN=Other CA").map(|m| m.name.as_str()), Some("default"));
+        let name = |issuer: &str| {
+            map.for_issuer(&Dn::parse(issuer).expect("test DN")).map(|m| m.name.clone()).unwrap_or_default()
+        };
+        assert_eq!(name("C=US,O=Siroe.com"), "siroe");
+        assert_eq!(name("o=siroe.com,c=us"), "siroe");
+        assert_eq!(name("CN=Other CA"), "default");
+        assert_eq!(name("o=siroe.com+c=US"), "default", "one multi-valued RDN is not two RDNs");
+    }
+
+    #[test]
+    fn issuer_with_an_escaped_comma_is_one_value() {
+        let text = "certmap default default\ndefault:DNComps\n\
+                    certmap inc cn=Siroe\\, Inc. CA, o=siroe.com\ninc:FilterComps uid\n";
+        let mut d = Diagnostics::default();
+        let map = parse(Path::new("c"), text, &mut d);
+        assert!(d.is_empty(), "{d}");
+        let name = |issuer: &str| {
+            map.for_issuer(&Dn::parse(issuer).expect("test DN")).map(|m| m.name.clone()).unwrap_or_default()
+        };
+        assert_eq!(name("CN=Siroe\\, Inc. CA,O=siroe.com"), "inc");
+        assert_eq!(name("CN=Siroe\\2C Inc. CA,O=siroe.com"), "inc");
+        // Split at the comma, the old way, this was three components and matched.
+        assert_eq!(name("CN=Siroe,CN=Inc. CA,O=siroe.com"), "default");
+    }
+
+    #[test]
+    fn an_issuer_that_is_not_a_dn_is_an_error_with_its_line() {
+        let text = "certmap default default\ncertmap bad cn=a\\\nbad:FilterComps uid\ncertmap other default\n\
+                    certmap odd o=x\nodd:FilterComps u_id, mail, title, cn=\n";
+        let mut d = Diagnostics::default();
+        let map = parse(Path::new("certmap.conf"), text, &mut d);
+        let text = d.to_string();
+        assert!(text.contains("certmap.conf:2: error: certmap bad: issuer 'cn=a\\' is not a DN"), "{text}");
+        assert!(!text.contains("certmap.conf:3"), "no second error for the broken map's properties: {text}");
+        assert!(text.contains("certmap.conf:4: error: certmap other: issuer 'default' is not a DN"), "{text}");
+        assert!(text.contains("only 'certmap default default'"), "{text}");
+        assert!(text.contains("certmap.conf:6: error: 'u_id' is not an attribute name"), "{text}");
+        assert!(text.contains("certmap.conf:6: warning: 'title' is not a subject attribute"), "{text}");
+        assert!(text.contains("certmap.conf:6: error: 'cn=' names no directory attribute"), "{text}");
+        let odd = map.mappings.iter().find(|m| m.name == "odd").expect("odd map");
+        assert_eq!(odd.filter_comps[0], Component { from: "e".into(), to: "mail".into() });
     }
 
     #[test]
     fn errors_have_lines() {
         let mut d = Diagnostics::default();
-        parse(Path::new("c"), "x:DNComps\ncertmap onlyname\ncertmap a b\na:library /x.so\n", &mut d);
+        parse(Path::new("c"), "x:DNComps\ncertmap onlyname\ncertmap a cn=b\na:library /x.so\n", &mut d);
         let text = d.to_string();
         assert!(text.contains("c:1: error: property for certmap 'x'"), "{text}");
         assert!(text.contains("c:2: error: certmap needs a name"), "{text}");

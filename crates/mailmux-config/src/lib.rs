@@ -14,6 +14,7 @@
 //! | [`raw`] | line syntax: sections, quoting, comments, booleans |
 //! | [`certmap`] | `certmap.conf`: client certificate → directory search |
 //! | [`diagnostic`] | a problem with its file and line |
+//! | [`dn`] | distinguished names: RFC 4514 strings, certificate string types, issuer comparison |
 //! | [`service_list`] | `ServiceList` items and listening addresses |
 //! | [`template`] | `SearchFormat` / `ReplayFormat` templates (`%s %U %V %o %C %S %A[attr]`) |
 //! | [`directory_url`] | `LdapURL` entries: `ldap://host:port/base` and `ldif:` files |
@@ -24,6 +25,7 @@
 pub mod certmap;
 pub mod diagnostic;
 pub mod directory_url;
+pub mod dn;
 pub mod edge;
 pub mod raw;
 pub mod service;

@@ -15,6 +15,7 @@
 //! | [`slapd`] | an OpenLDAP server from a 20-line `slapd.conf` |
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
 //! | [`pki`] | a test CA: server and client certificates, CRLs |
+//! | [`subject`] | hand-made certificate subjects: multi-valued RDNs, any string type, bad values |
 //! | [`lab`] | the whole site, and mailmux configuration directories pointing at it |
 //! | [`transcript`] | a line client whose failures print the conversation so far |
 
@@ -24,6 +25,7 @@ pub mod lab;
 pub mod pki;
 pub mod ports;
 pub mod slapd;
+pub mod subject;
 pub mod transcript;
 
 use std::path::PathBuf;

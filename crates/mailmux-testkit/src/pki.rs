@@ -4,13 +4,21 @@
 //!
 //! A self-signed `openssl req -x509` certificate carries CA:TRUE and webpki refuses it as a
 //! server certificate, so every leaf here is signed by a separate CA.
+//!
+//! Subjects rcgen cannot write (multi-valued RDNs, repeated attributes, undecodable values)
+//! come from [`Ca::client_with_subject`]; see [`crate::subject`].
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber, SigningKey,
 };
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::subject::{self, RawAva};
 
 /// A certificate and its key, as PEM files.
 #[derive(Debug, Clone)]
@@ -21,6 +29,13 @@ pub struct CertFiles {
     pub key: PathBuf,
     /// The serial number, for revocation.
     pub serial: u64,
+}
+
+impl CertFiles {
+    /// The certificate, DER.
+    pub fn der(&self) -> Vec<u8> {
+        CertificateDer::from_pem_file(&self.cert).expect("read certificate").to_vec()
+    }
 }
 
 /// A certificate authority that writes what it signs into a directory.
@@ -101,6 +116,25 @@ impl Ca {
             params.not_after = rcgen::date_time_ymd(2021, 1, 1);
         }
         self.sign(file, params)
+    }
+
+    /// A client certificate whose subject is exactly `rdns`, in certificate order (least
+    /// specific first); each inner `Vec` is one RDN, multi-valued when it holds several.
+    /// Anything else about it is as [`Ca::client`] makes it, so the handshake accepts it.
+    pub fn client_with_subject(&self, file: &str, rdns: &[Vec<RawAva>]) -> CertFiles {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, "placeholder, replaced below");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let files = self.sign(file, params);
+        let der = subject::replace_subject(&files.der(), &subject::name_der(rdns), |tbs| {
+            self.issuer.key().sign(tbs).expect("sign the new TBSCertificate")
+        });
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> =
+            b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).expect("base64 is ASCII")).collect();
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"));
+        std::fs::write(&files.cert, pem).expect("write certificate");
+        files
     }
 
     fn sign(&self, file: &str, mut params: CertificateParams) -> CertFiles {

@@ -1,194 +1,222 @@
-//! Client certificates to directory searches, per `certmap.conf`.
+//! Client certificates to directory searches, per `certmap.conf`, failing closed.
 //!
-//! The certificate's subject is read into `(attribute, value)` components with short
-//! lower-case names (`cn`, `ou`, `o`, `c`, `e` for emailAddress, `uid`, `dc` …). DN strings are
-//! written the LDAP way (RFC 4514): most specific component first, which is the reverse of the
-//! order inside the certificate.
+//! The subject and the issuer are read as whole distinguished names ([`Dn`], RFC 4514): a
+//! sequence of RDNs, most specific first (the LDAP order, the reverse of the certificate's),
+//! each RDN keeping all of its attribute values. Every value is decoded from the string type
+//! the certificate uses (UTF8String, PrintableString, IA5String, TeletexString as Latin-1,
+//! BMPString as UTF-16BE, UniversalString as UTF-32BE; see [`decode_string`]). DN strings
+//! handed to the directory are written from that structure with RFC 4514 escaping, so a value
+//! such as `a,uid=user2` stays one escaped value and cannot add a component.
+//!
+//! # What refuses a certificate login
+//!
+//! A certificate maps to a user only when the mapping is unambiguous. Each case below is a
+//! [`Refusal`]; the login fails with `NO [AUTHENTICATIONFAILED]` / `-ERR [AUTH]` and the log
+//! says which case it was. None of them drops a component, widens or narrows the search, or
+//! rewrites the DN: the old flattening reader did, and mapped `UID=user1+OU=people,DC=…` to
+//! `uid=user1,ou=people,DC=…`, or dropped a BMPString `CN` and so landed on another entry.
+//!
+//! * **A value that does not decode**, in the subject or the issuer: not a string type, bytes
+//!   invalid for the type (bad UTF-8, odd-length BMPString, a non-ASCII PrintableString …), or a
+//!   control character. A name that cannot be read whole cannot be compared or searched for.
+//! * **A multi-valued RDN in the subject** (`uid=user1+ou=people`), whatever the mapping uses.
+//!   Certmap has no way to say which of the values names the user, and directories and the MMP
+//!   disagree on how such an RDN is ordered or flattened.
+//! * **An empty subject**: it names nobody (and as a search base it would be the root DSE).
+//! * **A `FilterComps` attribute the subject does not have**: leaving the term out would widen
+//!   the filter, up to `(objectClass=*)`.
+//! * **A `FilterComps` attribute the subject has more than once** (`OU=a, OU=b`): which value
+//!   names the user is ambiguous.
+//! * **A `DNComps` attribute the subject does not have**: the base would be a different,
+//!   wider subtree. Repeats are not ambiguous here and are kept: the base is every subject RDN
+//!   whose attribute is listed, in subject order, so `DNComps ou, dc` on
+//!   `cn=x,ou=people,dc=example,dc=com` gives `ou=people,dc=example,dc=com`.
+//! * **An empty value** used by `FilterComps` or `DNComps`.
+//!
+//! Issuers are matched structurally by [`CertMap::for_issuer`](mailmux_config::certmap::CertMap::for_issuer)
+//! ([`Dn::matches`]: attribute types and values ignoring ASCII case, as the MMP's certmap
+//! library did; insignificant spaces ignored; either RDN order). A multi-valued RDN in the
+//! issuer is allowed and compared as a set: the CA is already trusted, and nothing is built
+//! from its name.
 
 use mailmux_config::certmap::{Component, DnComps, Mapping};
+use mailmux_config::dn::{Ava, Dn, DnError, attr_from_oid, decode_string};
 use mailmux_proto::ldap_filter::escape_value;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 use crate::directory::{Base, Scope};
 
-/// What a certificate says about its holder.
+/// What a certificate says about its holder and its issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateNames {
-    /// Subject components in LDAP order (most specific first).
-    pub subject: Vec<(String, String)>,
-    /// The subject DN, LDAP order.
-    pub subject_dn: String,
-    /// The issuer DN, LDAP order.
-    pub issuer_dn: String,
+    /// The subject, most specific RDN first.
+    pub subject: Dn,
+    /// The issuer, most specific RDN first.
+    pub issuer: Dn,
 }
 
-/// Reads the names of a DER certificate.
-pub fn read(der: &[u8]) -> Result<CertificateNames, String> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
-    let subject = components(cert.subject());
-    let issuer = components(cert.issuer());
-    Ok(CertificateNames { subject_dn: dn_string(&subject), issuer_dn: dn_string(&issuer), subject })
+/// Why a certificate does not map to a search (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not an X.509 certificate.
+    #[error("unreadable certificate: {0}")]
+    Unreadable(String),
+    /// A value of the subject or issuer does not decode.
+    #[error("{name} RDN {position} ({attr}) cannot be decoded: {reason}")]
+    Undecodable {
+        /// `subject` or `issuer`.
+        name: &'static str,
+        /// Which RDN, counted from 1 at the most specific.
+        position: usize,
+        /// Its attribute type.
+        attr: String,
+        /// What is wrong with the value.
+        reason: DnError,
+    },
+    /// The subject has a multi-valued RDN.
+    #[error("subject has a multi-valued RDN ({rdn}), which cannot be mapped unambiguously")]
+    MultiValued {
+        /// That RDN, RFC 4514.
+        rdn: String,
+    },
+    /// The subject has no RDN.
+    #[error("subject is empty")]
+    EmptySubject,
+    /// A `FilterComps` or `DNComps` attribute is missing from the subject.
+    #[error("{property} needs '{attr}', which subject '{subject}' does not have")]
+    Missing {
+        /// `FilterComps` or `DNComps`.
+        property: &'static str,
+        /// The attribute.
+        attr: String,
+        /// The subject, RFC 4514.
+        subject: String,
+    },
+    /// A `FilterComps` attribute is in the subject more than once.
+    #[error("FilterComps uses '{attr}', which subject '{subject}' has {count} times (ambiguous)")]
+    Ambiguous {
+        /// The attribute.
+        attr: String,
+        /// How many times it is there.
+        count: usize,
+        /// The subject, RFC 4514.
+        subject: String,
+    },
+    /// A `FilterComps` or `DNComps` attribute has an empty value.
+    #[error("{property} uses '{attr}', which is empty in subject '{subject}'")]
+    EmptyValue {
+        /// `FilterComps` or `DNComps`.
+        property: &'static str,
+        /// The attribute.
+        attr: String,
+        /// The subject, RFC 4514.
+        subject: String,
+    },
 }
 
-fn components(name: &X509Name<'_>) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = name
-        .iter_rdn()
-        .flat_map(|rdn| rdn.iter())
-        .filter_map(|atv| {
-            let attr = short_name(&atv.attr_type().to_id_string());
-            atv.as_str().ok().map(|v| (attr, v.to_owned()))
-        })
-        .collect();
-    out.reverse();
-    out
+/// Reads the subject and issuer of a DER certificate.
+pub fn read(der: &[u8]) -> Result<CertificateNames, Refusal> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    Ok(CertificateNames { subject: dn_of(cert.subject(), "subject")?, issuer: dn_of(cert.issuer(), "issuer")? })
 }
 
-fn short_name(oid: &str) -> String {
-    match oid {
-        "2.5.4.3" => "cn",
-        "2.5.4.6" => "c",
-        "2.5.4.7" => "l",
-        "2.5.4.8" => "st",
-        "2.5.4.10" => "o",
-        "2.5.4.11" => "ou",
-        "2.5.4.5" => "serialnumber",
-        "1.2.840.113549.1.9.1" => "e",
-        "0.9.2342.19200300.100.1.1" => "uid",
-        "0.9.2342.19200300.100.1.25" => "dc",
-        other => other,
-    }
-    .to_owned()
-}
-
-/// certmap writes the e-mail component as `e`; people also write `email` or `mail`.
-fn canonical(attr: &str) -> &str {
-    match attr {
-        "email" | "emailaddress" | "mail" => "e",
-        other => other,
-    }
-}
-
-fn dn_string(components: &[(String, String)]) -> String {
-    components.iter().map(|(a, v)| format!("{a}={}", escape_dn_value(v))).collect::<Vec<_>>().join(",")
-}
-
-/// RFC 4514 escaping of a DN attribute value.
-fn escape_dn_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for (i, c) in value.chars().enumerate() {
-        match c {
-            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '#' | ' ' if i == 0 => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\0' => out.push_str("\\00"),
-            c => out.push(c),
+fn dn_of(name: &X509Name<'_>, which: &'static str) -> Result<Dn, Refusal> {
+    let total = name.iter_rdn().count();
+    let mut rdns = Vec::with_capacity(total);
+    for (i, rdn) in name.iter_rdn().enumerate() {
+        let mut avas = Vec::new();
+        for atv in rdn.iter() {
+            let attr = attr_from_oid(&atv.attr_type().to_id_string());
+            let value = atv.attr_value();
+            // Strings are universal, primitive types; a constructed or tagged value is not one.
+            let decoded = if value.header.is_universal() && value.header.is_primitive() {
+                decode_string(value.header.tag().0, value.data)
+            } else {
+                Err(DnError::NotAString(value.header.tag().0))
+            };
+            let value = decoded.map_err(|reason| Refusal::Undecodable {
+                name: which,
+                position: total - i,
+                attr: attr.clone(),
+                reason,
+            })?;
+            avas.push(Ava { attr, value });
         }
+        rdns.push(avas);
     }
-    if out.ends_with(' ') {
-        out.pop();
-        out.push_str("\\ ");
-    }
-    out
+    rdns.reverse();
+    Ok(Dn { rdns })
 }
 
-/// The search a mapping asks for: where, how deep, with what filter.
-pub fn query(mapping: &Mapping, names: &CertificateNames) -> (Base, Scope, String) {
-    let pick = |wanted: &[Component]| -> Vec<(String, String)> {
-        names
-            .subject
-            .iter()
-            .filter_map(|(attr, value)| {
-                wanted.iter().find(|c| canonical(&c.from) == canonical(attr)).map(|c| (c.to.clone(), value.clone()))
-            })
-            .collect()
-    };
+/// The search a mapping asks for: where, how deep, with what filter; or why there is none.
+pub fn query(mapping: &Mapping, names: &CertificateNames) -> Result<(Base, Scope, String), Refusal> {
+    let subject = &names.subject;
+    if subject.is_empty() {
+        return Err(Refusal::EmptySubject);
+    }
+    if let Some(rdn) = subject.rdns.iter().find(|rdn| rdn.len() != 1) {
+        return Err(Refusal::MultiValued { rdn: Dn { rdns: vec![rdn.clone()] }.to_string() });
+    }
+    // From here every RDN is exactly one AVA.
+    let avas: Vec<&Ava> = subject.rdns.iter().flatten().collect();
+    let subject_dn = subject.to_string();
     let (base, scope) = match &mapping.dn_comps {
-        DnComps::SubjectIsEntry => (Base::Dn(names.subject_dn.clone()), Scope::Base),
+        DnComps::SubjectIsEntry => (Base::Dn(subject_dn.clone()), Scope::Base),
         DnComps::ConfiguredBase => (Base::Configured, Scope::Subtree),
-        DnComps::Components(comps) => (Base::Dn(dn_string(&pick(comps))), Scope::Subtree),
+        DnComps::Components(comps) => (Base::Dn(base_dn(comps, &avas, &subject_dn)?.to_string()), Scope::Subtree),
     };
-    let mut terms: Vec<String> =
-        pick(&mapping.filter_comps).iter().map(|(attr, value)| format!("({attr}={})", escape_value(value))).collect();
+    let mut terms = Vec::new();
+    for c in &mapping.filter_comps {
+        let mut found = avas.iter().filter(|a| a.attr == c.from);
+        let value = match (found.next(), found.count()) {
+            (Some(a), 0) => &a.value,
+            (None, _) => return Err(missing("FilterComps", c, &subject_dn)),
+            (Some(_), more) => {
+                return Err(Refusal::Ambiguous { attr: c.from.clone(), count: more + 1, subject: subject_dn });
+            }
+        };
+        if value.is_empty() {
+            return Err(empty("FilterComps", c, &subject_dn));
+        }
+        terms.push(format!("({}={})", c.to, escape_value(value)));
+    }
     if let Some(attr) = &mapping.cmap_ldap_attr {
-        terms.push(format!("({attr}={})", escape_value(&names.subject_dn)));
+        terms.push(format!("({attr}={})", escape_value(&subject_dn)));
     }
     let filter = match terms.len() {
         0 => "(objectClass=*)".to_owned(),
-        1 => terms.remove(0),
+        1 => terms.concat(),
         _ => format!("(&{})", terms.concat()),
     };
-    (base, scope, filter)
+    Ok((base, scope, filter))
+}
+
+/// `DNComps` with a list: every subject RDN whose attribute is listed, in subject order,
+/// renamed as the list says.
+fn base_dn(comps: &[Component], avas: &[&Ava], subject_dn: &str) -> Result<Dn, Refusal> {
+    if let Some(c) = comps.iter().find(|c| !avas.iter().any(|a| a.attr == c.from)) {
+        return Err(missing("DNComps", c, subject_dn));
+    }
+    let mut rdns = Vec::new();
+    for a in avas {
+        if let Some(c) = comps.iter().find(|c| c.from == a.attr) {
+            if a.value.is_empty() {
+                return Err(empty("DNComps", c, subject_dn));
+            }
+            rdns.push(vec![Ava { attr: c.to.clone(), value: a.value.clone() }]);
+        }
+    }
+    Ok(Dn { rdns })
+}
+
+fn missing(property: &'static str, c: &Component, subject: &str) -> Refusal {
+    Refusal::Missing { property, attr: c.from.clone(), subject: subject.to_owned() }
+}
+
+fn empty(property: &'static str, c: &Component, subject: &str) -> Refusal {
+    Refusal::EmptyValue { property, attr: c.from.clone(), subject: subject.to_owned() }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names() -> CertificateNames {
-        let subject = vec![
-            ("cn".to_owned(), "Pilar Lorca".to_owned()),
-            ("ou".to_owned(), "pilar".to_owned()),
-            ("e".to_owned(), "pilar@siroe.com".to_owned()),
-            ("o".to_owned(), "siroe.com".to_owned()),
-        ];
-        CertificateNames { subject_dn: dn_string(&subject), issuer_dn: "cn=ca".into(), subject }
-    }
-
-    fn mapping(dn: DnComps, filter: &[(&str, &str)], cmap: Option<&str>) -> Mapping {
-        Mapping {
-            name: "m".into(),
-            issuer: None,
-            dn_comps: dn,
-            filter_comps: filter.iter().map(|(f, t)| Component { from: f.to_string(), to: t.to_string() }).collect(),
-            verify_cert: false,
-            cmap_ldap_attr: cmap.map(str::to_owned),
-        }
-    }
-
-    #[test]
-    fn the_mmp_example_ou_to_uid() {
-        let (base, scope, filter) = query(&mapping(DnComps::ConfiguredBase, &[("ou", "uid")], None), &names());
-        assert_eq!((base, scope, filter.as_str()), (Base::Configured, Scope::Subtree, "(uid=pilar)"));
-    }
-
-    #[test]
-    fn email_to_mail_and_several_components() {
-        let (_, _, filter) = query(&mapping(DnComps::ConfiguredBase, &[("e", "mail"), ("cn", "cn")], None), &names());
-        assert_eq!(filter, "(&(cn=Pilar Lorca)(mail=pilar@siroe.com))");
-    }
-
-    #[test]
-    fn dncomps_forms() {
-        let (base, scope, filter) = query(&mapping(DnComps::SubjectIsEntry, &[], None), &names());
-        assert_eq!(base, Base::Dn("cn=Pilar Lorca,ou=pilar,e=pilar@siroe.com,o=siroe.com".into()));
-        assert_eq!((scope, filter.as_str()), (Scope::Base, "(objectClass=*)"));
-        let comps =
-            vec![Component { from: "ou".into(), to: "ou".into() }, Component { from: "o".into(), to: "o".into() }];
-        let (base, _, _) = query(&mapping(DnComps::Components(comps), &[], None), &names());
-        assert_eq!(base, Base::Dn("ou=pilar,o=siroe.com".into()));
-    }
-
-    #[test]
-    fn cmap_ldap_attr_and_escaping() {
-        let mut n = names();
-        n.subject[1].1 = "pi*lar)".into();
-        n.subject_dn = dn_string(&n.subject);
-        let (_, _, filter) = query(&mapping(DnComps::ConfiguredBase, &[("ou", "uid")], Some("certsubjectdn")), &n);
-        assert_eq!(
-            filter,
-            "(&(uid=pi\\2alar\\29)(certsubjectdn=cn=Pilar Lorca,ou=pi\\2alar\\29,e=pilar@siroe.com,o=siroe.com))"
-        );
-    }
-
-    #[test]
-    fn dn_values_are_escaped() {
-        assert_eq!(escape_dn_value("a,b+c"), "a\\,b\\+c");
-        assert_eq!(escape_dn_value(" x "), "\\ x\\ ");
-        assert!(read(b"not a certificate").is_err());
-    }
-}
+#[path = "certificate_tests.rs"]
+mod tests;

@@ -1,5 +1,7 @@
 //! Certificate logins: certmap.conf maps a client certificate to a user, mailmux logs into
-//! the store as StoreAdmin on the user's behalf; bad certificates are refused.
+//! the store as StoreAdmin on the user's behalf; bad certificates are refused, and so are
+//! subjects that cannot be mapped unambiguously (multi-valued RDNs, undecodable values,
+//! components the mapping needs but the subject lacks or repeats).
 
 mod common;
 
@@ -9,6 +11,7 @@ use common::{Mailmux, captured_logs, imap_expect_store, lab};
 use mailmux_testkit::dovecot::{STORE_ADMIN, STORE_ADMIN_PASSWORD, marker_subject};
 use mailmux_testkit::lab::{DirectoryKind, Lab, STORE_NAMES, TlsConfig};
 use mailmux_testkit::pki::CertFiles;
+use mailmux_testkit::subject::{RawAva, oid, tag};
 use mailmux_testkit::transcript::{Transcript, tls_connector};
 use rustls::pki_types::ServerName;
 use tokio::io::AsyncReadExt;
@@ -25,6 +28,9 @@ fn certmap(lab: &Lab, form: &str) -> String {
         "verify" => {
             "certmap default default\ndefault:DNComps\ndefault:FilterComps e=mail\ndefault:VerifyCert on\n".to_owned()
         }
+        // No DNComps: the subject DN is the entry's DN.
+        "subject" => "certmap default default\ndefault:FilterComps\n".to_owned(),
+        "dncomps" => "certmap default default\ndefault:DNComps ou, dc\ndefault:FilterComps uid\n".to_owned(),
         _ => "certmap default default\ndefault:DNComps\ndefault:FilterComps uid\n\n\
               # The lab CA, issuer written as in the certificate, most specific first.\n\
               certmap lab cn=mailmux-test-ca, o=mailmux tests\nlab:DNComps\nlab:FilterComps ou=uid\n"
@@ -215,4 +221,131 @@ async fn verify_cert_accepts_only_the_certificate_stored_in_the_entry() {
     c.expect("a NO [AUTHENTICATIONFAILED]").await;
     mm.stop().await;
     assert!(captured_logs().contains("VerifyCert: uid=user5"), "the log says why");
+}
+
+/// Connects to implicit-TLS IMAP with `cert` and asks for `AUTHENTICATE EXTERNAL`; the answer
+/// must start with `answer`. The greeting is read first and must offer EXTERNAL, which mailmux
+/// does only after the handshake accepted the client certificate: a refusal seen here comes
+/// from the mapping, not from TLS.
+async fn external(port: u16, cert: &CertFiles, answer: &str) -> Transcript {
+    let lab = lab(USERS);
+    let mut c = Transcript::connect_tls(addr(port), &tls_connector(&lab.ca.cert, Some(cert))).await;
+    let greeting = c.expect("* OK [CAPABILITY").await;
+    assert!(greeting.contains("AUTH=EXTERNAL"), "handshake with the client certificate: {greeting}");
+    c.send("a AUTHENTICATE EXTERNAL =").await;
+    c.expect(answer).await;
+    c
+}
+
+/// Asserts the log holds `why` (the refusal is logged before the client is answered).
+fn logged(why: &str) {
+    let logs = captured_logs();
+    assert!(logs.contains(why), "the log should say '{why}':\n{logs}");
+}
+
+/// `DC=com, DC=example, OU=people` followed by `rest`: where the lab's users live.
+fn people(rest: Vec<Vec<RawAva>>) -> Vec<Vec<RawAva>> {
+    let mut rdns = vec![
+        vec![RawAva::ia5(oid::DC, "com")],
+        vec![RawAva::ia5(oid::DC, "example")],
+        vec![RawAva::utf8(oid::OU, "people")],
+    ];
+    rdns.extend(rest);
+    rdns
+}
+
+/// The subject DN is the entry's DN (`DNComps` absent). Before subjects were read whole, the
+/// first two certificates below logged in as user1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_that_do_not_name_one_entry_exactly_are_refused() {
+    let lab = lab(USERS);
+    let (mm, cfg) = start(lab, "subject", "").await;
+    let uid = |v: &str| vec![RawAva::utf8(oid::UID, v)];
+
+    // UID=user1+OU=people,DC=example,DC=com: one multi-valued RDN, not two RDNs.
+    let multi = lab.ca.client_with_subject(
+        "multi-rdn",
+        &[
+            vec![RawAva::ia5(oid::DC, "com")],
+            vec![RawAva::ia5(oid::DC, "example")],
+            vec![RawAva::utf8(oid::UID, "user1"), RawAva::utf8(oid::OU, "people")],
+        ],
+    );
+    external(cfg.imaps, &multi, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("certmap default: subject has a multi-valued RDN (ou=people+uid=user1)");
+
+    // A BMPString CN in front of user1's DN is decoded and kept: it names another entry.
+    let bmp =
+        lab.ca.client_with_subject("bmp-cn", &people(vec![uid("user1"), vec![RawAva::bmp(oid::CN, "Jörg 中村")]]));
+    external(cfg.imaps, &bmp, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("no entry for cn=Jörg 中村,uid=user1,ou=people,dc=example,dc=com");
+
+    // A CN that is not valid UTF-8 is an error, not a component to skip.
+    let bad = vec![RawAva::raw(oid::CN, tag::UTF8, b"J\xf6rg")];
+    let undecodable = lab.ca.client_with_subject("undecodable-cn", &people(vec![uid("user1"), bad]));
+    external(cfg.imaps, &undecodable, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("subject RDN 1 (cn) cannot be decoded: invalid UTF8String");
+
+    // An escaped comma stays inside its value.
+    let comma = lab.ca.client_with_subject("comma-cn", &people(vec![vec![RawAva::utf8(oid::CN, "a,uid=user2")]]));
+    external(cfg.imaps, &comma, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("no entry for cn=a\\,uid\\=user2,ou=people,dc=example,dc=com");
+
+    // user1's own DN logs in.
+    let good = lab.ca.client_with_subject("user1-dn", &people(vec![uid("user1")]));
+    let mut c = external(cfg.imaps, &good, "a OK").await;
+    imap_expect_store(&mut c, 0).await; // user1 lives on store A
+    mm.stop().await;
+}
+
+/// `FilterComps ou=uid` for the lab CA: the subject must have exactly one OU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_comps_refuse_a_missing_or_repeated_component() {
+    let lab = lab(USERS);
+    let (mm, cfg) = start(lab, "ou", "").await;
+    let o = || vec![RawAva::utf8(oid::O, "siroe.com")];
+
+    let no_ou = lab.ca.client_with_subject("no-ou", &[o(), vec![RawAva::utf8(oid::CN, "No Unit")]]);
+    external(cfg.imaps, &no_ou, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("certmap lab: FilterComps needs 'ou', which subject 'cn=No Unit,o=siroe.com' does not have");
+
+    let two_ous = lab.ca.client_with_subject(
+        "two-ous",
+        &[
+            o(),
+            vec![RawAva::utf8(oid::OU, "user1")],
+            vec![RawAva::utf8(oid::OU, "user8")],
+            vec![RawAva::utf8(oid::CN, "Two Units")],
+        ],
+    );
+    external(cfg.imaps, &two_ous, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("FilterComps uses 'ou', which subject 'cn=Two Units,ou=user8,ou=user1,o=siroe.com' has 2 times (ambiguous)");
+
+    // One OU, as a BMPString: decoded, and user8 logs in.
+    let bmp_ou = lab.ca.client_with_subject(
+        "bmp-ou",
+        &[o(), vec![RawAva::bmp(oid::OU, "user8")], vec![RawAva::utf8(oid::CN, "Pilar Lorca")]],
+    );
+    let mut c = external(cfg.imaps, &bmp_ou, "a OK").await;
+    imap_expect_store(&mut c, 1).await; // user8 lives on store B
+    mm.stop().await;
+}
+
+/// `DNComps ou, dc`: the base is built from the subject, and every listed component must be
+/// there (both `dc`s are kept, in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dn_comps_refuse_a_missing_component() {
+    let lab = lab(USERS);
+    let (mm, cfg) = start(lab, "dncomps", "").await;
+    let no_dc = lab
+        .ca
+        .client_with_subject("no-dc", &[vec![RawAva::utf8(oid::OU, "people")], vec![RawAva::utf8(oid::UID, "user3")]]);
+    external(cfg.imaps, &no_dc, "a NO [AUTHENTICATIONFAILED]").await;
+    logged("certmap default: DNComps needs 'dc', which subject 'uid=user3,ou=people' does not have");
+
+    let good = lab.ca.client_with_subject("user3-dncomps", &people(vec![vec![RawAva::utf8(oid::UID, "user3")]]));
+    let mut c = external(cfg.imaps, &good, "a OK").await;
+    imap_expect_store(&mut c, 0).await; // user3 lives on store A
+    mm.stop().await;
+    logged("base=Dn(\"ou=people,dc=example,dc=com\") filter=(uid=user3)");
 }

@@ -116,12 +116,13 @@ async fn by_certificate(
     let service = &ctx.service;
     let svc = &service.config;
     let map = svc.cert_map.as_ref().ok_or_else(|| unmapped("CertMapFile is not configured"))?;
-    let names = certificate::read(der).map_err(|e| unmapped(&e))?;
+    let names = certificate::read(der).map_err(|e| unmapped(&e.to_string()))?;
     let mapping = map
-        .for_issuer(&names.issuer_dn)
-        .ok_or_else(|| unmapped(&format!("no certmap for issuer '{}' and no default", names.issuer_dn)))?;
-    let (base, scope, filter) = certificate::query(mapping, &names);
-    tracing::debug!(subject = %names.subject_dn, certmap = %mapping.name, ?base, %filter, "certificate search");
+        .for_issuer(&names.issuer)
+        .ok_or_else(|| unmapped(&format!("no certmap for issuer '{}' and no default", names.issuer)))?;
+    let (base, scope, filter) =
+        certificate::query(mapping, &names).map_err(|e| unmapped(&format!("certmap {}: {e}", mapping.name)))?;
+    tracing::debug!(subject = %names.subject, certmap = %mapping.name, ?base, %filter, "certificate search");
     let mut attrs = service.search_attrs.clone();
     attrs.push(UID.to_owned());
     if mapping.verify_cert {
@@ -131,7 +132,7 @@ async fn by_certificate(
         .directory
         .find(Query { base, scope, filter: &filter, attrs: &attrs })
         .await?
-        .ok_or_else(|| unmapped(&format!("no entry for {}", names.subject_dn)))?;
+        .ok_or_else(|| unmapped(&format!("no entry for {}", names.subject)))?;
     if mapping.verify_cert && !entry.binary_values("usercertificate").iter().any(|c| c.as_slice() == der.as_ref()) {
         return Err(unmapped(&format!("VerifyCert: {} does not hold this certificate", entry.dn)));
     }
