@@ -19,13 +19,19 @@
 //! | [`directory_url`] | `LdapURL` entries: `ldap://host:port/base` and `ldif:` files |
 //! | [`service`] | the per-service parameters, typed and validated |
 //! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
+//! | [`tcp_access`] | `TCPAccess` and the per-user `mailAllowedServiceAccess` filters: who may use which service |
+//! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
+//! | [`address_list`] | address ranges (`IP\|MASK`, CIDR) and the `BGExcluded` list or file |
 
+pub mod address_list;
 pub mod certmap;
+pub mod conn_limits;
 pub mod diagnostic;
 pub mod directory_url;
 pub mod raw;
 pub mod service;
 pub mod service_list;
+pub mod tcp_access;
 pub mod template;
 pub mod tls;
 
