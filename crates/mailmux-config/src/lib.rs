@@ -21,8 +21,13 @@
 //! | [`service`] | the per-service parameters, typed and validated |
 //! | [`edge`] | BadGuy penalties and failed-login limits of a service |
 //! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
+//! | [`tcp_access`] | `TCPAccess` and the per-user `mailAllowedServiceAccess` filters: who may use which service |
+//! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
+//! | [`address_list`] | address ranges (`IP\|MASK`, CIDR) and the `BGExcluded` list or file |
 
+pub mod address_list;
 pub mod certmap;
+pub mod conn_limits;
 pub mod diagnostic;
 pub mod directory_url;
 pub mod dn;
@@ -30,6 +35,7 @@ pub mod edge;
 pub mod raw;
 pub mod service;
 pub mod service_list;
+pub mod tcp_access;
 pub mod template;
 pub mod tls;
 
