@@ -91,6 +91,18 @@ pub struct IpKey {
 }
 
 impl IpKey {
+    /// The key of an address counted the default way: IPv4 (IPv4-mapped IPv6 included) as
+    /// it is, IPv6 by its /64, since one host usually holds a whole /64 and could otherwise
+    /// rotate through it. BadGuy counts this way too.
+    pub fn of(ip: IpAddr) -> IpKey {
+        let ip = ip.to_canonical();
+        let prefix = match ip {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => DEFAULT_IPV6_COUNT_PREFIX,
+        };
+        IpKey { addr: mask(ip, prefix), prefix }
+    }
+
     /// The first address of the counted block.
     pub fn addr(&self) -> IpAddr {
         self.addr

@@ -11,16 +11,23 @@
 //! | `BGExcluded` | none | addresses never penalised (IP/mask pairs, or a file of them) |
 //! | `MaxLoginFailures` (mailmux) | 5 | failed logins one connection may make before it is closed |
 //! | `FailureDelay` (mailmux) | 3 s | no failed login is answered sooner than this after it began |
+//! | `ConnLimits` | `0.0.0.0\|0.0.0.0:20` | simultaneous connections per client address ([`crate::conn_limits`]) |
+//! | `TCPAccess` | none | who may use the service, checked when a connection arrives ([`crate::tcp_access`]) |
+//! | `TCPAccessAttr` | `mailAllowedServiceAccess` | the user's own filter, checked after the lookup |
+//! | `ClientLookup` | no | look up every client's host name (for the log); rules naming hosts look it up anyway |
 //!
-//! The BadGuy parameters are the MMP's (`../shared/spec/mmp-params.md`); `MaxLoginFailures`
-//! and `FailureDelay` are mailmux's. `FailureDelay` makes an unknown user and a wrong
+//! The BadGuy, access and limit parameters are the MMP's (`../shared/spec/mmp-params.md`);
+//! `MaxLoginFailures` and `FailureDelay` are mailmux's. `FailureDelay` makes an unknown user and a wrong
 //! password take the same time to fail: set it above the stores' own failure delay (Dovecot's
 //! `auth_failure_delay` is 2 s), which a wrong password pays at the store.
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::address_list::{AddressList, BgExcluded};
+use crate::conn_limits::ConnLimits;
 use crate::raw::{Entry, parse_bool};
+use crate::tcp_access::TcpAccess;
 
 /// BadGuy: penalties for addresses that fail to log in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +42,8 @@ pub struct BadGuyConfig {
     pub linear: bool,
     /// `BGMax`.
     pub max_tracked: usize,
-    /// `BGExcluded`, as written (an address list or a file name); parsed with the rest of
-    /// the access rules.
-    pub excluded: Option<String>,
+    /// `BGExcluded`: addresses never penalised (from the value, or the file it names).
+    pub excluded: AddressList,
 }
 
 impl Default for BadGuyConfig {
@@ -48,7 +54,7 @@ impl Default for BadGuyConfig {
             decay: Duration::from_secs(900),
             linear: false,
             max_tracked: 10_000,
-            excluded: None,
+            excluded: AddressList::default(),
         }
     }
 }
@@ -62,17 +68,36 @@ pub struct EdgeConfig {
     pub max_login_failures: u32,
     /// `FailureDelay`: the least time a failed login takes to be answered.
     pub failure_delay: Duration,
+    /// `ConnLimits`: connections at once per client address.
+    pub conn_limits: ConnLimits,
+    /// `TCPAccess`: who may connect to the service.
+    pub tcp_access: TcpAccess,
+    /// `TCPAccessAttr`: the entry attribute holding the user's own access filter (lower-cased).
+    pub tcp_access_attr: String,
+    /// `ClientLookup`: look up each client's host name.
+    pub client_lookup: bool,
 }
+
+/// The attribute that holds a user's access filter unless `TCPAccessAttr` names another.
+pub const DEFAULT_TCP_ACCESS_ATTR: &str = "mailallowedserviceaccess";
 
 impl Default for EdgeConfig {
     fn default() -> Self {
-        EdgeConfig { badguy: BadGuyConfig::default(), max_login_failures: 5, failure_delay: Duration::from_secs(3) }
+        EdgeConfig {
+            badguy: BadGuyConfig::default(),
+            max_login_failures: 5,
+            failure_delay: Duration::from_secs(3),
+            conn_limits: ConnLimits::default(),
+            tcp_access: TcpAccess::default(),
+            tcp_access_attr: DEFAULT_TCP_ACCESS_ATTR.to_owned(),
+            client_lookup: false,
+        }
     }
 }
 
 impl EdgeConfig {
     /// Takes one entry if it is an edge parameter: `None` when it is not, else its result.
-    pub fn take(&mut self, entry: &Entry, _dir: &Path) -> Option<Result<(), String>> {
+    pub fn take(&mut self, entry: &Entry, dir: &Path) -> Option<Result<(), String>> {
         let v = entry.value.trim();
         let bg = &mut self.badguy;
         Some(match entry.key.as_str() {
@@ -81,10 +106,37 @@ impl EdgeConfig {
             "bgdecay" => seconds(v, false).map(|d| bg.decay = d),
             "bglinear" => parse_bool(v).map(|b| bg.linear = b),
             "bgmax" => count(v).map(|n| bg.max_tracked = n),
-            "bgexcluded" => {
-                bg.excluded = (!v.is_empty()).then(|| v.to_owned());
+            "bgexcluded" if v.is_empty() => {
+                bg.excluded = AddressList::default();
                 Ok(())
             }
+            "bgexcluded" => match BgExcluded::parse(v) {
+                Ok(BgExcluded::List(list)) => {
+                    bg.excluded = list;
+                    Ok(())
+                }
+                Ok(BgExcluded::File(name)) => {
+                    let path = crate::resolve(dir, &name);
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                        .and_then(|text| {
+                            AddressList::parse_file(&text).map_err(|errors| {
+                                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                                format!("{}: {}", path.display(), lines.join("; "))
+                            })
+                        })
+                        .map(|list| bg.excluded = list)
+                }
+                Err(e) => Err(e),
+            },
+            "connlimits" => ConnLimits::parse(v).map(|l| self.conn_limits = l),
+            "tcpaccess" => TcpAccess::parse(v).map(|a| self.tcp_access = a),
+            "tcpaccessattr" if v.is_empty() => Err("TCPAccessAttr names no attribute".into()),
+            "tcpaccessattr" => {
+                self.tcp_access_attr = v.to_ascii_lowercase();
+                Ok(())
+            }
+            "clientlookup" => parse_bool(v).map(|b| self.client_lookup = b),
             "maxloginfailures" => count(v).and_then(|n| {
                 u32::try_from(n)
                     .ok()
@@ -129,7 +181,11 @@ mod tests {
             ("BGDecay", "600"),
             ("BGLinear", "yes"),
             ("BGMax", "100"),
-            ("BGExcluded", "/etc/bgexcl.cfg"),
+            ("BGExcluded", "192.0.2.0|255.255.255.0 198.51.100.7"),
+            ("ConnLimits", "0.0.0.0|0.0.0.0:50,192.0.2.0/24:5"),
+            ("TCPAccess", "-ALL:192.0.2.66"),
+            ("TCPAccessAttr", "myAccess"),
+            ("ClientLookup", "yes"),
             ("MaxLoginFailures", "3"),
             ("FailureDelay", "0"),
         ] {
@@ -137,15 +193,42 @@ mod tests {
         }
         assert_eq!(e.badguy.penalty, Duration::from_secs(5));
         assert!(e.badguy.linear && e.badguy.max_tracked == 100);
-        assert_eq!(e.badguy.excluded.as_deref(), Some("/etc/bgexcl.cfg"));
+        assert!(e.badguy.excluded.contains("192.0.2.9".parse().unwrap()));
+        assert_eq!(e.conn_limits.limit_for("192.0.2.9".parse().unwrap()), Some(5));
+        assert_eq!(e.conn_limits.limit_for("10.0.0.1".parse().unwrap()), Some(50));
+        assert!(!e.tcp_access.is_empty() && e.client_lookup);
+        assert_eq!(e.tcp_access_attr, "myaccess");
         assert_eq!((e.max_login_failures, e.failure_delay), (3, Duration::ZERO));
         assert_eq!(e.take(&entry("BindDN", "x"), Path::new("/")), None);
     }
 
     #[test]
+    fn bgexcluded_file_relative_to_the_configuration() {
+        let dir = std::env::temp_dir().join(format!("mailmux-bgexcl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bgexcl.cfg"), "# monitoring\n192.0.2.10\n10.0.0.0|255.0.0.0\n").unwrap();
+        let mut e = EdgeConfig::default();
+        assert_eq!(e.take(&entry("BGExcluded", "bgexcl.cfg"), &dir), Some(Ok(())));
+        assert!(e.badguy.excluded.contains("10.1.2.3".parse().unwrap()));
+        std::fs::write(dir.join("bad.cfg"), "192.0.2.10\nnonsense!\n").unwrap();
+        let err = e.take(&entry("BGExcluded", "bad.cfg"), &dir).unwrap().unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let mut e = EdgeConfig::default();
-        for (name, value) in [("BGPenalty", "-1"), ("BGDecay", "0"), ("MaxLoginFailures", "0"), ("BGLinear", "maybe")] {
+        for (name, value) in [
+            ("BGPenalty", "-1"),
+            ("BGDecay", "0"),
+            ("MaxLoginFailures", "0"),
+            ("BGLinear", "maybe"),
+            ("BGExcluded", "/nonexistent/bgexcl.cfg"),
+            ("BGExcluded", "10.0.0.300"),
+            ("ConnLimits", "10.0.0.0|255.0.0.0"),
+            ("TCPAccess", "+imap"),
+        ] {
             assert!(matches!(e.take(&entry(name, value), Path::new("/")), Some(Err(_))), "{name} {value}");
         }
     }

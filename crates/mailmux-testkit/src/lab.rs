@@ -180,7 +180,9 @@ impl Lab {
                  # Tests fail logins on purpose: no failure floor or BadGuy penalty unless a\n\
                  # test sets them (tests of those features do).\n\
                  default:FailureDelay 0\n\
-                 default:BGPenalty 0\n",
+                 default:BGPenalty 0\n\
+                 # Every test client comes from loopback; tests of ConnLimits set their own.\n\
+                 default:ConnLimits 0.0.0.0|0.0.0.0:100000\n",
                 slapd::ADMIN_DN,
                 slapd::ADMIN_PASSWORD
             )

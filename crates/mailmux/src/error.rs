@@ -28,6 +28,14 @@ pub enum LoginError {
     /// No directory entry matches.
     #[error("no such user")]
     UnknownUser,
+    /// The user's own access filter does not allow this service from this client.
+    #[error("access denied for {dn}: {reason}")]
+    AccessDenied {
+        /// The user's entry.
+        dn: String,
+        /// Which rule, or why the filter could not be read.
+        reason: String,
+    },
     /// The entry has no usable mail-host attribute.
     #[error("user entry {dn} has no usable mail host attribute")]
     NoMailHost {
@@ -71,6 +79,8 @@ impl LoginError {
             | LoginError::Unusable(_)
             | LoginError::CertificateUnmapped { .. }
             | LoginError::UnknownUser
+            // Said before the password was checked: telling more would confirm the user exists.
+            | LoginError::AccessDenied { .. }
             | LoginError::NoMailHost { .. }
             | LoginError::StoreRejected { .. }
             // Two entries for one login is a directory problem, but retrying will not fix it.

@@ -26,6 +26,7 @@
 //! | [`error`] | what went wrong in a login: what the client is told, what is logged |
 //! | [`outcome`] | how a session ended: the bounded words of the summary line |
 //! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
+//! | [`log_safe`] | peer data escaped in every log line |
 
 pub mod access;
 pub mod certificate;
@@ -33,6 +34,7 @@ pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod listen;
+pub mod log_safe;
 pub mod logging;
 pub mod outcome;
 pub mod relay;

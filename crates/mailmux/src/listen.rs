@@ -100,6 +100,7 @@ pub async fn accept_loop(a: Acceptor) {
             service: a.service.clone(),
             edge: a.edge.clone(),
             shutdown: a.shutdown.clone(),
+            host: Arc::default(),
         };
         let implicit_tls = a.implicit_tls;
         a.sessions.spawn(

@@ -13,11 +13,17 @@
 //! summary line), 7 debug; a service without its own level uses `AService.cfg`'s. Sessions are
 //! told apart by their span (`imap{…}` / `pop3{…}`). `RUST_LOG`, when set, narrows every log
 //! further, for debugging.
+//!
+//! Every field of every line, span fields and messages included, is written through
+//! [`crate::log_safe::Escaped`] ([`safe_fields`]): values that come from peers cannot break a
+//! line or forge one, whichever call site logs them.
 
 use std::path::Path;
 
 use mailmux_config::{Config, LogLevel, Protocol};
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::filter::{LevelFilter, Targets, dynamic_filter_fn};
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -39,6 +45,17 @@ fn log_file_name(protocol: Protocol) -> &'static str {
         Protocol::Imap => "ImapProxy.log",
         Protocol::Pop3 => "PopProxy.log",
     }
+}
+
+/// The field formatter of every log: `name=value` pairs separated by spaces, the message
+/// without its name, every value escaped.
+pub fn safe_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = crate::log_safe::Escaped(&text);
+        if field.name() == "message" { write!(w, "{text}") } else { write!(w, "{field}={text}") }
+    })
+    .delimited(" ")
 }
 
 /// The tracing level for a syslog level.
@@ -92,6 +109,7 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> 
                 own_files.push(name);
                 let writer = file_writer(dir, log_file_name(svc.protocol), &mut guards)?;
                 let layer = tracing_subscriber::fmt::layer()
+                    .fmt_fields(safe_fields())
                     .with_ansi(false)
                     .with_target(false)
                     .with_writer(writer)
@@ -103,7 +121,7 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> 
         }
     }
     let not_elsewhere = dynamic_filter_fn(move |meta, cx| !own_files.iter().any(|name| within(meta, cx, name)));
-    let main = tracing_subscriber::fmt::layer().with_target(false);
+    let main = tracing_subscriber::fmt::layer().fmt_fields(safe_fields()).with_target(false);
     let main: BoxedLayer = match (&config.log_dir, to_stderr) {
         (Some(dir), false) => {
             let writer = file_writer(dir, "mailmux.log", &mut guards)?;

@@ -89,7 +89,7 @@ impl Service {
         let directory = directory::from_config(&config, directory_tls)
             .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
         let mut search_attrs = config.mail_host_attrs.clone();
-        for attr in config.replay_format.attributes() {
+        for attr in config.replay_format.attributes().chain([config.edge.tcp_access_attr.as_str()]) {
             if !search_attrs.iter().any(|a| a == attr) {
                 search_attrs.push(attr.to_owned());
             }

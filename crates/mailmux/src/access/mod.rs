@@ -14,45 +14,20 @@
 pub mod badguy;
 pub mod budget;
 pub mod conn_limits;
+pub mod host_name;
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mailmux_config::Protocol;
+use mailmux_config::{Protocol, ServiceConfig};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::outcome::Refusal;
 use badguy::BadGuys;
 use conn_limits::{ConnCounts, ConnSlot};
 
-/// A client address as limits and penalties count it: IPv4 as it is (IPv4-mapped IPv6
-/// included), IPv6 by its /64, since one host usually holds a whole /64 and could otherwise
-/// rotate through it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpKey(IpAddr);
-
-impl IpKey {
-    /// The key of an address.
-    pub fn of(ip: IpAddr) -> IpKey {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                IpKey(IpAddr::V6(Ipv6Addr::from(prefix)))
-            }
-            v4 => IpKey(v4),
-        }
-    }
-}
-
-impl std::fmt::Display for IpKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V4(v4) => write!(f, "{v4}"),
-            IpAddr::V6(v6) => write!(f, "{v6}/64"),
-        }
-    }
-}
+pub use mailmux_config::conn_limits::IpKey;
 
 /// The edge's state for the life of the server.
 #[derive(Debug)]
@@ -108,16 +83,19 @@ impl Edge {
     }
 
     /// Admits a connection that holds a session permit: a pre-login permit, then a slot for
-    /// its address within `conn_limit`.
+    /// its address within the service's `ConnLimits`.
     pub fn admit(
         &self,
-        protocol: Protocol,
+        svc: &ServiceConfig,
         client: IpAddr,
-        conn_limit: Option<u32>,
         session: OwnedSemaphorePermit,
     ) -> Result<Admission, Refusal> {
         let prelogin = self.prelogin.clone().try_acquire_owned().map_err(|_| Refusal::PreLoginBudget)?;
-        let slot = self.conns.try_take(protocol, IpKey::of(client), conn_limit).ok_or(Refusal::ConnLimit)?;
+        let limits = &svc.edge.conn_limits;
+        let slot = self
+            .conns
+            .try_take(svc.protocol, limits.key(client), limits.limit_for(client))
+            .ok_or(Refusal::ConnLimit)?;
         Ok(Admission { _session: session, prelogin: Some(prelogin), _slot: slot })
     }
 }
@@ -210,14 +188,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_prelogin_budget_is_given_back_at_login() {
-        let edge = Edge::new(10, 1);
+    async fn the_prelogin_budget_is_given_back_at_login_and_conn_limits_apply() {
+        let edge = Edge::new(10, 2);
+        let dir = std::env::temp_dir();
+        let svc = |limits: &str| {
+            let text = format!("default:LdapURL ldif:users.ldif\ndefault:ConnLimits {limits}\n");
+            let file = dir.join("ImapProxyAService.cfg");
+            let mut diags = mailmux_config::Diagnostics::default();
+            let entries = mailmux_config::raw::parse(&file, &text, None, &mut diags);
+            mailmux_config::service::build(Protocol::Imap, Vec::new(), &file, &dir, &entries, &mut diags)
+                .unwrap_or_else(|| panic!("{diags}"))
+        };
+        let one_each = svc("0.0.0.0|0.0.0.0:1");
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let permit = || edge.sessions.clone().try_acquire_owned().unwrap();
-        let mut first = edge.admit(Protocol::Imap, ip, None, permit()).unwrap();
-        assert_eq!(edge.admit(Protocol::Imap, ip, None, permit()).unwrap_err(), Refusal::PreLoginBudget);
+        let mut first = edge.admit(&one_each, ip, permit()).unwrap();
+        assert_eq!(edge.admit(&one_each, ip, permit()).unwrap_err(), Refusal::ConnLimit);
+        let _other = edge.admit(&one_each, "192.0.2.2".parse().unwrap(), permit()).unwrap();
+        assert_eq!(edge.admit(&svc("0.0.0.0|0.0.0.0:9"), ip, permit()).unwrap_err(), Refusal::PreLoginBudget);
         first.logged_in();
-        let _second = edge.admit(Protocol::Imap, ip, None, permit()).unwrap();
-        assert_eq!(edge.sessions.available_permits(), 8);
+        let _third = edge.admit(&svc("0.0.0.0|0.0.0.0:9"), ip, permit()).unwrap();
+        assert_eq!(edge.sessions.available_permits(), 7);
     }
 }

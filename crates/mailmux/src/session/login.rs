@@ -9,6 +9,7 @@
 //! so mailmux logs in as `StoreAdmin` with the user as SASL PLAIN authorization identity.
 
 use mailmux_config::StoreTlsMode;
+use mailmux_config::tcp_access::{Decision, Service as AccessService, TcpAccess};
 use mailmux_proto::{Credentials, Mechanism, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
 
@@ -32,11 +33,13 @@ pub struct LoggedIn {
     pub login: StoreLogin<StoreStream>,
 }
 
-/// Finds the user's store and logs in there.
+/// Finds the user's store and logs in there. `encrypted`: the client connection is TLS (it
+/// decides between `imap` and `imaps` in access filters).
 pub async fn log_in(
     ctx: &SessionContext,
     credentials: &Credentials,
     certificate: Option<&CertificateDer<'_>>,
+    encrypted: bool,
 ) -> Result<LoggedIn, LoginError> {
     if let Some(problem) = mailmux_proto::login::credentials_problem(&credentials.login, credentials.password.expose())
     {
@@ -50,6 +53,7 @@ pub async fn log_in(
         Mechanism::Password | Mechanism::Plain | Mechanism::Login => by_password(ctx, credentials).await?,
     };
     let svc = &ctx.service.config;
+    user_access(ctx, &entry, encrypted).await?;
     let port = match svc.store_tls.mode {
         StoreTlsMode::Implicit { port } => port,
         StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
@@ -79,6 +83,34 @@ pub async fn log_in(
     };
     let login = store::login(setup, tcp, replay).await?;
     Ok(LoggedIn { user: identity.user_at_domain(), store, login })
+}
+
+/// The user's own access filter (`TCPAccessAttr`, by default `mailAllowedServiceAccess`):
+/// may this user use this service from this client? A filter that cannot be read refuses
+/// the login (fail closed), as does a `-` rule that matches. Checked before the store is
+/// contacted, so the client is told only that the login failed.
+async fn user_access(ctx: &SessionContext, entry: &Entry, encrypted: bool) -> Result<(), LoginError> {
+    let edge = &ctx.service.config.edge;
+    let values = entry.values(&edge.tcp_access_attr);
+    if values.is_empty() {
+        return Ok(());
+    }
+    let denied = |reason: String| LoginError::AccessDenied { dn: entry.dn.clone(), reason };
+    // Several values are read as one filter, rules joined with `$`.
+    let filter = TcpAccess::parse(&values.join("$"))
+        .map_err(|e| denied(format!("its {} cannot be read: {e}", edge.tcp_access_attr)))?;
+    let service = AccessService::of(ctx.service.config.protocol, encrypted);
+    let client = ctx.access_client(filter.needs_host_name_for(service)).await;
+    let verdict = filter.verdict(service, &client);
+    if verdict.decision == Decision::Deny {
+        let rule = verdict.rule.map_or_else(|| "no rule allows it".to_owned(), |r| format!("rule {}", r + 1));
+        return Err(denied(format!(
+            "{} of the user does not allow {} ({rule})",
+            edge.tcp_access_attr,
+            service.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// Whose credentials go to the store.

@@ -23,12 +23,14 @@ mod prelogin;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use mailmux_config::tcp_access::{Client, Decision, Service as AccessService};
 use mailmux_proto::{Credentials, Rejection};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::host_name::{self, ClientHost};
 use crate::access::{self, Admission, Edge};
 use crate::outcome::{Outcome, Refusal};
 use crate::relay;
@@ -50,6 +52,24 @@ pub struct SessionContext {
     pub edge: Arc<Edge>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// The client's host name, looked up once when first needed.
+    pub host: Arc<tokio::sync::OnceCell<ClientHost>>,
+}
+
+impl SessionContext {
+    /// The client's host name (looked up on first use).
+    pub async fn client_host(&self) -> &ClientHost {
+        self.host.get_or_init(|| host_name::look_up(self.client.ip())).await
+    }
+
+    /// The client as access filters see it: with its host name if `lookup`, else without.
+    pub async fn access_client(&self, lookup: bool) -> Client<'_> {
+        if lookup {
+            Client::with_host(self.client.ip(), self.client_host().await.as_host_name())
+        } else {
+            Client::new(self.client.ip())
+        }
+    }
 }
 
 /// The connection's TLS state, as a front machine needs it.
@@ -114,7 +134,11 @@ struct Summary {
 /// TLS from the first byte.
 pub async fn serve<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, permit: OwnedSemaphorePermit) {
     let protocol = ctx.service.config.protocol;
-    match ctx.edge.admit(protocol, ctx.client.ip(), None, permit) {
+    let admitted = match ctx.edge.admit(&ctx.service.config, ctx.client.ip(), permit) {
+        Ok(admission) => check_access(&ctx, implicit_tls).await.map(|()| admission),
+        Err(refusal) => Err(refusal),
+    };
+    match admitted {
         Ok(admission) => run::<F>(tcp, implicit_tls, ctx, admission).await,
         Err(refusal) => {
             if ctx.edge.log_refusal(refusal) {
@@ -126,7 +150,9 @@ pub async fn serve<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionCon
                         limit = ctx.edge.prelogin_limit,
                         "too many sessions before login; connection refused"
                     ),
-                    Refusal::SessionLimit | Refusal::Access => tracing::warn!("connection refused"),
+                    // check_access said why.
+                    Refusal::Access => {}
+                    Refusal::SessionLimit => tracing::warn!("connection refused"),
                 }
             }
             if !implicit_tls {
@@ -134,6 +160,29 @@ pub async fn serve<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionCon
             }
         }
     }
+}
+
+/// `TCPAccess`, and the client's host name for the log with `ClientLookup`.
+async fn check_access(ctx: &SessionContext, implicit_tls: bool) -> Result<(), Refusal> {
+    let edge = &ctx.service.config.edge;
+    let service = AccessService::of(ctx.service.config.protocol, implicit_tls);
+    if edge.client_lookup {
+        let host = ctx.client_host().await.describe();
+        tracing::info!(%host, "client host name");
+    }
+    if edge.tcp_access.is_empty() {
+        return Ok(());
+    }
+    let client = ctx.access_client(edge.client_lookup || edge.tcp_access.needs_host_name_for(service)).await;
+    let verdict = edge.tcp_access.verdict(service, &client);
+    if verdict.decision == Decision::Deny {
+        if ctx.edge.log_refusal(Refusal::Access) {
+            let rule = verdict.rule.map_or_else(|| "no rule allows it".to_owned(), |r| format!("rule {}", r + 1));
+            tracing::warn!(service = service.as_str(), "access denied by TCPAccess ({rule})");
+        }
+        return Err(Refusal::Access);
+    }
+    Ok(())
 }
 
 /// Runs one admitted session to its end and logs its summary.

@@ -104,7 +104,7 @@ async fn converse<F: Front>(
             }
             Some(Step::Login(ticket, credentials)) => {
                 summary.user = Some(credentials.login.clone());
-                match attempt(ctx, &credentials, client.peer_certificate(), deadline).await {
+                match attempt(ctx, &credentials, client.peer_certificate(), client.is_tls(), deadline).await {
                     Attempt::LoggedIn(done) => {
                         tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
                         summary.user = Some(done.user);
@@ -200,25 +200,30 @@ async fn attempt(
     ctx: &SessionContext,
     credentials: &Credentials,
     certificate: Option<&rustls::pki_types::CertificateDer<'_>>,
+    encrypted: bool,
     deadline: Instant,
 ) -> Attempt {
     let svc = &ctx.service.config;
     let key = IpKey::of(ctx.client.ip());
+    // BGExcluded addresses (monitoring, webmail front ends) are never penalised.
+    let watched = !svc.edge.badguy.excluded.contains(ctx.client.ip());
     let badguys = ctx.edge.badguys(svc.protocol);
     let work = async {
-        let penalty = badguys.penalty(&svc.edge.badguy, key, Instant::now());
+        let penalty = if watched { badguys.penalty(&svc.edge.badguy, key, Instant::now()) } else { Duration::ZERO };
         if !penalty.is_zero() {
             tracing::debug!(penalty_ms = penalty.as_millis() as u64, "badguy: delaying this authentication");
             tokio::time::sleep(penalty).await;
         }
         // The floor counts from here: the penalty comes on top of it.
         let started = Instant::now();
-        let result = login::log_in(ctx, credentials, certificate).await;
+        let result = login::log_in(ctx, credentials, certificate, encrypted).await;
         match &result {
             Ok(_) => badguys.succeeded(key),
             Err(e) if e.rejection(None) == Rejection::AuthenticationFailed => {
-                let badness = badguys.failed(&svc.edge.badguy, key, Instant::now());
-                tracing::info!("badguy {key} now has {} badness", badness.as_secs());
+                if watched {
+                    let badness = badguys.failed(&svc.edge.badguy, key, Instant::now());
+                    tracing::info!("badguy {key} now has {} badness", badness.as_secs());
+                }
                 tokio::time::sleep_until(started + svc.edge.failure_delay).await;
             }
             Err(_) => {}

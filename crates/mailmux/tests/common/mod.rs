@@ -69,6 +69,7 @@ pub fn capture_logs() {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let writer = buf.clone();
         let _ = tracing_subscriber::fmt()
+            .fmt_fields(mailmux::logging::safe_fields())
             .with_max_level(tracing::Level::DEBUG)
             .with_ansi(false)
             .with_writer(move || LogWriter(writer.clone()))
