@@ -14,6 +14,7 @@
 //! | [`ports`] | free ports on one or more loopback addresses |
 //! | [`slapd`] | an OpenLDAP server from a 20-line `slapd.conf` |
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
+//! | [`hostile`] | stores and directories that hang, babble or die on purpose |
 //! | [`pki`] | a test CA: server and client certificates, CRLs |
 //! | [`subject`] | hand-made certificate subjects: multi-valued RDNs, any string type, bad values |
 //! | [`lab`] | the whole site, and mailmux configuration directories pointing at it |
@@ -21,6 +22,7 @@
 
 pub mod daemon;
 pub mod dovecot;
+pub mod hostile;
 pub mod lab;
 pub mod pki;
 pub mod ports;

@@ -84,7 +84,10 @@ fn file_writer(
     file: &str,
     guards: &mut Vec<LogGuard>,
 ) -> std::io::Result<tracing_appender::non_blocking::NonBlocking> {
-    std::fs::create_dir_all(dir)?;
+    // Checked here, with the path in the message: the appender would only fail later.
+    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", dir.join(file).display()));
+    std::fs::create_dir_all(dir).map_err(named)?;
+    std::fs::OpenOptions::new().create(true).append(true).open(dir.join(file)).map_err(named)?;
     let appender = tracing_appender::rolling::never(dir, file);
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
     guards.push(guard);

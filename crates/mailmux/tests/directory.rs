@@ -51,6 +51,12 @@ async fn a_restarted_ldap_server_is_picked_up_again() {
         );
     }
     own.restart();
+    // A server that failed is skipped for DOWN_FOR (5 s), then tried again.
+    let restarted = std::time::Instant::now();
+    while !login(mm.imap, &user.uid, &user.password).await.starts_with("a OK") {
+        assert!(restarted.elapsed() < std::time::Duration::from_secs(8), "not reconnected within 8 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     for _ in 0..4 {
         assert!(login(mm.imap, &user.uid, &user.password).await.starts_with("a OK"), "reconnected");
     }

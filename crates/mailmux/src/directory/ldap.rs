@@ -7,18 +7,29 @@
 //! A slot connects lazily, trying the `LdapURL` servers in order, and binds with
 //! `BindDN`/`BindPass` (anonymously without them). When an operation fails at the transport
 //! level the slot is emptied and the operation retried once on a fresh connection, which is
-//! how a restarted or failed-over server is picked up. Every operation, connecting
-//! included, is bounded by `LdapTimeout`.
+//! how a restarted or failed-over server is picked up. Every operation, connecting and
+//! binding included, is bounded by `LdapTimeout`.
+//!
+//! A directory that stops answering must not become an outage of its own making:
+//!
+//! * no lock is held while connecting or searching: a slot's connection is cloned out from
+//!   under a short synchronous lock; connecting is single-flight per slot, and the sessions
+//!   waiting on it wait for that one attempt (at most `LdapTimeout`), not one each;
+//! * a server that failed to connect or bind is *down* for [`DOWN_FOR`]: lookups skip it for
+//!   the next `LdapURL`, or fail at once when every server is down, instead of each paying
+//!   `LdapTimeout` again;
+//! * a search asks for two entries at most: one is the answer, two mean the filter is
+//!   ambiguous, and a broad filter cannot make the server send the whole tree.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry, SearchOptions};
 use mailmux_config::{DirectoryUrl, ServiceConfig};
 use mailmux_proto::Secret;
 use rustls::ClientConfig;
-use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 
@@ -26,16 +37,55 @@ use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 /// holding up the rest without opening a connection per session.
 const POOL_SIZE: usize = 4;
 
+/// How long a server that failed to connect or bind is skipped.
+pub const DOWN_FOR: Duration = Duration::from_secs(5);
+
 /// LDAP result codes that mean "no such entry" rather than trouble.
 const NO_SUCH_OBJECT: u32 = 32;
+/// More entries matched than the size limit of 2: the filter is ambiguous.
+const SIZE_LIMIT_EXCEEDED: u32 = 4;
 /// The server could not parse the filter: a configuration problem.
 const FILTER_ERROR: u32 = 87;
 
 /// One LDAP server and its search base.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Server {
     url: String,
     base: String,
+    /// Skipped until then after a failure to connect or bind.
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Server {
+    fn is_down(&self, now: Instant) -> bool {
+        self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|t| now < t)
+    }
+
+    fn mark(&self, down: bool) {
+        *self.down_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            down.then(|| Instant::now() + DOWN_FOR);
+    }
+}
+
+/// One pooled connection: the connection (cloned out under a short lock) and the
+/// single-flight guard of its (re)connection.
+#[derive(Debug, Default)]
+struct Slot {
+    conn: Mutex<Option<(Ldap, usize)>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    fn live(&self) -> Option<(Ldap, usize)> {
+        let mut conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (ldap, server) = conn.as_mut()?;
+        // `is_closed` takes `&mut self` in ldap3.
+        if ldap.is_closed() { None } else { Some((ldap.clone(), *server)) }
+    }
+
+    fn set(&self, conn: Option<(Ldap, usize)>) {
+        *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+    }
 }
 
 /// An LDAP-backed directory.
@@ -48,7 +98,7 @@ pub struct LdapDirectory {
     /// `LdapStartTLS`: upgrade `ldap://` connections before binding.
     starttls: bool,
     timeout: Duration,
-    slots: Vec<Mutex<Option<(Ldap, usize)>>>,
+    slots: Vec<Slot>,
     next: AtomicUsize,
 }
 
@@ -59,7 +109,9 @@ impl LdapDirectory {
             .directory
             .iter()
             .filter_map(|u| match u {
-                DirectoryUrl::Ldap { server, base } => Some(Server { url: server.clone(), base: base.clone() }),
+                DirectoryUrl::Ldap { server, base } => {
+                    Some(Server { url: server.clone(), base: base.clone(), down_until: Mutex::default() })
+                }
                 DirectoryUrl::Ldif { .. } => None,
             })
             .collect();
@@ -73,32 +125,41 @@ impl LdapDirectory {
             tls,
             starttls: svc.ldap_starttls,
             timeout: svc.ldap_timeout,
-            slots: (0..POOL_SIZE).map(|_| Mutex::new(None)).collect(),
+            slots: (0..POOL_SIZE).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
         }
     }
 
     /// A bound connection for `slot`, and the index of its server.
     async fn connection(&self, slot: usize) -> Result<(Ldap, usize), DirectoryError> {
-        let mut guard = self.slots[slot].lock().await;
-        if let Some((ldap, server)) = guard.as_mut()
-            && !ldap.is_closed()
-        {
-            return Ok((ldap.clone(), *server));
+        let slot = &self.slots[slot];
+        if let Some(live) = slot.live() {
+            return Ok(live);
         }
-        *guard = None;
+        // One connection attempt per slot at a time; the others wait for its outcome.
+        let _connecting = slot.connecting.lock().await;
+        if let Some(live) = slot.live() {
+            return Ok(live);
+        }
+        slot.set(None);
         let mut last_error = String::from("no LDAP server configured");
+        let now = Instant::now();
         for (index, server) in self.servers.iter().enumerate() {
-            match self.connect(server).await {
-                Ok(ldap) => {
-                    *guard = Some((ldap.clone(), index));
+            if server.is_down(now) {
+                last_error = format!("{}: down (failed within the last {} s)", server.url, DOWN_FOR.as_secs());
+                continue;
+            }
+            match tokio::time::timeout(self.timeout, self.connect(server)).await {
+                Ok(Ok(ldap)) => {
+                    server.mark(false);
+                    slot.set(Some((ldap.clone(), index)));
                     return Ok((ldap, index));
                 }
-                Err(e) => {
-                    tracing::warn!(server = %server.url, error = %e, "LDAP server unusable");
-                    last_error = format!("{}: {e}", server.url);
-                }
+                Ok(Err(e)) => last_error = format!("{}: {e}", server.url),
+                Err(_) => last_error = format!("{}: no answer within {} s", server.url, self.timeout.as_secs()),
             }
+            server.mark(true);
+            tracing::warn!(error = %last_error, "LDAP server unusable; skipping it for {} s", DOWN_FOR.as_secs());
         }
         Err(DirectoryError::Unavailable(last_error))
     }
@@ -133,7 +194,11 @@ impl LdapDirectory {
             Scope::Base => ldap3::Scope::Base,
             Scope::Subtree => ldap3::Scope::Subtree,
         };
-        let result = ldap.with_timeout(self.timeout).search(base, scope, query.filter, query.attrs).await;
+        let result = ldap
+            .with_timeout(self.timeout)
+            .with_search_options(SearchOptions::new().sizelimit(2))
+            .search(base, scope, query.filter, query.attrs)
+            .await;
         let (entries, res) = match result {
             Ok(r) => (r.0, r.1),
             Err(e) => return Err(Failure::Transport(e)),
@@ -141,6 +206,7 @@ impl LdapDirectory {
         match res.rc {
             0 => {}
             NO_SUCH_OBJECT => return Ok(None),
+            SIZE_LIMIT_EXCEEDED => return Err(Failure::Final(DirectoryError::Ambiguous(entries.len()))),
             FILTER_ERROR => return Err(Failure::Final(DirectoryError::Rejected(res.text))),
             rc => {
                 return Err(Failure::Final(DirectoryError::Unavailable(format!(
@@ -176,12 +242,12 @@ impl LdapDirectory {
             Err(Failure::Final(e)) => Err(e),
             Err(Failure::Transport(first)) => {
                 tracing::debug!(error = %first, "LDAP connection failed; reconnecting");
-                *self.slots[slot].lock().await = None;
+                self.slots[slot].set(None);
                 match self.search_once(slot, &query).await {
                     Ok(found) => Ok(found),
                     Err(Failure::Final(e)) => Err(e),
                     Err(Failure::Transport(e)) => {
-                        *self.slots[slot].lock().await = None;
+                        self.slots[slot].set(None);
                         Err(DirectoryError::Unavailable(e.to_string()))
                     }
                 }
