@@ -123,16 +123,12 @@ impl fmt::Display for IpKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnLimits {
     realms: Vec<Realm>,
-    ipv6_count_prefix: u8,
 }
 
 impl Default for ConnLimits {
     /// `0.0.0.0|0.0.0.0:20`, IPv6 clients counted per /64.
     fn default() -> Self {
-        ConnLimits {
-            realms: vec![Realm { net: IpNet::catch_all(IpAddr::from([0u8; 4])), limit: 20 }],
-            ipv6_count_prefix: DEFAULT_IPV6_COUNT_PREFIX,
-        }
+        ConnLimits { realms: vec![Realm { net: IpNet::catch_all(IpAddr::from([0u8; 4])), limit: 20 }] }
     }
 }
 
@@ -151,22 +147,7 @@ impl ConnLimits {
         if realms.is_empty() {
             return Err(format!("no realm given; the MMP default is {DEFAULT}"));
         }
-        Ok(ConnLimits { realms, ipv6_count_prefix: DEFAULT_IPV6_COUNT_PREFIX })
-    }
-
-    /// Counts IPv6 clients per `len` leading bits instead of 64 (0 to 128; 128 counts every
-    /// address on its own, which a client holding a whole prefix can evade).
-    pub fn with_ipv6_count_prefix(mut self, len: u8) -> Result<ConnLimits, String> {
-        if len > 128 {
-            return Err(format!("IPv6 counting prefix /{len} is longer than 128 bits"));
-        }
-        self.ipv6_count_prefix = len;
-        Ok(self)
-    }
-
-    /// The IPv6 counting prefix.
-    pub fn ipv6_count_prefix(&self) -> u8 {
-        self.ipv6_count_prefix
+        Ok(ConnLimits { realms })
     }
 
     /// The realms, in the order written.
@@ -188,14 +169,9 @@ impl ConnLimits {
         self.realm_for(ip).map(|r| r.limit)
     }
 
-    /// The key the server counts the client's connections under.
+    /// The key the server counts the client's connections under ([`IpKey::of`]).
     pub fn key(&self, ip: IpAddr) -> IpKey {
-        let ip = ip.to_canonical();
-        let prefix = match ip {
-            IpAddr::V4(_) => 32,
-            IpAddr::V6(_) => self.ipv6_count_prefix,
-        };
-        IpKey { addr: mask(ip, prefix), prefix }
+        IpKey::of(ip)
     }
 }
 
@@ -308,9 +284,6 @@ mod tests {
         assert_eq!(a.to_string(), "2001:db8:1:2::/64");
         assert_eq!(limits.key(ip("::ffff:192.0.2.7")), limits.key(ip("192.0.2.7")));
         assert_eq!(limits.key(ip("192.0.2.7")).to_string(), "192.0.2.7");
-        let per_address = limits.clone().with_ipv6_count_prefix(128).expect("128");
-        assert_ne!(per_address.key(ip("2001:db8::1")), per_address.key(ip("2001:db8::2")));
-        assert!(limits.with_ipv6_count_prefix(129).is_err());
     }
 
     #[test]

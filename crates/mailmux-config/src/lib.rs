@@ -65,6 +65,9 @@ pub struct Config {
     /// `MaxPreLoginSessions` (mailmux): sessions not yet logged in, at once; by default half
     /// of the session limit, so clients that never log in cannot crowd out those that do.
     pub max_prelogin_sessions: Option<usize>,
+    /// `MaxPreLoginPerNetwork` (mailmux): sessions not yet logged in from one network (IPv4
+    /// /24, IPv6 /48); by default an eighth of `MaxPreLoginSessions`.
+    pub max_prelogin_per_network: Option<usize>,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
 }
@@ -93,7 +96,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     };
     let mut log_dir = None;
     let mut log_level = LogLevel::default();
-    let (mut max_sessions, mut max_prelogin_sessions) = (None, None);
+    let (mut max_sessions, mut max_prelogin_sessions, mut max_prelogin_per_network) = (None, None, None);
     let mut service_list = None;
     for entry in &entries {
         match entry.key.as_str() {
@@ -105,16 +108,23 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
             },
-            "maxsessions" | "maxpreloginsessions" => match entry.value.trim().parse::<usize>() {
-                Ok(n) if n > 0 => {
-                    *(if entry.key == "maxsessions" { &mut max_sessions } else { &mut max_prelogin_sessions }) = Some(n)
+            "maxsessions" | "maxpreloginsessions" | "maxpreloginpernetwork" => {
+                match entry.value.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => {
+                        let setting = match entry.key.as_str() {
+                            "maxsessions" => &mut max_sessions,
+                            "maxpreloginsessions" => &mut max_prelogin_sessions,
+                            _ => &mut max_prelogin_per_network,
+                        };
+                        *setting = Some(n);
+                    }
+                    _ => diags.error(
+                        &aservice_path,
+                        entry.line,
+                        format!("{}: '{}' is not a positive number", entry.name, entry.value),
+                    ),
                 }
-                _ => diags.error(
-                    &aservice_path,
-                    entry.line,
-                    format!("{}: '{}' is not a positive number", entry.name, entry.value),
-                ),
-            },
+            }
             "numthreads" => diags.warn(
                 &aservice_path,
                 entry.line,
@@ -145,7 +155,15 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
-    let config = Config { dir: dir.to_path_buf(), log_dir, log_level, max_sessions, max_prelogin_sessions, services };
+    let config = Config {
+        dir: dir.to_path_buf(),
+        log_dir,
+        log_level,
+        max_sessions,
+        max_prelogin_sessions,
+        max_prelogin_per_network,
+        services,
+    };
     Ok(Loaded { config, warnings: diags })
 }
 

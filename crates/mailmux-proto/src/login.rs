@@ -100,6 +100,12 @@ pub fn credentials_problem(login: &str, password: &[u8]) -> Option<&'static str>
     None
 }
 
+/// Operator text (a `ServerDownAlert`) made one line: control characters become spaces, so
+/// it cannot break the response it is put in.
+pub fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// Longest login name accepted (RFC 4616 sets 255 octets for SASL identities).
 pub const MAX_LOGIN_NAME: usize = 255;
 

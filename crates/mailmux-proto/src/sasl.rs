@@ -37,7 +37,7 @@ impl SaslError {
             SaslError::EmptyUser => "Empty user name",
             SaslError::AuthzidMismatch => "Acting as another user is not permitted",
             SaslError::NotOffered => "Unsupported authentication mechanism",
-            SaslError::TooLong => "[TOOBIG] SASL response too long",
+            SaslError::TooLong => "SASL response too long",
         }
     }
 }

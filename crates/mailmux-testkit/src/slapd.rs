@@ -88,6 +88,23 @@ impl Slapd {
     pub fn stop(&mut self) {
         self.daemon.stop();
     }
+
+    /// Freezes the server (SIGSTOP): connections are still accepted by the kernel, nothing is
+    /// answered — a directory that hangs.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.join("slapd.pid")).expect("slapd.pid");
+        let status = Command::new("kill").arg(signal).arg(pid.trim()).status().expect("run kill");
+        assert!(status.success(), "kill {signal} slapd");
+    }
 }
 
 /// Runs slapd on the configuration and database already in `dir`.

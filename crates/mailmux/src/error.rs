@@ -53,6 +53,12 @@ pub enum LoginError {
         /// Why.
         reason: String,
     },
+    /// The store took the credentials and did not answer within `BacksideTimeout`.
+    #[error("store {store} did not answer the login in time")]
+    StoreTimedOut {
+        /// The store.
+        store: StoreAddr,
+    },
     /// The store refused the credentials.
     #[error("store {store} refused the login: {text}")]
     StoreRejected {
@@ -85,11 +91,22 @@ impl LoginError {
             | LoginError::StoreRejected { .. }
             // Two entries for one login is a directory problem, but retrying will not fix it.
             | LoginError::Directory(DirectoryError::Ambiguous(_)) => Rejection::AuthenticationFailed,
-            LoginError::Directory(_) | LoginError::StoreUnreachable { .. } | LoginError::StoreFailed { .. } => {
+            LoginError::Directory(_)
+            | LoginError::StoreUnreachable { .. }
+            | LoginError::StoreTimedOut { .. }
+            | LoginError::StoreFailed { .. } => {
                 Rejection::Unavailable {
                     alert: alert.map(str::to_owned),
                 }
             }
         }
+    }
+
+    /// Whether the failure counts against the client's address (BadGuy): the credentials
+    /// were refused, or a store that had them went silent (a wrong password can look like
+    /// that once the store's own penalty outgrows `BacksideTimeout`). A directory or store
+    /// that could not be reached at all is nobody's fault.
+    pub fn is_bad_guess(&self) -> bool {
+        matches!(self, LoginError::StoreTimedOut { .. }) || self.rejection(None) == Rejection::AuthenticationFailed
     }
 }

@@ -63,7 +63,10 @@ pub async fn accept_loop(a: Acceptor) {
             accepted = a.listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
-            Ok(pair) => {
+            // IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d: counted, logged
+            // and passed on to stores as the IPv4 addresses they are.
+            Ok((stream, peer)) => {
+                let pair = (stream, SocketAddr::new(peer.ip().to_canonical(), peer.port()));
                 backoff = Duration::from_millis(5);
                 pair
             }
@@ -85,6 +88,7 @@ pub async fn accept_loop(a: Acceptor) {
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
         let protocol = a.service.config.protocol;
         // One span name per protocol, so each service's lines can go to its own log; the names

@@ -6,9 +6,10 @@
 //! a forged one, hide text from a terminal or reorder it on screen:
 //!
 //! * `\` becomes `\\`; CR, LF and TAB become `\r`, `\n`, `\t`;
-//! * other control characters (C0, DEL, C1) and the Unicode characters that move or hide
-//!   text (line and paragraph separators, bidirectional overrides and isolates, zero-width
-//!   marks) become `\u{…}`;
+//! * other control characters (C0, DEL, C1) and the Unicode format characters that move or
+//!   hide text (line and paragraph separators, bidirectional marks, overrides and isolates,
+//!   zero-width and invisible operators, soft hyphens, interlinear annotations, tag
+//!   characters) become `\u{…}`;
 //! * a value longer than [`MAX_LOGGED_CHARS`] characters is cut, saying how much was left out.
 
 use std::fmt::{self, Write};
@@ -44,11 +45,15 @@ impl fmt::Display for Escaped<'_> {
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c,
-            '\u{200b}'..='\u{200f}' // zero-width space/joiners, LRM, RLM
-            | '\u{2028}' | '\u{2029}' // line and paragraph separators
-            | '\u{202a}'..='\u{202e}' // bidirectional embeddings and overrides
-            | '\u{2066}'..='\u{2069}' // bidirectional isolates
-            | '\u{feff}') // zero-width no-break space
+            '\u{ad}' // soft hyphen
+            | '\u{61c}' // Arabic letter mark
+            | '\u{180e}' // Mongolian vowel separator
+            | '\u{200b}'..='\u{200f}' // zero-width space/joiners, LRM, RLM
+            | '\u{2028}'..='\u{202e}' // line and paragraph separators, bidirectional overrides
+            | '\u{2060}'..='\u{206f}' // word joiner, invisible operators, isolates, deprecated format
+            | '\u{feff}' // zero-width no-break space
+            | '\u{fff9}'..='\u{fffb}' // interlinear annotations
+            | '\u{e0000}'..='\u{e007f}') // tag characters
 }
 
 #[cfg(test)]
@@ -63,6 +68,7 @@ mod tests {
         assert!(!logged.chars().any(needs_escape));
         assert_eq!(Escaped("joe@example.com").to_string(), "joe@example.com");
         assert_eq!(Escaped("Jöe Ünïcode").to_string(), "Jöe Ünïcode", "ordinary non-ASCII is kept");
+        assert_eq!(Escaped("a\u{ad}b\u{61c}c\u{2066}d\u{e0041}").to_string(), "a\\u{ad}b\\u{61c}c\\u{2066}d\\u{e0041}");
     }
 
     #[test]

@@ -21,9 +21,11 @@
 use std::path::Path;
 
 use mailmux_config::{Config, LogLevel, Protocol};
-use tracing_subscriber::field::MakeExt;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{LevelFilter, Targets, dynamic_filter_fn};
 use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -48,14 +50,54 @@ fn log_file_name(protocol: Protocol) -> &'static str {
 }
 
 /// The field formatter of every log: `name=value` pairs separated by spaces, the message
-/// without its name, every value escaped.
-pub fn safe_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
-    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
-        let text = format!("{value:?}");
-        let text = crate::log_safe::Escaped(&text);
-        if field.name() == "message" { write!(w, "{text}") } else { write!(w, "{field}={text}") }
-    })
-    .delimited(" ")
+/// without its name, every value escaped once ([`crate::log_safe::Escaped`]), strings
+/// without quotes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SafeFields;
+
+/// The formatter (a function, so call sites read the same as before it was a type).
+pub fn safe_fields() -> SafeFields {
+    SafeFields
+}
+
+impl<'w> FormatFields<'w> for SafeFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> std::fmt::Result {
+        let mut visitor = SafeVisitor { writer, first: true, result: Ok(()) };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct SafeVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl SafeVisitor<'_> {
+    fn write(&mut self, field: &Field, text: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        let text = crate::log_safe::Escaped(text);
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{separator}{text}")
+        } else {
+            write!(self.writer, "{separator}{}={text}", field.name())
+        };
+    }
+}
+
+impl Visit for SafeVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.write(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.write(field, &format!("{value:?}"));
+    }
 }
 
 /// The tracing level for a syslog level.

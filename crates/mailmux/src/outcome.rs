@@ -2,6 +2,8 @@
 //!
 //! Every session's summary line carries one of these words, and nothing else: log readers can
 //! count them, and metric labels built from them stay a fixed set however hostile the peers.
+//! Connections turned away at the door ([`Refusal`]) have no session and no summary line: they
+//! are logged by kind, at most 20 lines a second each (see [`crate::access`]).
 
 use crate::relay::RelayEnd;
 
@@ -12,6 +14,8 @@ pub enum Refusal {
     SessionLimit,
     /// Too many connections are still before login (the pre-login budget).
     PreLoginBudget,
+    /// Too many connections from the client's network are still before login.
+    PreLoginNetwork,
     /// `ConnLimits`: this client address has too many connections.
     ConnLimit,
     /// `TCPAccess`: the client may not use this service.
@@ -21,8 +25,6 @@ pub enum Refusal {
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Turned away at the door.
-    Refused(Refusal),
     /// The TLS handshake (implicit or after STARTTLS) failed.
     TlsFailed,
     /// The client went away (or could not be written to) before login.
@@ -47,10 +49,6 @@ impl Outcome {
     /// The word in the summary line.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Refused(Refusal::SessionLimit) => "refused-session-limit",
-            Outcome::Refused(Refusal::PreLoginBudget) => "refused-busy",
-            Outcome::Refused(Refusal::ConnLimit) => "refused-conn-limit",
-            Outcome::Refused(Refusal::Access) => "refused-access",
             Outcome::TlsFailed => "tls-failed",
             Outcome::ClientGone => "client-gone",
             Outcome::ClosedBeforeLogin => "closed-before-login",

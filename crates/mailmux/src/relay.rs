@@ -92,21 +92,28 @@ where
     let mut last_activity = Instant::now();
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
+    // Which direction is polled first alternates, so one that always has data (a long
+    // upload) cannot starve the other.
+    let mut up_first = true;
     let end = poll_fn(|cx| {
         let mut moved = false;
-        match up.poll(cx, Pin::new(&mut client), Pin::new(&mut store), &mut moved) {
-            Poll::Ready(Ok(())) => {
-                first_closed.get_or_insert(RelayEnd::ClientClosed);
+        up_first = !up_first;
+        for up_turn in [up_first, !up_first] {
+            let (pump, reader, writer, closed): (_, &mut (dyn AsyncRead + Unpin), &mut (dyn AsyncWrite + Unpin), _) =
+                if up_turn {
+                    (&mut up, &mut client, &mut store, RelayEnd::ClientClosed)
+                } else {
+                    (&mut down, &mut store, &mut client, RelayEnd::StoreClosed)
+                };
+            match pump.poll(cx, Pin::new(reader), Pin::new(writer), &mut moved) {
+                Poll::Ready(Ok(())) => {
+                    first_closed.get_or_insert(closed);
+                }
+                // Once one side has closed, the other failing on its way out (a reset after
+                // the client's full close, say) is part of the close, not an error.
+                Poll::Ready(Err(_)) => return Poll::Ready(first_closed.unwrap_or(RelayEnd::Error)),
+                Poll::Pending => {}
             }
-            Poll::Ready(Err(_)) => return Poll::Ready(RelayEnd::Error),
-            Poll::Pending => {}
-        }
-        match down.poll(cx, Pin::new(&mut store), Pin::new(&mut client), &mut moved) {
-            Poll::Ready(Ok(())) => {
-                first_closed.get_or_insert(RelayEnd::StoreClosed);
-            }
-            Poll::Ready(Err(_)) => return Poll::Ready(RelayEnd::Error),
-            Poll::Pending => {}
         }
         if up.done && down.done {
             return Poll::Ready(first_closed.unwrap_or(RelayEnd::ClientClosed));
@@ -158,17 +165,13 @@ impl Pump {
 
     /// Moves bytes until the reader would block (`Pending`, after flushing the writer), the
     /// direction is over (`Ready(Ok)`), or I/O fails. Sets `moved` when any byte moved.
-    fn poll<R, W>(
+    fn poll(
         &mut self,
         cx: &mut Context<'_>,
-        mut reader: Pin<&mut R>,
-        mut writer: Pin<&mut W>,
+        mut reader: Pin<&mut (dyn AsyncRead + Unpin)>,
+        mut writer: Pin<&mut (dyn AsyncWrite + Unpin)>,
         moved: &mut bool,
-    ) -> Poll<io::Result<()>>
-    where
-        R: AsyncRead + ?Sized,
-        W: AsyncWrite + ?Sized,
-    {
+    ) -> Poll<io::Result<()>> {
         if self.done {
             return Poll::Pending;
         }
@@ -182,6 +185,10 @@ impl Pump {
                 self.copied += n as u64;
                 self.unflushed = true;
                 *moved = true;
+            }
+            if self.buf.len() > BUFFER_SIZE {
+                // Pending bytes larger than a buffer are out: back to the usual size.
+                self.buf = vec![0u8; BUFFER_SIZE].into_boxed_slice();
             }
             if self.eof {
                 // Shutting down flushes first. A peer that is already gone cannot take the

@@ -131,20 +131,16 @@ pub struct Server {
 impl Server {
     /// Builds every service and binds every listener of `config`.
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
-        let descriptors = match budget::raise_descriptor_limit() {
-            Ok(limit) => {
-                tracing::info!(was = limit.was, now = limit.soft, "open-files limit raised to the hard limit");
-                limit.soft
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read or raise the open-files limit; assuming 1024");
-                1024
-            }
-        };
-        let sessions = budget::session_limit(descriptors, config.max_sessions);
+        let limit = budget::raise_descriptor_limit();
+        match &limit.error {
+            None => tracing::info!(was = limit.was, now = limit.soft, "open-files limit raised to the hard limit"),
+            Some(e) => tracing::warn!(error = %e, now = limit.soft, "cannot raise the open-files limit"),
+        }
+        let sessions = budget::session_limit(limit.soft, config.max_sessions);
         let prelogin = budget::prelogin_limit(sessions, config.max_prelogin_sessions);
-        tracing::info!(sessions, prelogin, descriptors, "session limits");
-        let edge = Arc::new(Edge::new(sessions, prelogin));
+        let per_network = budget::prelogin_per_network(prelogin, config.max_prelogin_per_network);
+        tracing::info!(sessions, prelogin, per_network, descriptors = limit.soft, "session limits");
+        let edge = Arc::new(Edge::new(sessions, prelogin, per_network));
         let mut listeners = Vec::new();
         let mut drain = Duration::ZERO;
         for svc in &config.services {

@@ -94,12 +94,42 @@ async fn pipelined_guessing_is_answered_in_turn_and_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_network_gets_its_share_of_the_prelogin_budget() {
+    let lab = lab(USERS);
+    let cfg = lab.write_config(DirectoryKind::Ldif, "", "");
+    let aservice = cfg.join("AService.cfg");
+    let text = std::fs::read_to_string(&aservice).expect("AService.cfg");
+    std::fs::write(&aservice, text + "default:MaxPreLoginSessions 100\ndefault:MaxPreLoginPerNetwork 3\n")
+        .expect("write AService.cfg");
+    let mm = Mailmux::start(&cfg).await;
+    // Three addresses of 127.0.0.0/24 (each well within ConnLimits) fill the network's share.
+    let mut held = Vec::new();
+    for last in [41, 42, 43] {
+        let mut c = Transcript::connect_from(ip(last), mm.imap).await;
+        c.expect("* OK").await;
+        held.push(c);
+    }
+    let mut refused = Transcript::connect_from(ip(44), mm.imap).await;
+    refused.expect("* BYE [UNAVAILABLE] Too many connections").await;
+    // Logging in frees the network's slot.
+    let user = lab.user_on(0);
+    held[0].send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+    held[0].expect("a OK").await;
+    let mut again = Transcript::connect_from(ip(44), mm.imap).await;
+    again.expect("* OK").await;
+    mm.stop().await;
+    assert!(captured_logs().contains("too many sessions before login from the client's network"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prelogin_budget_refuses_politely_and_spares_logged_in_users() {
     let lab = lab(USERS);
     let cfg = lab.write_config(DirectoryKind::Ldif, "", "");
     let aservice = cfg.join("AService.cfg");
     let text = std::fs::read_to_string(&aservice).expect("AService.cfg");
-    std::fs::write(&aservice, text + "default:MaxPreLoginSessions 5\n").expect("write AService.cfg");
+    // Every test client is in 127.0.0.0/24: the per-network share must not be the limit here.
+    std::fs::write(&aservice, text + "default:MaxPreLoginSessions 5\ndefault:MaxPreLoginPerNetwork 5\n")
+        .expect("write AService.cfg");
     let mm = Mailmux::start(&cfg).await;
     let user = lab.user_on(0);
     let mut logged_in = Transcript::connect(mm.imap).await;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{Mailmux, MailmuxProcess, captured_logs, imap_expect_store, lab};
 use mailmux_testkit::hostile::{Hostile, HostileServer};
 use mailmux_testkit::lab::{DirectoryKind, Lab};
-use mailmux_testkit::slapd::{self, SUFFIX};
+use mailmux_testkit::slapd::{self, SUFFIX, Slapd};
 use mailmux_testkit::transcript::Transcript;
 
 const USERS: usize = 4;
@@ -102,7 +102,8 @@ async fn hostile_stores_get_temporary_answers_in_time() {
     assert!(hung.accepted() >= 200);
     mm.stop().await;
     let logs = captured_logs();
-    assert!(logs.contains("no login reply in time"), "the log says why");
+    assert!(logs.contains("no greeting in time"), "the log says why");
+    assert!(logs.contains("did not answer the login in time"), "the log says why");
     assert!(logs.contains("store greeted with PREAUTH"), "the log says why");
 }
 
@@ -146,6 +147,43 @@ async fn a_directory_that_never_answers_cannot_stall_logins() {
     for _ in 0..5 {
         let (answer, took) = login(mm.imap, &user.uid, &user.password).await;
         assert!(answer.starts_with("a OK") && took < Duration::from_secs(1), "{answer} after {took:?}");
+    }
+    mm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_hangs_mid_session_is_skipped_not_retried() {
+    let lab = lab(USERS);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let own = Slapd::start(dir.path(), &std::fs::read_to_string(&lab.ldif).expect("lab LDIF"));
+    let url = format!("default:LdapURL {}/{SUFFIX}\ndefault:LdapTimeout 2\n", own.url);
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, &url, "")).await;
+    let user = lab.user_on(0).clone();
+    // Bound connections in every pooled slot, then the server freezes.
+    for _ in 0..4 {
+        assert!(login(mm.imap, &user.uid, &user.password).await.0.starts_with("a OK"));
+    }
+    own.pause();
+    let logins: Vec<_> = (0..20)
+        .map(|_| {
+            let (uid, password) = (user.uid.clone(), user.password.clone());
+            tokio::spawn(async move { login(mm.imap, &uid, &password).await })
+        })
+        .collect();
+    for l in logins {
+        let (answer, took) = l.await.expect("client");
+        assert!(answer.starts_with(UNAVAILABLE), "{answer}");
+        // One LdapTimeout: an unanswered search is not retried on a new connection.
+        assert!(took < Duration::from_secs(4), "answered after {took:?}");
+    }
+    // Marked down: the next logins are refused at once instead of waiting again.
+    let (answer, took) = login(mm.imap, &user.uid, &user.password).await;
+    assert!(answer.starts_with(UNAVAILABLE) && took < Duration::from_millis(500), "{answer} after {took:?}");
+    own.resume();
+    let resumed = Instant::now();
+    while !login(mm.imap, &user.uid, &user.password).await.0.starts_with("a OK") {
+        assert!(resumed.elapsed() < Duration::from_secs(10), "not back within 10 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     mm.stop().await;
 }

@@ -79,7 +79,7 @@ pub fn parse(input: &[u8]) -> Result<TaggedCommand, ParseError> {
             let user = p.astring().ok_or_else(|| fail("Invalid user name"))?;
             p.sp().ok_or_else(|| fail("LOGIN needs a password"))?;
             let password = p.astring().ok_or_else(|| fail("Invalid password"))?;
-            Command::Login { user, password: Secret::new(password) }
+            Command::Login { user: user.expose().to_vec(), password }
         }
         b"AUTHENTICATE" => {
             p.sp().ok_or_else(|| fail("AUTHENTICATE needs a mechanism"))?;
@@ -111,6 +111,11 @@ fn is_base64_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')
 }
 
+/// RFC 9051 tag characters: `ASTRING-CHAR` except `+`.
+pub(crate) fn is_tag_char(b: u8) -> bool {
+    (is_atom_char(b) || b == b']') && b != b'+'
+}
+
 /// RFC 9051 `ATOM-CHAR`: any CHAR except atom-specials.
 fn is_atom_char(b: u8) -> bool {
     b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
@@ -140,7 +145,7 @@ impl Parser<'_> {
 
     /// `tag = 1*<any ASTRING-CHAR except "+">`
     fn tag(&mut self) -> Option<Vec<u8>> {
-        let t = self.take_while(|b| (is_atom_char(b) || b == b']') && b != b'+');
+        let t = self.take_while(is_tag_char);
         (!t.is_empty()).then(|| t.to_vec())
     }
 
@@ -149,21 +154,21 @@ impl Parser<'_> {
         (!a.is_empty()).then(|| a.to_vec())
     }
 
-    /// `astring = 1*ASTRING-CHAR / string`
-    fn astring(&mut self) -> Option<Vec<u8>> {
+    /// `astring = 1*ASTRING-CHAR / string`; a [`Secret`], since it may be the password.
+    fn astring(&mut self) -> Option<Secret> {
         match self.peek()? {
             b'"' => self.quoted(),
             b'{' => self.literal(),
             _ => {
                 let a = self.take_while(|b| is_atom_char(b) || b == b']');
-                (!a.is_empty()).then(|| a.to_vec())
+                (!a.is_empty()).then(|| Secret::new(a))
             }
         }
     }
 
-    fn quoted(&mut self) -> Option<Vec<u8>> {
+    fn quoted(&mut self) -> Option<Secret> {
         self.pos += 1;
-        let mut out = Vec::new();
+        let mut out = Secret::default();
         loop {
             let b = self.peek()?;
             self.pos += 1;
@@ -174,17 +179,17 @@ impl Parser<'_> {
                     if escaped != b'"' && escaped != b'\\' {
                         return None;
                     }
-                    out.push(escaped);
+                    out.extend_from_slice(&[escaped]);
                     self.pos += 1;
                 }
                 b'\r' | b'\n' | 0 => return None,
-                _ => out.push(b),
+                _ => out.extend_from_slice(&[b]),
             }
         }
     }
 
     /// `{n}` or `{n+}`, CRLF, then n bytes (the framer guarantees they are present).
-    fn literal(&mut self) -> Option<Vec<u8>> {
+    fn literal(&mut self) -> Option<Secret> {
         self.pos += 1;
         let digits = self.take_while(|b| b.is_ascii_digit());
         let size: usize = std::str::from_utf8(digits).ok()?.parse().ok()?;
@@ -195,12 +200,12 @@ impl Parser<'_> {
             return None;
         }
         self.pos += 3;
-        let data = self.input.get(self.pos..self.pos + size)?;
+        let data = self.input.get(self.pos..self.pos.checked_add(size)?)?;
         if data.contains(&0) {
             return None;
         }
         self.pos += size;
-        Some(data.to_vec())
+        Some(Secret::new(data))
     }
 }
 

@@ -247,14 +247,18 @@ impl CommandFramer {
     }
 }
 
-/// The first space-delimited token of a command.
+/// The tag of a command being refused: its first token if that is a valid tag (RFC 9051
+/// `1*<ASTRING-CHAR except "+">`), else `*`, so the refusal is always well-formed IMAP.
 pub fn tag_of(command: &[u8]) -> &[u8] {
     let end = memchr::memchr(b' ', command).unwrap_or(command.len());
-    &command[..end]
+    let tag = &command[..end];
+    if !tag.is_empty() && tag.iter().all(|&b| super::command::is_tag_char(b)) { tag } else { b"*" }
 }
 
-/// If `line` ends with `{n}` or `{n+}`, the size and whether it synchronises;
-/// `Err` for a brace group that is not a valid number.
+/// If `line` ends with `{n}` or `{n+}`, the size and whether it synchronises; `Err` for a
+/// brace group that is not a number. RFC 9051's `number` is `1*DIGIT`: leading zeros are
+/// allowed and a size too large for memory saturates (and is refused as too big), so no
+/// announcement can slip through as an ordinary line and have its literal read as commands.
 fn literal_announcement(line: &[u8]) -> Option<Result<(usize, bool), ()>> {
     let body = line.strip_suffix(b"}")?;
     let open = memchr::memrchr(b'{', body)?;
@@ -266,11 +270,11 @@ fn literal_announcement(line: &[u8]) -> Option<Result<(usize, bool), ()>> {
         }
         None => true,
     };
-    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Some(Err(()));
     }
-    let size = std::str::from_utf8(digits).ok().and_then(|d| d.parse::<usize>().ok());
-    Some(size.map(|s| (s, sync)).ok_or(()))
+    let size = digits.iter().fold(0usize, |n, d| n.saturating_mul(10).saturating_add(usize::from(d - b'0')));
+    Some(Ok((size, sync)))
 }
 
 #[cfg(test)]
@@ -369,6 +373,33 @@ mod tests {
             assert_eq!(f.next_frame(), None);
         }
         assert!(f.allocated() < 16 * 1024, "{} bytes held", f.allocated());
+    }
+
+    #[test]
+    fn long_and_zero_padded_announcements_are_still_literals() {
+        // Eleven digits with leading zeros: a 5-byte literal, whose bytes are never a command.
+        assert_eq!(
+            frames(b"a LOGIN joe {00000000005+}\r\nb X\r\n\r\n", 3),
+            vec![cmd(b"a LOGIN joe {00000000005+}\r\nb X\r\n")]
+        );
+        // More than memory can hold: refused in step, not taken for an ordinary line.
+        assert_eq!(
+            frames(b"a LOGIN {99999999999999999999999}\r\nb NOOP\r\n", 64),
+            vec![Frame::TooBig { tag: b"a".to_vec() }, cmd(b"b NOOP")]
+        );
+    }
+
+    #[test]
+    fn refusals_never_echo_an_invalid_tag() {
+        // Found by the imap_front fuzzer (limits 256/256/512): the "tag" of a refused
+        // command held literal bytes.
+        let mut f = CommandFramer::new(Limits { max_line: 256, max_literal: 256, max_command: 512 });
+        f.feed(b"{5}\n7}}\n\0{997}\n");
+        let got: Vec<Frame> = std::iter::from_fn(|| f.next_frame()).collect();
+        assert_eq!(got, vec![Frame::ContinuationNeeded, Frame::TooBig { tag: b"*".to_vec() }]);
+        assert_eq!(tag_of(b"a1 LOGIN"), b"a1");
+        assert_eq!(tag_of(b"+x LOGIN"), b"*");
+        assert_eq!(tag_of(b" LOGIN"), b"*");
     }
 
     #[test]

@@ -21,7 +21,7 @@
 
 use super::command::{self, Command};
 use super::framing::{CommandFramer, Frame, Limits};
-use crate::login::{Credentials, Mechanism, Rejection};
+use crate::login::{Credentials, Mechanism, Rejection, one_line};
 use crate::sasl::{self, SaslMechanism};
 use crate::{Secret, sasl::SaslError};
 
@@ -390,11 +390,6 @@ impl ImapFront {
 enum Step {
     Next(State),
     Done(String, Secret, Mechanism),
-}
-
-/// Operator text must not break the response line.
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 #[cfg(test)]

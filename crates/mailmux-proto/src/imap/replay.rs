@@ -120,6 +120,12 @@ impl ImapReplay {
         std::mem::take(&mut self.out)
     }
 
+    /// Whether the credentials have been handed out (the login command is on its way or
+    /// answered): a store that goes silent after this may be sitting on a wrong password.
+    pub fn login_sent(&self) -> bool {
+        matches!(self.state, State::Sending { .. } | State::Awaiting | State::Capability { .. })
+    }
+
     /// Bytes the store sent after the response that ended the login (for the client).
     pub fn take_rest(&mut self) -> Vec<u8> {
         self.lines.take_rest()
@@ -256,11 +262,11 @@ impl ImapReplay {
     fn send_login(&mut self) -> Option<ReplayEvent> {
         let store_caps = self.capabilities.take().unwrap_or_default();
         let has = |cap: &str| store_caps.split(' ').any(|c| c.eq_ignore_ascii_case(cap));
-        if self.mechanism == ReplayMechanism::Login && has("LOGINDISABLED") {
-            // RFC 9051 §6.2.3: the store refuses LOGIN on this connection; sending the password
-            // anyway would only expose it.
+        if has("LOGINDISABLED") {
+            // RFC 9051 §6.2.3: the store takes no plaintext password on this connection;
+            // sending one anyway (LOGIN, or PLAIN with StoreAdmin's password) would only expose it.
             return Some(self.fail_protocol(
-                "the store advertises LOGINDISABLED (no plaintext LOGIN): set BacksideStartTLS yes or SSLBacksidePort",
+                "the store advertises LOGINDISABLED (no plaintext password): set BacksideStartTLS yes or SSLBacksidePort",
             ));
         }
         let literal_plus = has("LITERAL+");
@@ -383,6 +389,19 @@ mod tests {
         let (sent, ev) = play(&mut m, &["M1 OK [CAPABILITY IMAP4rev1] in"]);
         assert_eq!(sent, "M1 LOGIN \"joe\" \"hunter2\"\r\n");
         assert!(matches!(ev, Some(ReplayEvent::LoggedIn { .. })), "{ev:?}");
+    }
+
+    #[test]
+    fn logindisabled_stops_plain_too() {
+        let admin = ReplayCredentials {
+            authzid: Some("joe".into()),
+            authcid: "admin".into(),
+            password: Secret::new("hunter2"),
+        };
+        let mut m = ImapReplay::new(ReplayMechanism::Plain, admin, false);
+        let (sent, ev) = play(&mut m, &["* OK [CAPABILITY IMAP4rev1 SASL-IR LOGINDISABLED] hi"]);
+        assert_eq!(sent, "");
+        assert!(matches!(ev, Some(ReplayEvent::Failed(StoreFailure::Protocol { .. }))), "{ev:?}");
     }
 
     #[test]

@@ -312,7 +312,7 @@ impl Pop3Front {
             Rejection::Unavailable { alert } => {
                 let text = alert
                     .as_deref()
-                    .map(|a| a.chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+                    .map(crate::login::one_line)
                     .unwrap_or_else(|| "Mail service temporarily unavailable, try again later.".to_owned());
                 self.reply(&format!("-ERR [SYS/TEMP] {text}"));
             }
@@ -321,8 +321,12 @@ impl Pop3Front {
     }
 
     /// The login failed and the client has failed too often: answer and close.
-    pub fn reject_and_close(&mut self) {
-        self.reply("-ERR [AUTH] Authentication failed; too many failures, closing connection");
+    pub fn reject_and_close(&mut self, rejection: &Rejection) {
+        let code = match rejection {
+            Rejection::AuthenticationFailed => "[AUTH] Authentication failed",
+            Rejection::Unavailable { .. } => "[SYS/TEMP] Mail service temporarily unavailable",
+        };
+        self.reply(&format!("-ERR {code}; too many failures, closing connection"));
         self.state = State::Done;
     }
 

@@ -80,6 +80,11 @@ impl Pop3Replay {
         std::mem::take(&mut self.out)
     }
 
+    /// Whether the credentials have been handed out (`USER`/`AUTH` is on its way or answered).
+    pub fn login_sent(&self) -> bool {
+        matches!(self.state, State::User { .. } | State::Pass | State::Auth)
+    }
+
     /// Bytes the store sent after the response that ended the login.
     pub fn take_rest(&mut self) -> Vec<u8> {
         self.lines.take_rest()

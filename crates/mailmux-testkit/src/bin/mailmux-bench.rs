@@ -4,7 +4,7 @@
 //!
 //! Usage: `mailmux-bench --mailmux target/release/mailmux [--sessions 500] [--logins 2000]
 //! [--handshakes 2000] [--concurrency 50] [--relay-seconds 8] [--relay-connections 8]
-//! [--message-mib 10] [--only handshakes|logins|memory|relay]`. Every loop is bounded by its
+//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge]`. Every loop is bounded by its
 //! count or its duration.
 
 use std::net::SocketAddr;
@@ -61,7 +61,7 @@ fn args() -> Args {
             "--only" => a.only = Some(value()),
             _ => panic!(
                 "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N] \
-                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay]"
+                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge]"
             ),
         }
     }
@@ -127,7 +127,14 @@ async fn main() {
             lab.stores[user.store].add_message(&user.uid, "1700000001.M2P1.big", &message);
         }
     }
-    let cfg = lab.write_tls_config(DirectoryKind::Ldif, "", "");
+    // The lab turns the edge's protections off for tests; the edge workload measures them as
+    // shipped (an older build warns about the names it does not know).
+    let edge_defaults = if a.only.as_deref() == Some("edge") {
+        "default:FailureDelay 3\ndefault:BGPenalty 2\ndefault:ConnLimits 0.0.0.0|0.0.0.0:20\n"
+    } else {
+        ""
+    };
+    let cfg = lab.write_tls_config(DirectoryKind::Ldif, edge_defaults, edge_defaults);
     let (imap_port, pop3_port) = (free_port(), free_port());
     std::fs::write(
         cfg.dir.join("AService.cfg"),
@@ -267,6 +274,9 @@ async fn main() {
     if a.runs("relay") {
         relay(&a, &lab, [imap, imaps], &tls).await;
     }
+    if a.only.as_deref() == Some("edge") {
+        edge(&lab, imap).await;
+    }
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = child.wait();
 }
@@ -341,4 +351,110 @@ async fn relay(a: &Args, lab: &Arc<Lab>, [imap, imaps]: [SocketAddr; 2], tls: &A
         );
     }
     let _ = std::panic::take_hook();
+}
+
+/// The attacks of issue 6, against mailmux's shipped edge settings (only with `--only edge`):
+/// idle sockets from one address, pipelined guessing on one connection, and the timing of an
+/// unknown user against a wrong password. Run the client with `ulimit -n 20000`.
+async fn edge(lab: &Arc<Lab>, imap: SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // 1. 9,000 idle connections from 127.0.0.1, while a user logged in from 127.0.0.1 works
+    //    and a new client from 127.0.0.5 arrives.
+    let user = lab.user_on(0).clone();
+    let mut worker = Transcript::connect(imap).await;
+    worker.expect("* OK").await;
+    worker.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+    worker.expect("a OK").await;
+    let started = Instant::now();
+    let (mut greeted, mut refused, mut silent) = (0, 0, 0);
+    let mut idle = Vec::new();
+    for _ in 0..9_000 {
+        let Ok(mut s) = tokio::net::TcpStream::connect(imap).await else {
+            silent += 1;
+            continue;
+        };
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+            Ok(Ok(n)) if buf[..n].starts_with(b"* OK") => greeted += 1,
+            Ok(Ok(n)) if buf[..n].starts_with(b"* BYE") => refused += 1,
+            _ => silent += 1,
+        }
+        idle.push(s);
+    }
+    let opened = started.elapsed();
+    let noop = Instant::now();
+    worker.send("b NOOP").await;
+    worker.until("b OK").await;
+    let noop = noop.elapsed();
+    let mut other = Transcript::connect_from(std::net::IpAddr::from([127, 0, 0, 5]), imap).await;
+    let other_greeting = other.line().await;
+    println!(
+        "edge: 9000 connections from one address in {:.1} s: {greeted} greeted, {refused} refused with BYE, {silent} unanswered; \
+         a logged-in user's NOOP took {:.1} ms; a client from another address got: {other_greeting}",
+        opened.as_secs_f64(),
+        noop.as_secs_f64() * 1000.0
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // 2. 100,000 pipelined LOGINs on one connection.
+    let mut s = match connect_from(std::net::IpAddr::from([127, 0, 0, 6]), imap).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("edge: cannot connect for the guessing test: {e}");
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = s.read(&mut buf).await;
+    let guesses: String = (0..100_000).map(|i| format!("g{i} LOGIN {} guess{i}\r\n", user.uid)).collect();
+    let started = Instant::now();
+    let (mut read, mut write) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(guesses.as_bytes()).await;
+        write
+    });
+    let mut answers = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(120), read.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answers.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    writer.abort();
+    let text = String::from_utf8_lossy(&answers);
+    println!(
+        "edge: 100000 pipelined LOGINs: {} answered, connection closed after {:.1} s",
+        text.matches(" NO ").count(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // 3. An unknown user against a wrong password (fresh source addresses, so BadGuy does
+    //    not add to either).
+    let times = |uid: String, base: u8| async move {
+        let mut t = Vec::new();
+        for i in 0..5u8 {
+            let mut c = Transcript::connect_from(std::net::IpAddr::from([127, 0, 1, base + i]), imap).await;
+            c.expect("* OK").await;
+            let started = Instant::now();
+            c.send(&format!("a LOGIN {uid} wrong-password")).await;
+            c.until("a ").await;
+            t.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        t.sort_by(f64::total_cmp);
+        t
+    };
+    let unknown = times("nosuchuser".into(), 10).await;
+    let wrong = times(user.uid.clone(), 20).await;
+    println!(
+        "edge: failed-login time, median (min-max) of 5: unknown user {:.0} ms ({:.0}-{:.0}), wrong password {:.0} ms ({:.0}-{:.0})",
+        unknown[2], unknown[0], unknown[4], wrong[2], wrong[0], wrong[4]
+    );
+}
+
+/// Connects from `source` (an address the rest of the run does not use).
+async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }

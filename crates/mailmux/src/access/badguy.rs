@@ -3,7 +3,9 @@
 //! The MMP's scheme (`BGPenalty`, `BGMaxBadness`, `BGDecay`, `BGLinear`, `BGMax`,
 //! `BGExcluded`): each failed login from an address adds `BGPenalty` to its *badness*, up to
 //! `BGMaxBadness`; the address's next authentication waits for its badness before it is
-//! looked at (a success still waits, then clears the record). Badness lasts `BGDecay` after
+//! looked at (a success still waits, then clears the record). Authentications from one
+//! address take turns: each starts a full badness after the one before it, so twenty
+//! parallel connections guess no faster than one. Badness lasts `BGDecay` after
 //! the last failure — all of it until then, or shrinking linearly with `BGLinear`. IPv6
 //! addresses count per /64, since one host usually holds a whole /64.
 //!
@@ -28,6 +30,8 @@ struct Record {
     last_failure: Instant,
     /// Which entry of the FIFO is this record's current one.
     stamp: u64,
+    /// When the last authentication given a turn may start.
+    last_turn: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -50,20 +54,36 @@ impl BadGuys {
         BadGuys::default()
     }
 
-    /// How long an authentication from `key` must wait now.
+    /// How long an authentication from `key` must wait now (its badness, without taking a
+    /// turn).
     pub fn penalty(&self, cfg: &BadGuyConfig, key: IpKey, now: Instant) -> Duration {
         let table = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         table.records.get(&key).map_or(Duration::ZERO, |r| current(cfg, r, now))
     }
 
+    /// Gives an authentication from `key` its turn: how long it must wait, a full badness
+    /// after the turn before it.
+    pub fn take_turn(&self, cfg: &BadGuyConfig, key: IpKey, now: Instant) -> Duration {
+        let mut table = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(record) = table.records.get_mut(&key) else { return Duration::ZERO };
+        let badness = current(cfg, record, now);
+        if badness.is_zero() {
+            return Duration::ZERO;
+        }
+        let start = record.last_turn.max(now) + badness;
+        record.last_turn = start;
+        start - now
+    }
+
     /// Records a failed login; returns the address's new badness.
     pub fn failed(&self, cfg: &BadGuyConfig, key: IpKey, now: Instant) -> Duration {
         let mut table = self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = table.records.get(&key).map_or(Duration::ZERO, |r| current(cfg, r, now));
+        let (before, last_turn) =
+            table.records.get(&key).map_or((Duration::ZERO, now), |r| (current(cfg, r, now), r.last_turn));
         let badness = (before + cfg.penalty).min(cfg.max_badness);
         let stamp = table.next_stamp;
         table.next_stamp += 1;
-        table.records.insert(key, Record { badness, last_failure: now, stamp });
+        table.records.insert(key, Record { badness, last_failure: now, stamp, last_turn });
         table.order.push_back((key, stamp));
         while table.records.len() > cfg.max_tracked.max(1) {
             let Some((oldest, stamp)) = table.order.pop_front() else { break };
@@ -140,6 +160,21 @@ mod tests {
         assert_eq!(t.penalty(&cfg, key("192.0.2.2"), now), Duration::ZERO, "others are not touched");
         t.succeeded(a);
         assert_eq!(t.penalty(&cfg, a, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn parallel_authentications_take_turns() {
+        let cfg = BadGuyConfig::default();
+        let t = BadGuys::new();
+        let now = Instant::now();
+        let a = key("192.0.2.1");
+        assert_eq!(t.take_turn(&cfg, a, now), Duration::ZERO, "no record, no wait");
+        t.failed(&cfg, a, now);
+        let waits: Vec<Duration> = (0..4).map(|_| t.take_turn(&cfg, a, now)).collect();
+        assert_eq!(waits, vec![2 * S, 4 * S, 6 * S, 8 * S]);
+        // Later, once the queue has passed, the wait is one badness again.
+        assert_eq!(t.take_turn(&cfg, a, now + 60 * S), 2 * S);
+        assert_eq!(t.take_turn(&cfg, key("192.0.2.2"), now), Duration::ZERO);
     }
 
     #[test]

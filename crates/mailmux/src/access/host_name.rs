@@ -8,7 +8,7 @@
 //! having no name. Like the MMP, mailmux keeps no DNS cache of its own.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mailmux_config::tcp_access::HostName;
@@ -40,29 +40,37 @@ impl ClientHost {
         }
     }
 
-    /// For the log: the name, marked when unconfirmed.
+    /// For the log (which escapes it): the name, marked when unconfirmed.
     pub fn describe(&self) -> String {
         match self {
             ClientHost::Unknown => "unknown".to_owned(),
-            ClientHost::Unconfirmed(name) => format!("{} (unconfirmed)", crate::log_safe::Escaped(name)),
-            ClientHost::Known(name) => crate::log_safe::Escaped(name).to_string(),
+            ClientHost::Unconfirmed(name) => format!("{name} (unconfirmed)"),
+            ClientHost::Known(name) => name.clone(),
         }
     }
 }
 
-fn lookups() -> &'static Semaphore {
-    static LOOKUPS: OnceLock<Semaphore> = OnceLock::new();
-    LOOKUPS.get_or_init(|| Semaphore::new(CONCURRENT_LOOKUPS))
+fn lookups() -> &'static Arc<Semaphore> {
+    static LOOKUPS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    LOOKUPS.get_or_init(|| Arc::new(Semaphore::new(CONCURRENT_LOOKUPS)))
 }
 
 /// Looks up `ip`'s host name and confirms it.
 pub async fn look_up(ip: IpAddr) -> ClientHost {
     let ip = ip.to_canonical();
-    let work = async {
-        let Ok(_permit) = lookups().acquire().await else { return ClientHost::Unknown };
-        tokio::task::spawn_blocking(move || confirm(ip)).await.unwrap_or(ClientHost::Unknown)
+    let Ok(permit) = lookups().clone().try_acquire_owned() else {
+        tracing::debug!("every resolver slot is busy; the client's host name is not looked up");
+        return ClientHost::Unknown;
     };
-    tokio::time::timeout(LOOKUP_TIMEOUT, work).await.unwrap_or(ClientHost::Unknown)
+    let lookup = tokio::task::spawn_blocking(move || {
+        let found = confirm(ip);
+        drop(permit);
+        found
+    });
+    match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(found)) => found,
+        _ => ClientHost::Unknown,
+    }
 }
 
 fn confirm(ip: IpAddr) -> ClientHost {

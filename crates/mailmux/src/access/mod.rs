@@ -1,8 +1,8 @@
 //! The edge: who gets in, how many at once, and what failed logins cost.
 //!
 //! ```text
-//! accept ─▶ session permit ─▶ admit: pre-login budget ─▶ ConnLimits ─▶ greeting …
-//!   (listen.rs)  (process-wide,      (process-wide)     (per address)
+//! accept ─▶ session permit ─▶ admit: ConnLimits ─▶ network share ─▶ pre-login budget ─▶ TCPAccess ─▶ greeting …
+//!   (listen.rs)  (process-wide,       (per address) (per /24, /48)   (process-wide)
 //!                 from RLIMIT_NOFILE)
 //!                                    … login attempt: BadGuy penalty ─▶ verify ─▶ failure floor
 //! ```
@@ -29,6 +29,30 @@ use conn_limits::{ConnCounts, ConnSlot};
 
 pub use mailmux_config::conn_limits::IpKey;
 
+/// A client's network, for the pre-login share: IPv4 by /24, IPv6 by /48 (what one site or
+/// one subscriber usually holds, so one of them cannot take the whole pre-login budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetKey(IpAddr);
+
+impl NetKey {
+    /// The network of an address.
+    pub fn of(ip: IpAddr) -> NetKey {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => NetKey(std::net::Ipv4Addr::from(u32::from(v4) & 0xffff_ff00).into()),
+            IpAddr::V6(v6) => NetKey(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1)).into()),
+        }
+    }
+}
+
+impl std::fmt::Display for NetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}/24"),
+            IpAddr::V6(v6) => write!(f, "{v6}/48"),
+        }
+    }
+}
+
 /// The edge's state for the life of the server.
 #[derive(Debug)]
 pub struct Edge {
@@ -40,23 +64,30 @@ pub struct Edge {
     pub session_limit: usize,
     /// The pre-login limit, for logs.
     pub prelogin_limit: usize,
-    /// Connections per address (`ConnLimits`).
-    pub conns: Arc<ConnCounts>,
+    /// Sessions before login at once from one network ([`NetKey`]).
+    pub prelogin_per_network: u32,
+    /// Connections per service and address (`ConnLimits`).
+    pub conns: Arc<ConnCounts<(Protocol, IpKey)>>,
+    /// Sessions before login per network.
+    pub prelogin_networks: Arc<ConnCounts<NetKey>>,
     /// BadGuy tables, one per service.
     badguys: [BadGuys; 2],
     /// Refusal log lines this second, per [`Refusal`] kind (see [`Edge::log_refusal`]).
-    refusal_lines: [LogThrottle; 4],
+    refusal_lines: [LogThrottle; 5],
 }
 
 impl Edge {
-    /// An edge for `sessions` sessions at once, `prelogin` of them before login.
-    pub fn new(sessions: usize, prelogin: usize) -> Edge {
+    /// An edge for `sessions` sessions at once, `prelogin` of them before login, at most
+    /// `per_network` of those from one network.
+    pub fn new(sessions: usize, prelogin: usize, per_network: u32) -> Edge {
         Edge {
             sessions: Arc::new(Semaphore::new(sessions)),
             prelogin: Arc::new(Semaphore::new(prelogin)),
             session_limit: sessions,
             prelogin_limit: prelogin,
+            prelogin_per_network: per_network,
             conns: Arc::new(ConnCounts::default()),
+            prelogin_networks: Arc::new(ConnCounts::default()),
             badguys: [BadGuys::new(), BadGuys::new()],
             refusal_lines: Default::default(),
         }
@@ -70,6 +101,7 @@ impl Edge {
             Refusal::PreLoginBudget => 1,
             Refusal::ConnLimit => 2,
             Refusal::Access => 3,
+            Refusal::PreLoginNetwork => 4,
         };
         self.refusal_lines[i].allow()
     }
@@ -90,13 +122,17 @@ impl Edge {
         client: IpAddr,
         session: OwnedSemaphorePermit,
     ) -> Result<Admission, Refusal> {
-        let prelogin = self.prelogin.clone().try_acquire_owned().map_err(|_| Refusal::PreLoginBudget)?;
         let limits = &svc.edge.conn_limits;
         let slot = self
             .conns
-            .try_take(svc.protocol, limits.key(client), limits.limit_for(client))
+            .try_take((svc.protocol, limits.key(client)), limits.limit_for(client))
             .ok_or(Refusal::ConnLimit)?;
-        Ok(Admission { _session: session, prelogin: Some(prelogin), _slot: slot })
+        let network = self
+            .prelogin_networks
+            .try_take(NetKey::of(client), Some(self.prelogin_per_network))
+            .ok_or(Refusal::PreLoginNetwork)?;
+        let prelogin = self.prelogin.clone().try_acquire_owned().map_err(|_| Refusal::PreLoginBudget)?;
+        Ok(Admission { _session: session, prelogin: Some((prelogin, network)), _slot: slot })
     }
 }
 
@@ -136,8 +172,8 @@ fn clock_origin() -> std::time::Instant {
 pub struct Admission {
     _session: OwnedSemaphorePermit,
     /// Given back when the session logs in (see [`Admission::logged_in`]).
-    prelogin: Option<OwnedSemaphorePermit>,
-    _slot: ConnSlot,
+    prelogin: Option<(OwnedSemaphorePermit, ConnSlot<NetKey>)>,
+    _slot: ConnSlot<(Protocol, IpKey)>,
 }
 
 impl Admission {
@@ -153,12 +189,12 @@ pub fn refusal_text(protocol: Protocol, refusal: Refusal) -> &'static [u8] {
     match (protocol, refusal) {
         (Protocol::Imap, Refusal::ConnLimit) => b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
         (Protocol::Imap, Refusal::Access) => b"* BYE Access denied\r\n",
-        (Protocol::Imap, Refusal::SessionLimit | Refusal::PreLoginBudget) => {
+        (Protocol::Imap, Refusal::SessionLimit | Refusal::PreLoginBudget | Refusal::PreLoginNetwork) => {
             b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
         }
         (Protocol::Pop3, Refusal::ConnLimit) => b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
         (Protocol::Pop3, Refusal::Access) => b"-ERR Access denied\r\n",
-        (Protocol::Pop3, Refusal::SessionLimit | Refusal::PreLoginBudget) => {
+        (Protocol::Pop3, Refusal::SessionLimit | Refusal::PreLoginBudget | Refusal::PreLoginNetwork) => {
             b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
         }
     }
@@ -179,8 +215,19 @@ mod tests {
     }
 
     #[test]
+    fn networks_are_slash_24_and_slash_48() {
+        let net = |s: &str| NetKey::of(s.parse().unwrap());
+        assert_eq!(net("192.0.2.1"), net("192.0.2.254"));
+        assert_ne!(net("192.0.2.1"), net("192.0.3.1"));
+        assert_eq!(net("2001:db8:1:ff00::1"), net("2001:db8:1:1::1"));
+        assert_ne!(net("2001:db8:1::1"), net("2001:db8:2::1"));
+        assert_eq!(net("::ffff:192.0.2.9"), net("192.0.2.1"));
+        assert_eq!(net("2001:db8:1:2::1").to_string(), "2001:db8:1::/48");
+    }
+
+    #[test]
     fn refusal_lines_are_throttled() {
-        let edge = Edge::new(1, 1);
+        let edge = Edge::new(1, 1, 1);
         let logged = (0..1000).filter(|_| edge.log_refusal(Refusal::ConnLimit)).count() as u64;
         // Two seconds at most may have been touched while counting.
         assert!((REFUSAL_LINES_PER_SECOND..=2 * REFUSAL_LINES_PER_SECOND).contains(&logged), "{logged}");
@@ -189,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_prelogin_budget_is_given_back_at_login_and_conn_limits_apply() {
-        let edge = Edge::new(10, 2);
+        let edge = Edge::new(10, 3, 2);
         let dir = std::env::temp_dir();
         let svc = |limits: &str| {
             let text = format!("default:LdapURL ldif:users.ldif\ndefault:ConnLimits {limits}\n");
@@ -205,9 +252,18 @@ mod tests {
         let mut first = edge.admit(&one_each, ip, permit()).unwrap();
         assert_eq!(edge.admit(&one_each, ip, permit()).unwrap_err(), Refusal::ConnLimit);
         let _other = edge.admit(&one_each, "192.0.2.2".parse().unwrap(), permit()).unwrap();
-        assert_eq!(edge.admit(&svc("0.0.0.0|0.0.0.0:9"), ip, permit()).unwrap_err(), Refusal::PreLoginBudget);
+        // Two from 192.0.2.0/24 before login: the network's share is used up.
+        assert_eq!(
+            edge.admit(&one_each, "192.0.2.3".parse().unwrap(), permit()).unwrap_err(),
+            Refusal::PreLoginNetwork
+        );
+        let _elsewhere = edge.admit(&one_each, "198.51.100.1".parse().unwrap(), permit()).unwrap();
+        assert_eq!(
+            edge.admit(&one_each, "203.0.113.1".parse().unwrap(), permit()).unwrap_err(),
+            Refusal::PreLoginBudget
+        );
         first.logged_in();
         let _third = edge.admit(&svc("0.0.0.0|0.0.0.0:9"), ip, permit()).unwrap();
-        assert_eq!(edge.sessions.available_permits(), 7);
+        assert_eq!(edge.sessions.available_permits(), 6);
     }
 }

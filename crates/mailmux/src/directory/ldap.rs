@@ -21,7 +21,7 @@
 //! * a search asks for two entries at most: one is the answer, two mean the filter is
 //!   ambiguous, and a broad filter cannot make the server send the whole tree.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,24 +67,39 @@ impl Server {
     }
 }
 
+/// A pooled connection, with the index of its server and a generation number, so that a
+/// late failure of an old connection never empties the slot of the one that replaced it.
+type Pooled = (Ldap, usize, u64);
+
 /// One pooled connection: the connection (cloned out under a short lock) and the
 /// single-flight guard of its (re)connection.
 #[derive(Debug, Default)]
 struct Slot {
-    conn: Mutex<Option<(Ldap, usize)>>,
+    conn: Mutex<Option<Pooled>>,
+    generation: AtomicU64,
     connecting: tokio::sync::Mutex<()>,
 }
 
 impl Slot {
-    fn live(&self) -> Option<(Ldap, usize)> {
+    fn live(&self) -> Option<Pooled> {
         let mut conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (ldap, server) = conn.as_mut()?;
+        let (ldap, server, generation) = conn.as_mut()?;
         // `is_closed` takes `&mut self` in ldap3.
-        if ldap.is_closed() { None } else { Some((ldap.clone(), *server)) }
+        if ldap.is_closed() { None } else { Some((ldap.clone(), *server, *generation)) }
     }
 
-    fn set(&self, conn: Option<(Ldap, usize)>) {
-        *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = conn;
+    fn set(&self, ldap: Ldap, server: usize) -> Pooled {
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((ldap.clone(), server, generation));
+        (ldap, server, generation)
+    }
+
+    /// Empties the slot if it still holds connection `generation`.
+    fn clear(&self, generation: u64) {
+        let mut conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if conn.as_ref().is_some_and(|(_, _, g)| *g == generation) {
+            *conn = None;
+        }
     }
 }
 
@@ -130,8 +145,8 @@ impl LdapDirectory {
         }
     }
 
-    /// A bound connection for `slot`, and the index of its server.
-    async fn connection(&self, slot: usize) -> Result<(Ldap, usize), DirectoryError> {
+    /// A bound connection for `slot`, the index of its server, and its generation.
+    async fn connection(&self, slot: usize) -> Result<Pooled, DirectoryError> {
         let slot = &self.slots[slot];
         if let Some(live) = slot.live() {
             return Ok(live);
@@ -141,7 +156,6 @@ impl LdapDirectory {
         if let Some(live) = slot.live() {
             return Ok(live);
         }
-        slot.set(None);
         let mut last_error = String::from("no LDAP server configured");
         let now = Instant::now();
         for (index, server) in self.servers.iter().enumerate() {
@@ -152,8 +166,7 @@ impl LdapDirectory {
             match tokio::time::timeout(self.timeout, self.connect(server)).await {
                 Ok(Ok(ldap)) => {
                     server.mark(false);
-                    slot.set(Some((ldap.clone(), index)));
-                    return Ok((ldap, index));
+                    return Ok(slot.set(ldap, index));
                 }
                 Ok(Err(e)) => last_error = format!("{}: {e}", server.url),
                 Err(_) => last_error = format!("{}: no answer within {} s", server.url, self.timeout.as_secs()),
@@ -185,7 +198,7 @@ impl LdapDirectory {
     }
 
     async fn search_once(&self, slot: usize, query: &Query<'_>) -> Result<Option<Entry>, Failure> {
-        let (mut ldap, server) = self.connection(slot).await.map_err(Failure::Final)?;
+        let (mut ldap, server, generation) = self.connection(slot).await.map_err(Failure::Final)?;
         let base = match &query.base {
             Base::Configured => self.servers[server].base.as_str(),
             Base::Dn(dn) => dn.as_str(),
@@ -201,7 +214,22 @@ impl LdapDirectory {
             .await;
         let (entries, res) = match result {
             Ok(r) => (r.0, r.1),
-            Err(e) => return Err(Failure::Transport(e)),
+            // A server that takes a search and does not answer is as good as down: retrying
+            // would cost every login another LdapTimeout.
+            Err(LdapError::Timeout { .. }) => {
+                self.slots[slot].clear(generation);
+                self.servers[server].mark(true);
+                tracing::warn!(server = %self.servers[server].url, "LDAP search unanswered; skipping the server for {} s", DOWN_FOR.as_secs());
+                return Err(Failure::Final(DirectoryError::Unavailable(format!(
+                    "{}: no answer within {} s",
+                    self.servers[server].url,
+                    self.timeout.as_secs()
+                ))));
+            }
+            Err(e) => {
+                self.slots[slot].clear(generation);
+                return Err(Failure::Transport(e));
+            }
         };
         match res.rc {
             0 => {}
@@ -242,14 +270,10 @@ impl LdapDirectory {
             Err(Failure::Final(e)) => Err(e),
             Err(Failure::Transport(first)) => {
                 tracing::debug!(error = %first, "LDAP connection failed; reconnecting");
-                self.slots[slot].set(None);
                 match self.search_once(slot, &query).await {
                     Ok(found) => Ok(found),
                     Err(Failure::Final(e)) => Err(e),
-                    Err(Failure::Transport(e)) => {
-                        self.slots[slot].set(None);
-                        Err(DirectoryError::Unavailable(e.to_string()))
-                    }
+                    Err(Failure::Transport(e)) => Err(DirectoryError::Unavailable(e.to_string())),
                 }
             }
         }
@@ -257,7 +281,7 @@ impl LdapDirectory {
 }
 
 enum Failure {
-    /// The connection broke or timed out: worth one retry on a new connection.
+    /// The connection broke: worth one retry on a new connection.
     Transport(LdapError),
     /// An answer (or no server at all): retrying will not help.
     Final(DirectoryError),

@@ -46,8 +46,8 @@ impl Front for ImapFront {
         ImapFront::reject(self, &tag, rejection);
     }
 
-    fn reject_and_close(&mut self, tag: Vec<u8>) {
-        ImapFront::reject_and_close(self, &tag, &Rejection::AuthenticationFailed);
+    fn reject_and_close(&mut self, tag: Vec<u8>, rejection: &Rejection) {
+        ImapFront::reject_and_close(self, &tag, rejection);
     }
 
     fn tls_started(&mut self, client_certificate: bool) {

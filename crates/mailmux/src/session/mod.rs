@@ -109,7 +109,7 @@ pub trait Front: Send + Sized {
     /// The login failed; the client may retry.
     fn reject(&mut self, ticket: Self::Ticket, rejection: &Rejection);
     /// The login failed and the client has failed too often: answer, say goodbye, close.
-    fn reject_and_close(&mut self, ticket: Self::Ticket);
+    fn reject_and_close(&mut self, ticket: Self::Ticket, rejection: &Rejection);
     /// The STARTTLS/STLS handshake succeeded.
     fn tls_started(&mut self, client_certificate: bool);
     /// Goodbye at server shutdown.
@@ -141,18 +141,20 @@ pub async fn serve<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionCon
     match admitted {
         Ok(admission) => run::<F>(tcp, implicit_tls, ctx, admission).await,
         Err(refusal) => {
-            if ctx.edge.log_refusal(refusal) {
+            // check_access logs its own refusals, with the rule that decided.
+            if refusal != Refusal::Access && ctx.edge.log_refusal(refusal) {
                 match refusal {
                     Refusal::ConnLimit => {
                         tracing::warn!("Connection limit reached for client IP {}", ctx.client.ip())
                     }
-                    Refusal::PreLoginBudget => tracing::warn!(
+                    Refusal::PreLoginNetwork => tracing::warn!(
+                        limit = ctx.edge.prelogin_per_network,
+                        "too many sessions before login from the client's network; connection refused"
+                    ),
+                    _ => tracing::warn!(
                         limit = ctx.edge.prelogin_limit,
                         "too many sessions before login; connection refused"
                     ),
-                    // check_access said why.
-                    Refusal::Access => {}
-                    Refusal::SessionLimit => tracing::warn!("connection refused"),
                 }
             }
             if !implicit_tls {

@@ -44,8 +44,8 @@ impl Front for Pop3Front {
         Pop3Front::reject(self, rejection);
     }
 
-    fn reject_and_close(&mut self, _: ()) {
-        Pop3Front::reject_and_close(self);
+    fn reject_and_close(&mut self, _: (), rejection: &Rejection) {
+        Pop3Front::reject_and_close(self, rejection);
     }
 
     fn tls_started(&mut self, client_certificate: bool) {

@@ -80,7 +80,8 @@ async fn converse<F: Front>(
     summary: &mut Summary,
 ) -> Result<HandOver, Outcome> {
     let svc = &ctx.service.config;
-    let mut buf = vec![0u8; READ_SIZE];
+    // Holds raw LOGIN lines: wiped when the session is done with it.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_SIZE]);
     // What ends the session if the client goes away now.
     let mut leaving = Outcome::ClosedBeforeLogin;
     // Failed logins on this connection (MaxLoginFailures).
@@ -125,15 +126,17 @@ async fn converse<F: Front>(
                             Rejection::AuthenticationFailed => {
                                 tracing::info!(user = %credentials.login, reason = %e, "login refused");
                                 leaving = Outcome::AuthFailed;
-                                failures += 1;
                             }
                             Rejection::Unavailable { .. } => {
                                 tracing::warn!(user = %credentials.login, reason = %e, "login failed");
                                 leaving = Outcome::Unavailable;
                             }
                         }
+                        // Every failure counts, temporary ones too: a guesser whose store
+                        // slows it down past BacksideTimeout must not get unlimited tries.
+                        failures += 1;
                         if failures >= svc.edge.max_login_failures {
-                            front.reject_and_close(ticket);
+                            front.reject_and_close(ticket, &rejection);
                             let _ = flush(&mut client, &mut front, deadline).await;
                             return Err(Outcome::TooManyFailures);
                         }
@@ -177,25 +180,32 @@ async fn converse<F: Front>(
 enum Attempt {
     LoggedIn(login::LoggedIn),
     Failed(LoginError),
-    /// The pre-login deadline passed first.
+    /// The attempt outran its budget.
     TimedOut,
     /// The server began to shut down first.
     ShutDown,
 }
 
-/// One login attempt, from the BadGuy wait to the answer, within the pre-login deadline and
-/// stopped by shutdown.
+/// One login attempt, from the BadGuy wait to the answer, stopped by shutdown.
 ///
 /// ```text
-/// wait the address's badness ─▶ verify (directory, store) ─┬─ ok: clear the address's record
-///                                                          └─ refused: add a penalty, and answer
-///                                                             no sooner than FailureDelay after
-///                                                             the attempt began
+/// wait the address's turn ─▶ verify (directory, store) ─┬─ ok: clear the address's record
+///                                                       └─ failed: a bad guess (refused, or a
+///                                                          store that took the password and
+///                                                          went silent) adds badness; every
+///                                                          failure is answered no sooner than
+///                                                          FailureDelay after the verification
+///                                                          began
 /// ```
 ///
 /// The floor is what makes an unknown user (refused by the directory at once) and a wrong
 /// password (refused by the store after its own delay) look alike from the outside; the
 /// BadGuy wait is what slows one address's guessing without touching anybody else.
+///
+/// An attempt that has begun is allowed to finish past the pre-login deadline, within a
+/// budget of its own (its wait, two directory and two store timeouts, the floor): cutting it
+/// short would leave the guess uncounted, and answering a late success while refusing a late
+/// failure would tell the client which one it was.
 async fn attempt(
     ctx: &SessionContext,
     credentials: &Credentials,
@@ -208,25 +218,32 @@ async fn attempt(
     // BGExcluded addresses (monitoring, webmail front ends) are never penalised.
     let watched = !svc.edge.badguy.excluded.contains(ctx.client.ip());
     let badguys = ctx.edge.badguys(svc.protocol);
-    let work = async {
-        let penalty = if watched { badguys.penalty(&svc.edge.badguy, key, Instant::now()) } else { Duration::ZERO };
-        if !penalty.is_zero() {
-            tracing::debug!(penalty_ms = penalty.as_millis() as u64, "badguy: delaying this authentication");
-            tokio::time::sleep(penalty).await;
+    let now = Instant::now();
+    let wait = if watched { badguys.take_turn(&svc.edge.badguy, key, now) } else { Duration::ZERO };
+    let budget = wait + svc.edge.failure_delay + 2 * (svc.ldap_timeout + svc.backside_timeout);
+    let finish_by = deadline.max(now + budget);
+    let bad_guess = || {
+        if watched {
+            let badness = badguys.failed(&svc.edge.badguy, key, Instant::now());
+            tracing::info!("badguy {key} now has {} badness", badness.as_secs());
         }
-        // The floor counts from here: the penalty comes on top of it.
+    };
+    let work = async {
+        if !wait.is_zero() {
+            tracing::debug!(wait_ms = wait.as_millis() as u64, "badguy: delaying this authentication");
+            tokio::time::sleep(wait).await;
+        }
+        // The floor counts from here: the wait comes on top of it.
         let started = Instant::now();
         let result = login::log_in(ctx, credentials, certificate, encrypted).await;
         match &result {
             Ok(_) => badguys.succeeded(key),
-            Err(e) if e.rejection(None) == Rejection::AuthenticationFailed => {
-                if watched {
-                    let badness = badguys.failed(&svc.edge.badguy, key, Instant::now());
-                    tracing::info!("badguy {key} now has {} badness", badness.as_secs());
+            Err(e) => {
+                if e.is_bad_guess() {
+                    bad_guess();
                 }
                 tokio::time::sleep_until(started + svc.edge.failure_delay).await;
             }
-            Err(_) => {}
         }
         result
     };
@@ -235,7 +252,11 @@ async fn attempt(
             Ok(done) => Attempt::LoggedIn(done),
             Err(e) => Attempt::Failed(e),
         },
-        _ = tokio::time::sleep_until(deadline) => Attempt::TimedOut,
+        _ = tokio::time::sleep_until(finish_by) => {
+            // Over its own budget too (a stage without a timeout of its own): a guess all the same.
+            bad_guess();
+            Attempt::TimedOut
+        }
         _ = ctx.shutdown.cancelled() => Attempt::ShutDown,
     }
 }

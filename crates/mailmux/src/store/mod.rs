@@ -8,6 +8,7 @@
 //! "unavailable", with the reason in the log.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mailmux_config::{Protocol, StoreTlsMode};
@@ -90,17 +91,21 @@ pub async fn login(
         }
         Protocol::Pop3 => Machine::Pop3(Pop3Replay::new(setup.mechanism, credentials, starttls)),
     };
+    // Set once the credentials are on their way: a store that then goes silent may be
+    // sitting on a wrong password (its own failure delay), which must count as a failure.
+    let login_sent = AtomicBool::new(false);
     let work = async {
         let stream = match setup.tls_mode {
             StoreTlsMode::Implicit { .. } => start_tls(&setup, tcp).await?,
             StoreTlsMode::Off | StoreTlsMode::StartTls => MaybeTls::Plain(tcp),
         };
-        drive(machine, stream, &setup).await
+        drive(machine, stream, &setup, &login_sent).await
     };
     match tokio::time::timeout(setup.timeout, work).await {
         Ok(result) => result,
+        Err(_) if login_sent.load(Ordering::Relaxed) => Err(LoginError::StoreTimedOut { store: setup.store.clone() }),
         Err(_) => {
-            Err(LoginError::StoreUnreachable { store: setup.store.clone(), reason: "no login reply in time".into() })
+            Err(LoginError::StoreUnreachable { store: setup.store.clone(), reason: "no greeting in time".into() })
         }
     }
 }
@@ -141,6 +146,13 @@ impl Machine {
         }
     }
 
+    fn login_sent(&self) -> bool {
+        match self {
+            Machine::Imap(m) => m.login_sent(),
+            Machine::Pop3(m) => m.login_sent(),
+        }
+    }
+
     fn take_rest(&mut self) -> Vec<u8> {
         match self {
             Machine::Imap(m) => m.take_rest(),
@@ -175,6 +187,7 @@ async fn drive(
     mut machine: Machine,
     mut stream: StoreStream,
     setup: &StoreSetup<'_>,
+    login_sent: &AtomicBool,
 ) -> Result<StoreLogin<StoreStream>, LoginError> {
     let store = setup.store;
     let io_failure = |e: std::io::Error| LoginError::StoreUnreachable { store: store.clone(), reason: e.to_string() };
@@ -183,6 +196,7 @@ async fn drive(
         let event = machine.next_event();
         // Whatever the machine queued while processing goes out before anything else.
         let out = machine.take_output();
+        login_sent.store(machine.login_sent(), Ordering::Relaxed);
         if !out.is_empty() {
             stream.write_all(out.expose()).await.map_err(io_failure)?;
             stream.flush().await.map_err(io_failure)?;
