@@ -10,7 +10,8 @@ use crate::line::LineBuffer;
 use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
 use crate::{Secret, sasl};
 
-const MAX_LINE: usize = 4096;
+/// Longest store response line accepted during login, CRLF excluded.
+pub const MAX_LINE: usize = 4096;
 
 /// The end of a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,12 @@ impl Pop3Replay {
     /// Bytes to send to the store now.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Bytes received from the store and not yet processed; while the machine waits for more
+    /// input, at most [`MAX_LINE`] + 1.
+    pub fn buffered_len(&self) -> usize {
+        self.lines.buffered_len()
     }
 
     /// Bytes the store sent after the response that ended the login.
