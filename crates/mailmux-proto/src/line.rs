@@ -51,6 +51,12 @@ impl LineBuffer {
         }
     }
 
+    /// Bytes received and not yet handed out as lines: after [`LineBuffer::next_line`] has
+    /// returned `Ok(None)`, at most the cap plus one (a CR waiting for its LF).
+    pub fn buffered_len(&self) -> usize {
+        self.input.len()
+    }
+
     /// Bytes received after the last line handed out.
     pub fn take_rest(&mut self) -> Vec<u8> {
         self.input.take()
@@ -100,6 +106,16 @@ mod tests {
         assert_eq!(lb.next_line(), Ok(None));
         lb.feed(b"\n");
         assert_eq!(lb.next_line(), Ok(Some(Secret::new("abcd"))));
+    }
+
+    #[test]
+    fn buffered_len_counts_unread_bytes_only() {
+        let mut lb = LineBuffer::new(8);
+        lb.feed(b"+OK\r\n+O");
+        assert_eq!(lb.buffered_len(), 7);
+        assert_eq!(lb.next_line().unwrap(), Some(Secret::new("+OK")));
+        assert_eq!(lb.next_line().unwrap(), None);
+        assert_eq!(lb.buffered_len(), 2);
     }
 
     #[test]

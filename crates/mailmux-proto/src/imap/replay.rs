@@ -24,8 +24,9 @@ const STARTTLS_TAG: &[u8] = b"M0";
 const ID_TAG: &[u8] = b"M9";
 const LOGIN_TAG: &[u8] = b"M1";
 const CAPABILITY_TAG: &[u8] = b"M2";
-/// Store response lines before login are short; a generous cap still bounds memory.
-const MAX_LINE: usize = 16 * 1024;
+/// Longest store response line accepted during login, CRLF excluded. Lines before login are
+/// short; a generous cap still bounds memory (a Dovecot post-login CAPABILITY is ~500 bytes).
+pub const MAX_LINE: usize = 16 * 1024;
 
 /// The end of a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,12 @@ impl ImapReplay {
     /// answered): a store that goes silent after this may be sitting on a wrong password.
     pub fn login_sent(&self) -> bool {
         matches!(self.state, State::Sending { .. } | State::Awaiting | State::Capability { .. })
+    }
+
+    /// Bytes received from the store and not yet processed; while the machine waits for more
+    /// input, at most [`MAX_LINE`] + 1.
+    pub fn buffered_len(&self) -> usize {
+        self.lines.buffered_len()
     }
 
     /// Bytes the store sent after the response that ended the login (for the client).

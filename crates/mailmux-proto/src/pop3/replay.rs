@@ -10,7 +10,8 @@ use crate::line::LineBuffer;
 use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
 use crate::{Secret, sasl};
 
-const MAX_LINE: usize = 4096;
+/// Longest store response line accepted during login, CRLF excluded.
+pub const MAX_LINE: usize = 4096;
 
 /// The end of a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,12 @@ impl Pop3Replay {
     /// Whether the credentials have been handed out (`USER`/`AUTH` is on its way or answered).
     pub fn login_sent(&self) -> bool {
         matches!(self.state, State::User { .. } | State::Pass | State::Auth)
+    }
+
+    /// Bytes received from the store and not yet processed; while the machine waits for more
+    /// input, at most [`MAX_LINE`] + 1.
+    pub fn buffered_len(&self) -> usize {
+        self.lines.buffered_len()
     }
 
     /// Bytes the store sent after the response that ended the login.
