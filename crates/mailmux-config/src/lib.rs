@@ -20,6 +20,7 @@
 //! | [`directory_url`] | `LdapURL` entries: `ldap://host:port/base` and `ldif:` files |
 //! | [`service`] | the per-service parameters, typed and validated |
 //! | [`edge`] | BadGuy penalties and failed-login limits of a service |
+//! | [`lookup`] | hosted domains or one tree, the canonical delimiter, the route cache |
 //! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
 //! | [`tcp_access`] | `TCPAccess` and the per-user `mailAllowedServiceAccess` filters: who may use which service |
 //! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
@@ -32,6 +33,7 @@ pub mod diagnostic;
 pub mod directory_url;
 pub mod dn;
 pub mod edge;
+pub mod lookup;
 pub mod raw;
 pub mod service;
 pub mod service_list;

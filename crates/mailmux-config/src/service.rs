@@ -20,6 +20,7 @@ use mailmux_proto::{ReplayMechanism, Secret};
 
 use crate::certmap::CertMap;
 use crate::edge::EdgeConfig;
+use crate::lookup::LookupConfig;
 use crate::raw::Entry;
 use crate::tls::{ServerTls, StoreTls, TlsParams};
 use crate::{Diagnostics, DirectoryUrl, Template, directory_url};
@@ -141,6 +142,8 @@ pub struct ServiceConfig {
     pub store_admin: Option<(String, Secret)>,
     /// Who may connect and what failed logins cost (BadGuy, failure limits).
     pub edge: EdgeConfig,
+    /// How users are found: hosted domains or one tree, the canonical delimiter, the cache.
+    pub lookup: LookupConfig,
 }
 
 /// What mailmux advertises before login when `Capability` is not set.
@@ -154,13 +157,8 @@ const NOT_YET: &[&str] = &[
     "authenticationserver",
     "authservice",
     "authservicettl",
-    "canonicalvirtualdomaindelim",
     "crams",
-    "domainsearchformat",
     "failovertimeout",
-    "hosteddomains",
-    "ldapcachesize",
-    "ldapcachettl",
     "preauth",
     "spoofmessagefile",
     "ssladjustciphersuites",
@@ -216,6 +214,7 @@ pub fn build(
         cert_map: None,
         store_admin: None,
         edge: EdgeConfig::default(),
+        lookup: LookupConfig::default(),
     };
     let (mut store_admin, mut store_admin_pass) = (None, None);
     let mut cert_map_line = 0;
@@ -223,7 +222,9 @@ pub fn build(
     let mut tls = TlsParams::default();
     for e in entries {
         let v = e.value.trim();
-        if let Some(result) = tls.take(e, dir, file, diags).or_else(|| svc.edge.take(e, dir)) {
+        if let Some(result) =
+            tls.take(e, dir, file, diags).or_else(|| svc.edge.take(e, dir)).or_else(|| svc.lookup.take(e))
+        {
             if let Err(message) = result {
                 diags.error(file, e.line, format!("{}: {message}", e.name));
             }

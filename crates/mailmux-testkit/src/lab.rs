@@ -182,7 +182,9 @@ impl Lab {
                  default:FailureDelay 0\n\
                  default:BGPenalty 0\n\
                  # Every test client comes from loopback; tests of ConnLimits set their own.\n\
-                 default:ConnLimits 0.0.0.0|0.0.0.0:100000\n",
+                 default:ConnLimits 0.0.0.0|0.0.0.0:100000\n\
+                 # The lab's directory is one user tree (tests of hosted domains set yes).\n\
+                 default:HostedDomains no\n",
                 slapd::ADMIN_DN,
                 slapd::ADMIN_PASSWORD
             )

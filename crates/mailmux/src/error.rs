@@ -28,6 +28,22 @@ pub enum LoginError {
     /// No directory entry matches.
     #[error("no such user")]
     UnknownUser,
+    /// The login's hosted domain has no entry.
+    #[error("domain '{domain}' not found in LDAP")]
+    UnknownDomain {
+        /// The domain.
+        domain: String,
+    },
+    /// A user or domain whose status does not allow logging in.
+    #[error("{who} {attr}: '{value}'")]
+    Inactive {
+        /// `user 'joe@siroe.com'` or `domain 'siroe.com'`.
+        who: String,
+        /// The status attribute.
+        attr: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// The user's own access filter does not allow this service from this client.
     #[error("access denied for {dn}: {reason}")]
     AccessDenied {
@@ -85,6 +101,8 @@ impl LoginError {
             | LoginError::Unusable(_)
             | LoginError::CertificateUnmapped { .. }
             | LoginError::UnknownUser
+            | LoginError::UnknownDomain { .. }
+            | LoginError::Inactive { .. }
             // Said before the password was checked: telling more would confirm the user exists.
             | LoginError::AccessDenied { .. }
             | LoginError::NoMailHost { .. }

@@ -16,7 +16,9 @@
 //! | [`listen`] | accept loop: connection permits, accept back-off, one task per session |
 //! | [`access`] | the edge: session budgets from the descriptor limit, `ConnLimits`, BadGuy |
 //! | [`session`] | drives the IMAP / POP3 front machines until the client is logged in |
-//! | [`identity`] | login name → user and domain (`VirtualDomainDelim`, `DefaultDomain`) |
+//! | [`identity`] | login name → user and domain (`VirtualDomainDelim`, `DefaultDomain`, canonical delimiter) |
+//! | [`hosted`] | hosted domains: the domain's entry, its user base and overrides |
+//! | [`status`] | user and domain status attributes that refuse a login |
 //! | [`certificate`] | client certificate → directory search (`certmap.conf`) |
 //! | [`directory`] | the user's entry: LDAP or an embedded LDIF file, same filters |
 //! | [`route`] | entry → store address (`MailHostAttrs`, `BacksidePort`) |
@@ -32,6 +34,7 @@ pub mod access;
 pub mod certificate;
 pub mod directory;
 pub mod error;
+pub mod hosted;
 pub mod identity;
 pub mod listen;
 pub mod log_safe;
@@ -41,6 +44,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod status;
 pub mod store;
 pub mod tls;
 

@@ -45,6 +45,8 @@ pub struct Acceptor {
     pub implicit_tls: bool,
     /// Session budgets, shared by all listeners.
     pub edge: Arc<Edge>,
+    /// Store health, shared by all sessions.
+    pub stores: Arc<crate::store::health::StoreHealth>,
     /// Where session tasks are tracked for the drain.
     pub sessions: TaskTracker,
     /// Stops accepting.
@@ -103,6 +105,7 @@ pub async fn accept_loop(a: Acceptor) {
             local,
             service: a.service.clone(),
             edge: a.edge.clone(),
+            stores: a.stores.clone(),
             shutdown: a.shutdown.clone(),
             host: Arc::default(),
         };

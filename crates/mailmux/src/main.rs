@@ -73,17 +73,18 @@ fn check(args: &ConfigArgs) -> ExitCode {
     let mut ok = true;
     for svc in &loaded.config.services {
         let listeners: Vec<String> = svc.listeners.iter().map(ToString::to_string).collect();
-        match Service::build(svc.clone()) {
+        match Service::build(svc.clone(), &mailmux::directory::route_cache(svc)) {
             Ok(service) => {
                 for warning in &service.warnings {
                     println!("warning: {warning}");
                 }
                 println!(
-                    "{}: {} on {} (directory: {})",
+                    "{}: {} on {} (directory: {}; model: {})",
                     svc.file.display(),
                     svc.protocol.as_str(),
                     listeners.join(", "),
-                    svc.directory.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+                    svc.directory.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+                    svc.lookup.model()
                 );
             }
             Err(e) => {

@@ -1,15 +1,18 @@
 //! From a directory entry to the store's address.
 //!
-//! `MailHostAttrs` names the attributes to try, in order; the first present gives the store.
-//! Its value is `host`, `host:port`, `[v6addr]:port` or a bare IPv6 address; without a port,
-//! `BacksidePort` applies.
+//! `MailHostAttrs` names the attributes to try, in order. A value is `host`, `host:port`,
+//! `[v6addr]:port` or a bare IPv6 address; without a port, `BacksidePort` applies. The
+//! candidate stores are every usable value of every attribute, in that order (the
+//! attributes as listed, each attribute's values as the directory returns them), without
+//! repeats: the first is the user's store, the others are tried in turn when it cannot be
+//! reached (see `session::login`).
 
 use std::fmt;
 
 use crate::directory::Entry;
 
 /// Where a user's store listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StoreAddr {
     /// Host name or address, as the directory gave it (without IPv6 brackets).
     pub host: String,
@@ -27,9 +30,18 @@ impl fmt::Display for StoreAddr {
     }
 }
 
-/// The store of an entry, or `None` when no mail-host attribute holds a usable value.
-pub fn store_of(entry: &Entry, mail_host_attrs: &[String], default_port: u16) -> Option<StoreAddr> {
-    mail_host_attrs.iter().find_map(|attr| entry.first(attr)).and_then(|value| parse_mail_host(value, default_port))
+/// The candidate stores of an entry, in order (empty when no mail-host attribute holds a
+/// usable value).
+pub fn stores_of(entry: &Entry, mail_host_attrs: &[String], default_port: u16) -> Vec<StoreAddr> {
+    let mut stores: Vec<StoreAddr> = Vec::new();
+    for value in mail_host_attrs.iter().flat_map(|attr| entry.values(attr)) {
+        if let Some(store) = parse_mail_host(value, default_port)
+            && !stores.contains(&store)
+        {
+            stores.push(store);
+        }
+    }
+    stores
 }
 
 /// Parses one mail-host value.
@@ -75,10 +87,20 @@ mod tests {
     }
 
     #[test]
-    fn first_present_attribute_wins() {
-        let e = Entry::new("uid=a", [("mailhost", "b.example"), ("maildeliveryhost", "c.example")]);
+    fn candidates_in_attribute_then_value_order_without_repeats() {
+        let e = Entry::new(
+            "uid=a",
+            [
+                ("mailhost", "b.example"),
+                ("maildeliveryhost", "c.example"),
+                ("mailhost", "d.example:1143"),
+                ("mailhost", "c.example"),
+                ("mailhost", "h:0"),
+            ],
+        );
         let attrs = vec!["mailroutinghost".to_owned(), "maildeliveryhost".to_owned(), "mailhost".to_owned()];
-        assert_eq!(store_of(&e, &attrs, 110).unwrap().to_string(), "c.example:110");
-        assert_eq!(store_of(&e, &["x".to_owned()], 110), None);
+        let stores: Vec<String> = stores_of(&e, &attrs, 110).iter().map(ToString::to_string).collect();
+        assert_eq!(stores, ["c.example:110", "b.example:110", "d.example:1143"]);
+        assert!(stores_of(&e, &["x".to_owned()], 110).is_empty());
     }
 }

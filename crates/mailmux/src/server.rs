@@ -17,8 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Edge, budget};
+use crate::directory::cache::RouteCache;
 use crate::directory::{self, Directory};
 use crate::listen;
+use crate::store::health::StoreHealth;
 use crate::tls::{self, TlsSetupError};
 
 /// One service of one configuration generation: what every session of it shares.
@@ -82,14 +84,16 @@ pub enum StartError {
 }
 
 impl Service {
-    /// Builds the shared state of a service (reads LDIF files; opens no connection).
-    pub fn build(config: ServiceConfig) -> Result<Service, StartError> {
+    /// Builds the shared state of a service (reads LDIF files; opens no connection). Its
+    /// directory answers are cached in `cache`, which outlives the service.
+    pub fn build(config: ServiceConfig, cache: &Arc<RouteCache>) -> Result<Service, StartError> {
         let directory_tls = tls::directory_config(&config)
             .map_err(|source| StartError::Tls { file: config.file.display().to_string(), source })?;
-        let directory = directory::from_config(&config, directory_tls)
+        let directory = directory::from_config(&config, directory_tls, cache)
             .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
         let mut search_attrs = config.mail_host_attrs.clone();
-        for attr in config.replay_format.attributes().chain([config.edge.tcp_access_attr.as_str()]) {
+        let always = [config.edge.tcp_access_attr.as_str(), "inetuserstatus", "mailuserstatus"];
+        for attr in config.replay_format.attributes().chain(always) {
             if !search_attrs.iter().any(|a| a == attr) {
                 search_attrs.push(attr.to_owned());
             }
@@ -126,6 +130,8 @@ pub struct Server {
     drain: Duration,
     /// Budgets, connection counts and penalty tables: they outlive configuration generations.
     edge: Arc<Edge>,
+    /// Stores that could not be reached lately (shared failover back-off).
+    stores: Arc<StoreHealth>,
 }
 
 impl Server {
@@ -144,7 +150,7 @@ impl Server {
         let mut listeners = Vec::new();
         let mut drain = Duration::ZERO;
         for svc in &config.services {
-            let service = Arc::new(Service::build(svc.clone())?);
+            let service = Arc::new(Service::build(svc.clone(), &directory::route_cache(svc))?);
             for warning in &service.warnings {
                 tracing::warn!("{warning}");
             }
@@ -155,7 +161,7 @@ impl Server {
                 listeners.push((service.clone(), listener, implicit_tls));
             }
         }
-        Ok(Server { listeners, drain, edge })
+        Ok(Server { listeners, drain, edge, stores: Arc::default() })
     }
 
     /// The edge's state (budgets, connection counts, penalty tables), for tests and metrics.
@@ -182,6 +188,7 @@ impl Server {
                 implicit_tls,
                 service,
                 edge: self.edge.clone(),
+                stores: self.stores.clone(),
                 sessions: sessions.clone(),
                 shutdown: shutdown.clone(),
                 ids: ids.clone(),

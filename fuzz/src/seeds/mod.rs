@@ -360,8 +360,8 @@ fn config_file(seeds: &mut Vec<Seed>) {
         seed(seeds, "config_file", name, text.as_bytes().to_vec(), expect);
     };
     add("example-aservice", include_str!("../../../examples/mmp/AService.cfg"), 3, false, 0);
-    add("example-imap", include_str!("../../../examples/mmp/ImapProxyAService.cfg"), 25, true, 0);
-    add("example-pop3", include_str!("../../../examples/mmp/PopProxyAService.cfg"), 12, true, 0);
+    add("example-imap", include_str!("../../../examples/mmp/ImapProxyAService.cfg"), 26, true, 0);
+    add("example-pop3", include_str!("../../../examples/mmp/PopProxyAService.cfg"), 13, true, 0);
     add("example-certmap", include_str!("../../../examples/mmp/certmap.conf"), 3, false, 2);
     add(
         "vendor-sample-6x",

@@ -2,12 +2,14 @@
 //!
 //! * [`ldap::LdapDirectory`] searches an LDAP server (production);
 //! * [`ldif::LdifDirectory`] evaluates the same filters over an LDIF file held in memory
-//!   (trying mailmux without an LDAP server, small sites, tests).
+//!   (trying mailmux without an LDAP server, small sites, tests);
+//! * [`cache::CachedDirectory`] puts the route cache (`LdapCache*`) in front of either.
 //!
 //! Both take the filter built from `SearchFormat`, with every user-supplied value already
 //! escaped (RFC 4515), and return at most one entry: a filter that matches several entries
 //! is an error, because routing one login to an arbitrary store would be worse than refusing it.
 
+pub mod cache;
 pub mod ldap;
 pub mod ldif;
 
@@ -123,6 +125,12 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     /// Finds the one entry a query matches.
     fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>>;
 
+    /// Like [`Directory::find`], the entry shared rather than copied (the cache keeps one copy
+    /// for every login that needs it).
+    fn find_shared<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Arc<Entry>>, DirectoryError>> {
+        Box::pin(async move { self.find(query).await.map(|found| found.map(Arc::new)) })
+    }
+
     /// Finds the one entry matching `filter` below the configured base (a login's search).
     fn find_user<'a>(
         &'a self,
@@ -144,8 +152,31 @@ pub enum DirectorySetupError {
     Mixed,
 }
 
-/// Builds the directory a service's `LdapURL` names.
+/// Builds the directory a service's `LdapURL` names, with the route cache in front when
+/// `LdapCacheSize` is not 0 (its answers kept in `cache`, which outlives the directory).
 pub fn from_config(
+    svc: &ServiceConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    cache: &Arc<cache::RouteCache>,
+) -> Result<Arc<dyn Directory>, DirectorySetupError> {
+    let directory = uncached(svc, tls)?;
+    if svc.lookup.cache_size == 0 {
+        return Ok(directory);
+    }
+    Ok(Arc::new(cache::CachedDirectory::new(
+        directory,
+        cache.clone(),
+        svc.lookup.cache_ttl,
+        svc.lookup.cache_max_stale,
+    )))
+}
+
+/// The route cache a service's directory needs (sized and timed by its `LdapCache*`).
+pub fn route_cache(svc: &ServiceConfig) -> Arc<cache::RouteCache> {
+    cache::RouteCache::new(svc.lookup.cache_size, svc.lookup.cache_ttl + svc.lookup.cache_max_stale)
+}
+
+fn uncached(
     svc: &ServiceConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Arc<dyn Directory>, DirectorySetupError> {

@@ -1,24 +1,38 @@
 //! From credentials to a logged-in store connection.
 //!
 //! ```text
-//! password ─▶ identity (delimiter, default domain) ─▶ SearchFormat search ─┐
-//! certificate (EXTERNAL) ─▶ certmap.conf mapping ─▶ search [VerifyCert] ──┴▶ route ─▶ connect ─▶ replay
+//! password ─▶ identity (delimiters, default domain) ─┬─ hosted domain: domain entry ─▶ DomainSearchFormat below its base ─┐
+//!                                                    └─ else: SearchFormat below the LdapURL base ─────────────────────┤
+//! certificate (EXTERNAL) ─▶ certmap.conf mapping ─▶ search [VerifyCert] ───────────────────────────────────────────────┤
+//!   ◀──────────────────────────────────────────────────────────────────────────────────────────────────────────────────┘
+//!   status ─▶ the user's access filter ─▶ route (stores in order) ─▶ connect (skipping stores that are down) ─▶ replay
 //! ```
 //!
 //! A password login replays the user's own credentials. A certificate login has no password,
 //! so mailmux logs in as `StoreAdmin` with the user as SASL PLAIN authorization identity.
+//! When the user's first store cannot be reached (refused, or no answer within
+//! `BacksideTimeout`), the next `mailHost` is tried, and the failed store is skipped by every
+//! session for a short while (`store::health`); a store that answers and refuses the login
+//! is not failed over.
 
 use mailmux_config::StoreTlsMode;
 use mailmux_config::tcp_access::{Decision, Service as AccessService, TcpAccess};
 use mailmux_proto::{Credentials, Mechanism, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
 
+use std::sync::Arc;
+
+use mailmux_config::Template;
+use tokio::net::TcpStream;
+
 use super::SessionContext;
 use crate::certificate;
-use crate::directory::{Entry, Query};
+use crate::directory::{Base, Entry, Query, Scope};
 use crate::error::LoginError;
+use crate::hosted::{self, HostedDomain};
 use crate::identity::Identity;
 use crate::route::{self, StoreAddr};
+use crate::status;
 use crate::store::{self, StoreLogin};
 use crate::tls::StoreStream;
 
@@ -45,24 +59,28 @@ pub async fn log_in(
     {
         return Err(LoginError::Unusable(problem));
     }
-    let (identity, entry, who) = match credentials.mechanism {
+    let found = match credentials.mechanism {
         Mechanism::External => {
             let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;
             by_certificate(ctx, certificate, &credentials.login).await?
         }
         Mechanism::Password | Mechanism::Plain | Mechanism::Login => by_password(ctx, credentials).await?,
     };
+    let Found { identity, entry, domain, who } = found;
     let svc = &ctx.service.config;
+    status::check(&entry, &status::USER_STATUS_ATTRS, &format!("user '{}'", identity.user_at_domain()))?;
     user_access(ctx, &entry, encrypted).await?;
     let port = match svc.store_tls.mode {
         StoreTlsMode::Implicit { port } => port,
         StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
     };
-    let store = route::store_of(&entry, &svc.mail_host_attrs, port)
-        .ok_or_else(|| LoginError::NoMailHost { dn: entry.dn.clone() })?;
+    let stores = route::stores_of(&entry, &svc.mail_host_attrs, port);
+    if stores.is_empty() {
+        return Err(LoginError::NoMailHost { dn: entry.dn.clone() });
+    }
     let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
-    let replay_user =
-        svc.replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);
+    let replay_format = replay_format(svc, domain.as_ref());
+    let replay_user = replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);
     let replay = match who {
         Who::User(password) => ReplayCredentials { authzid: None, authcid: replay_user, password },
         Who::OnBehalf => {
@@ -71,7 +89,7 @@ pub async fn log_in(
             ReplayCredentials { authzid: Some(replay_user), authcid: admin, password: admin_password }
         }
     };
-    let tcp = store::connect(&store, svc.backside_timeout).await?;
+    let (tcp, store) = connect_first(ctx, &stores).await?;
     let setup = store::StoreSetup {
         protocol: svc.protocol,
         store: &store,
@@ -83,6 +101,57 @@ pub async fn log_in(
     };
     let login = store::login(setup, tcp, replay).await?;
     Ok(LoggedIn { user: identity.user_at_domain(), store, login })
+}
+
+/// The `ReplayFormat` in force: the hosted domain's `mailAccessProxyReplay`, else the
+/// service's. A domain value that does not parse is logged and the service's used.
+fn replay_format<'a>(
+    svc: &'a mailmux_config::ServiceConfig,
+    domain: Option<&HostedDomain>,
+) -> std::borrow::Cow<'a, Template> {
+    match domain.and_then(|d| d.replay_format.as_deref()) {
+        None => std::borrow::Cow::Borrowed(&svc.replay_format),
+        Some(text) => match Template::parse(text, true) {
+            Ok(template) => std::borrow::Cow::Owned(template),
+            Err(e) => {
+                tracing::warn!(value = text, error = %e, "mailAccessProxyReplay cannot be read; using ReplayFormat");
+                std::borrow::Cow::Borrowed(&svc.replay_format)
+            }
+        },
+    }
+}
+
+/// Connects to the first of `stores` that answers, skipping those known to be down (unless
+/// every one is), and marking those that fail.
+async fn connect_first(ctx: &SessionContext, stores: &[StoreAddr]) -> Result<(TcpStream, StoreAddr), LoginError> {
+    let timeout = ctx.service.config.backside_timeout;
+    let health = &ctx.stores;
+    let all_down = stores.iter().all(|s| health.is_down(s));
+    let mut last_error = None;
+    for (i, store) in stores.iter().enumerate() {
+        if health.is_down(store) && !all_down {
+            tracing::debug!(%store, "store marked down; skipping it");
+            continue;
+        }
+        if all_down && i > 0 {
+            // Everything is down: one attempt (the first store) is enough to say so.
+            break;
+        }
+        match store::connect(store, timeout).await {
+            Ok(tcp) => {
+                health.reached(store);
+                return Ok((tcp, store.clone()));
+            }
+            Err(e) => {
+                health.failed(store);
+                if let Some(next) = stores.get(i + 1..).and_then(|rest| rest.iter().find(|s| !health.is_down(s))) {
+                    tracing::warn!(%store, %next, reason = %e, "store unreachable; failing over");
+                }
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| LoginError::NoMailHost { dn: String::new() }))
 }
 
 /// The user's own access filter (`TCPAccessAttr`, by default `mailAllowedServiceAccess`):
@@ -121,30 +190,50 @@ enum Who {
     OnBehalf,
 }
 
+/// Who the credentials name: the login taken apart, the user's entry, the hosted domain
+/// it belongs to (if any), and whose credentials go to the store.
+struct Found {
+    identity: Identity,
+    entry: Arc<Entry>,
+    domain: Option<HostedDomain>,
+    who: Who,
+}
+
 fn unmapped(reason: &str) -> LoginError {
     LoginError::CertificateUnmapped { reason: reason.to_owned() }
 }
 
-async fn by_password(ctx: &SessionContext, credentials: &Credentials) -> Result<(Identity, Entry, Who), LoginError> {
+async fn by_password(ctx: &SessionContext, credentials: &Credentials) -> Result<Found, LoginError> {
     let service = &ctx.service;
     let svc = &service.config;
-    let identity = Identity::parse(&credentials.login, &svc.domain_delims, svc.default_domain.as_deref())
-        .ok_or(LoginError::EmptyUser)?;
+    let identity = Identity::parse(
+        &credentials.login,
+        &svc.domain_delims,
+        svc.default_domain.as_deref(),
+        svc.lookup.canonical_delim,
+    )
+    .ok_or(LoginError::EmptyUser)?;
     let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
-    let filter = svc.search_format.expand(|t| identity.token(t, client_ip, server_ip, None), ldap_filter::escape_value);
-    tracing::debug!(%filter, "directory search");
-    let entry = service.directory.find_user(&filter, &service.search_attrs).await?.ok_or(LoginError::UnknownUser)?;
-    Ok((identity, entry, Who::User(credentials.password.clone())))
+    let token = |t: &mailmux_config::Token| identity.token(t, client_ip, server_ip, None);
+    let domain = match (&identity.domain, svc.lookup.hosted_domains) {
+        (Some(domain), true) => Some(hosted::find_domain(service, domain, token).await?),
+        _ => None,
+    };
+    let (base, template) = match &domain {
+        Some(d) => (Base::Dn(d.user_base.clone()), &svc.lookup.domain_search_format),
+        None => (Base::Configured, &svc.search_format),
+    };
+    let filter = template.expand(token, ldap_filter::escape_value);
+    tracing::debug!(%filter, ?base, "directory search");
+    let query = Query { base, scope: Scope::Subtree, filter: &filter, attrs: &service.search_attrs };
+    let entry = service.directory.find_shared(query).await?.ok_or(LoginError::UnknownUser)?;
+    Ok(Found { identity, entry, domain, who: Who::User(credentials.password.clone()) })
 }
 
 /// The attribute holding the user id of a certificate's entry.
 const UID: &str = "uid";
 
-async fn by_certificate(
-    ctx: &SessionContext,
-    der: &CertificateDer<'_>,
-    requested: &str,
-) -> Result<(Identity, Entry, Who), LoginError> {
+async fn by_certificate(ctx: &SessionContext, der: &CertificateDer<'_>, requested: &str) -> Result<Found, LoginError> {
     let service = &ctx.service;
     let svc = &service.config;
     let map = svc.cert_map.as_ref().ok_or_else(|| unmapped("CertMapFile is not configured"))?;
@@ -162,18 +251,18 @@ async fn by_certificate(
     }
     let entry = service
         .directory
-        .find(Query { base, scope, filter: &filter, attrs: &attrs })
+        .find_shared(Query { base, scope, filter: &filter, attrs: &attrs })
         .await?
         .ok_or_else(|| unmapped(&format!("no entry for {}", names.subject)))?;
     if mapping.verify_cert && !entry.binary_values("usercertificate").iter().any(|c| c.as_slice() == der.as_ref()) {
         return Err(unmapped(&format!("VerifyCert: {} does not hold this certificate", entry.dn)));
     }
     let uid = entry.first(UID).ok_or_else(|| unmapped(&format!("{} has no uid", entry.dn)))?;
-    let identity =
-        Identity::parse(uid, &svc.domain_delims, svc.default_domain.as_deref()).ok_or(LoginError::EmptyUser)?;
+    let identity = Identity::parse(uid, &svc.domain_delims, svc.default_domain.as_deref(), svc.lookup.canonical_delim)
+        .ok_or(LoginError::EmptyUser)?;
     // EXTERNAL may name the identity to act as; only the certificate's own is granted.
     if !requested.is_empty() && requested != uid && requested != identity.user_at_domain() {
         return Err(unmapped(&format!("certificate of {uid} asked to act as {requested}")));
     }
-    Ok((identity, entry, Who::OnBehalf))
+    Ok(Found { identity, entry, domain: None, who: Who::OnBehalf })
 }

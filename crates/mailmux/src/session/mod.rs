@@ -50,6 +50,8 @@ pub struct SessionContext {
     pub service: Arc<Service>,
     /// Budgets, connection counts and penalty tables, for the life of the server.
     pub edge: Arc<Edge>,
+    /// Stores that could not be reached lately, for the life of the server.
+    pub stores: Arc<crate::store::health::StoreHealth>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
     /// The client's host name, looked up once when first needed.

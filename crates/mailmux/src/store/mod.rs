@@ -7,6 +7,8 @@
 //! certificate is checked against the mailHost name; a bad one fails the login as
 //! "unavailable", with the reason in the log.
 
+pub mod health;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
