@@ -176,7 +176,13 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> 
                 .with_filter(not_elsewhere)
                 .boxed()
         }
-        _ => main.with_writer(std::io::stderr).with_filter(targets(main_level)).with_filter(not_elsewhere).boxed(),
+        // Colour only for a person at a terminal: a pipe or a journal gets plain text.
+        _ => main
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .with_filter(targets(main_level))
+            .with_filter(not_elsewhere)
+            .boxed(),
     };
     layers.push(main);
     let debug_override = std::env::var_os("RUST_LOG").is_some().then(EnvFilter::from_default_env);

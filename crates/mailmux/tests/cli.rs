@@ -143,3 +143,22 @@ async fn run_serves_until_sigterm_and_says_goodbye_and_logs_per_service() {
     assert!(main.contains("listening") && main.contains("pop3{id="), "{main}");
     assert!(!main.contains("imap{"), "IMAP sessions belong in ImapProxy.log:\n{main}");
 }
+
+#[test]
+fn log_lines_to_a_pipe_carry_no_colour_codes() {
+    let lab = lab(2);
+    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    let mut child = Command::new(MAILMUX)
+        .args(["run", "--log-stderr", "-c"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mailmux");
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listening"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "ANSI escapes in a pipe: {stderr:?}");
+}
