@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | [`imap`] | the client side of IMAP before login (RFC 9051 / 3501) and the replay of a login to a store |
 //! | [`pop3`] | the same for POP3 (RFC 1939, 2449, 5034) |
+//! | [`proxy`] | the PROXY protocol header (v1, v2) from a trusted load balancer |
 //! | [`sasl`] | SASL PLAIN (RFC 4616) and LOGIN, shared by IMAP AUTHENTICATE and POP3 AUTH |
 //! | [`ldap_filter`] | RFC 4515 search filters: escaping values, and parsing/evaluating filters for the LDIF directory |
 //! | [`secret`] | [`Secret`]: a password that never prints |
@@ -21,6 +22,7 @@ pub mod ldap_filter;
 pub mod line;
 pub mod login;
 pub mod pop3;
+pub mod proxy;
 pub mod sasl;
 pub mod secret;
 
