@@ -28,7 +28,12 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `program args…` with its output appended to `log`.
     pub fn spawn(name: &str, program: &Path, args: &[&str], log: &Path) -> Daemon {
-        let out = std::fs::File::create(log).unwrap_or_else(|e| panic!("{name}: cannot create {}: {e}", log.display()));
+        // Appended, so a restarted daemon's log keeps what the previous run wrote.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("{name}: cannot create {}: {e}", log.display()));
         let err = out.try_clone().expect("clone log handle");
         let watchdog = Command::new("sh")
             .arg("-c")

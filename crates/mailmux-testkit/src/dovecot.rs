@@ -233,11 +233,14 @@ fn write_marker(maildir: &Path, store_name: &str, uid: &str) {
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
     }
+    // Hosted-domain logins (`joe@siroe.com`) are addresses already.
+    let to = if uid.contains('@') { uid.to_owned() } else { format!("{uid}@example.com") };
     let message = format!(
-        "From: postmaster@example.com\r\nTo: {uid}@example.com\r\nSubject: {}\r\n\
-         Message-ID: <marker-{uid}@{store_name}>\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n\r\n\
+        "From: postmaster@example.com\r\nTo: {to}\r\nSubject: {}\r\n\
+         Message-ID: <marker-{id}@{store_name}>\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n\r\n\
          This mailbox lives on {store_name}.\r\n",
-        marker_subject(store_name)
+        marker_subject(store_name),
+        id = uid.replace('@', ".")
     );
     std::fs::write(maildir.join("new").join("1700000000.M1P1.marker"), message).expect("marker message");
 }

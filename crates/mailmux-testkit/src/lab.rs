@@ -48,6 +48,9 @@ pub struct Lab {
     pub dir: tempfile::TempDir,
     /// The users, `user1` … `userN`.
     pub users: Vec<User>,
+    /// Further store logins given to [`Lab::start_with`] (e.g. [`crate::hosted::Site::store_users`]);
+    /// they are in the stores only, not in the lab's LDIF or slapd.
+    pub extra_store_users: Vec<User>,
     /// Store A and store B.
     pub stores: Vec<Dovecot>,
     /// The LDAP server, when started.
@@ -74,6 +77,14 @@ pub struct Lab {
 impl Lab {
     /// Starts both stores with `n_users` users and, if `with_slapd`, an LDAP server.
     pub fn start(n_users: usize, with_slapd: bool) -> Lab {
+        Lab::start_with(n_users, with_slapd, &[])
+    }
+
+    /// Like [`Lab::start`], and the stores also know `extra_store_users`: each login gets its
+    /// password on both stores and the marker message on its own store (`store` 0 = A,
+    /// 1 = B; any other value: no marker). A login is the user id the store sees, e.g.
+    /// `joe@siroe.com`; it must not clash with `user1` … `userN` or `ghost`.
+    pub fn start_with(n_users: usize, with_slapd: bool, extra_store_users: &[User]) -> Lab {
         let dir = tempfile::Builder::new().prefix("mailmux-lab-").tempdir().expect("temp dir");
         // Dovecot drops privileges; its files must be reachable by other users.
         let _ = std::process::Command::new("chmod").arg("755").arg(dir.path()).status();
@@ -82,6 +93,14 @@ impl Lab {
             .collect();
         let mut all_passwords = users.clone();
         all_passwords.push(User { uid: GHOST.into(), password: "ghostpw".into(), store: 9 });
+        for extra in extra_store_users {
+            assert!(
+                !all_passwords.iter().any(|u| u.uid == extra.uid),
+                "extra store user {} clashes with a lab user",
+                extra.uid
+            );
+            all_passwords.push(extra.clone());
+        }
         let mut store_ports: Vec<u16> = Vec::new();
         while store_ports.len() < 4 {
             let p = ports::free_port_on(&STORE_IPS);
@@ -123,6 +142,7 @@ impl Lab {
         Lab {
             dir,
             users,
+            extra_store_users: extra_store_users.to_vec(),
             stores,
             slapd,
             imap_port,

@@ -12,7 +12,9 @@
 //! | --- | --- |
 //! | [`daemon`] | starting a server process under a watchdog, waiting for its port |
 //! | [`ports`] | free ports on one or more loopback addresses |
-//! | [`slapd`] | an OpenLDAP server from a 20-line `slapd.conf` |
+//! | [`slapd`] | an OpenLDAP server from a 20-line `slapd.conf`; any suffix, extra schemas, counted searches |
+//! | [`hosted`] | a hosted-domain directory (DC tree, alias, Schema 2) and the store logins it needs |
+//! | [`delay`] | a TCP relay that slows a server down, adjustable while the test runs |
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
 //! | [`hostile`] | stores and directories that hang, babble or die on purpose |
 //! | [`pki`] | a test CA: server and client certificates, CRLs |
@@ -21,7 +23,9 @@
 //! | [`transcript`] | a line client whose failures print the conversation so far |
 
 pub mod daemon;
+pub mod delay;
 pub mod dovecot;
+pub mod hosted;
 pub mod hostile;
 pub mod lab;
 pub mod pki;
