@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry, SearchOptions};
+use ldap3::{DerefAliases, Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry, SearchOptions};
 use mailmux_config::{DirectoryUrl, ServiceConfig};
 use mailmux_proto::Secret;
 use rustls::ClientConfig;
@@ -209,7 +209,9 @@ impl LdapDirectory {
         };
         let result = ldap
             .with_timeout(self.timeout)
-            .with_search_options(SearchOptions::new().sizelimit(2))
+            // Aliases are followed while searching: hosted domains reached through an alias
+            // node of the DC tree (Schema 2) are found by the attributes of the entry it names.
+            .with_search_options(SearchOptions::new().sizelimit(2).deref(DerefAliases::Always))
             .search(base, scope, query.filter, query.attrs)
             .await;
         let (entries, res) = match result {
