@@ -92,6 +92,12 @@ impl CertMap {
             .find(|m| m.issuer.as_ref().is_some_and(|i| i.matches(issuer)))
             .or_else(|| self.mappings.iter().find(|m| m.issuer.is_none()))
     }
+
+    /// The mapping with this name (names are matched ignoring case, as the file's own
+    /// `NAME:Property` lines are); a vdmap entry's `CertMap` names one.
+    pub fn named(&self, name: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.name.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Parses `certmap.conf`; problems are reported with file and line.

@@ -25,6 +25,7 @@
 //! | [`tcp_access`] | `TCPAccess` and the per-user `mailAllowedServiceAccess` filters: who may use which service |
 //! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
 //! | [`address_list`] | address ranges (`IP\|MASK`, CIDR) and the `BGExcluded` list or file |
+//! | [`vdmap`] | the vdmap file: a service's settings per local address (virtual domains) |
 
 pub mod address_list;
 pub mod certmap;
@@ -40,6 +41,7 @@ pub mod service_list;
 pub mod tcp_access;
 pub mod template;
 pub mod tls;
+pub mod vdmap;
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +50,7 @@ pub use directory_url::DirectoryUrl;
 pub use service::{LogLevel, Protocol, ServiceConfig};
 pub use template::{Template, Token};
 pub use tls::{ServerTls, StoreTls, StoreTlsMode};
+pub use vdmap::VirtualDomain;
 
 /// The name of the file that lists the services.
 pub const ASERVICE_FILE: &str = "AService.cfg";
@@ -140,14 +143,15 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         return Err(diags);
     };
     let mut services = Vec::new();
+    let mut vdmap_files = vdmap::Files::default();
     for item in service_list {
         let path = dir.join(&item.file);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let entries = raw::parse(&path, &text, instance, &mut diags);
-                if let Some(svc) = service::build(item.protocol, item.listeners, &path, dir, &entries, &mut diags) {
-                    services.push(svc);
-                }
+                let mut svc = service::build(item.protocol, item.listeners, &path, dir, &entries, &mut diags);
+                vdmap::attach(svc.as_mut(), &entries, &path, dir, &mut vdmap_files, &mut diags);
+                services.extend(svc);
             }
             Err(e) => {
                 diags.error(&aservice_path, item.line, format!("service file {} cannot be read: {e}", path.display()))

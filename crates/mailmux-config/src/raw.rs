@@ -15,6 +15,9 @@
 //!   break long quoted values over two lines, so an unterminated quote continues on the next
 //!   line, the line break folded into a space.
 //! * `#` starts a comment line; blank lines are ignored.
+//!
+//! [`lines`] does the part shared with the vdmap file ([`crate::vdmap`]), whose lines start
+//! with a keyword or a domain name instead of a section.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,11 +37,23 @@ pub struct Entry {
     pub line: usize,
 }
 
-/// Parses a file into the entries that apply to `instance`, one per name (a later line or
-/// an instance-specific line overrides an earlier `default` one).
-pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagnostics) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut index: HashMap<String, (usize, bool)> = HashMap::new();
+/// One logical line of a file in this syntax: its first word and the rest, with quotes
+/// removed and quoted continuation lines folded. The `.cfg` files and the vdmap file share it;
+/// only what the first word means differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The first word: `section:Name`, or a keyword such as `vdmap`.
+    pub head: String,
+    /// The rest of the line after white space, unquoted (`""` gives the empty value).
+    pub value: String,
+    /// Where the line starts (1-based).
+    pub line: usize,
+}
+
+/// Splits a file into its logical lines, skipping comments and blank lines. A value with a
+/// bad quote is an error at its line, and the line is dropped.
+pub fn lines(file: &Path, text: &str, diags: &mut Diagnostics) -> Vec<Line> {
+    let mut out = Vec::new();
     let mut lines = text.lines().enumerate();
     while let Some((i, line)) = lines.next() {
         let number = i + 1;
@@ -50,17 +65,6 @@ pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagno
             Some(at) => (&trimmed[..at], trimmed[at..].trim_start()),
             None => (trimmed, ""),
         };
-        let (section, name) = match head.split_once(':') {
-            Some((section, name)) => (section, name),
-            None => {
-                diags.warn(file, number, format!("'{head}' has no section prefix; read as 'default:{head}'"));
-                ("default", head)
-            }
-        };
-        if name.is_empty() {
-            diags.error(file, number, "missing parameter name after ':'");
-            continue;
-        }
         let mut value = rest.to_owned();
         if value.starts_with('"') {
             // Fold continuation lines until the closing quote.
@@ -76,10 +80,33 @@ pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagno
             match unquote(&value) {
                 Some(v) => value = v,
                 None => {
+                    let name = head.split_once(':').map_or(head, |(_, name)| name);
                     diags.error(file, number, format!("{name}: unterminated or misplaced quote"));
                     continue;
                 }
             }
+        }
+        out.push(Line { head: head.to_owned(), value, line: number });
+    }
+    out
+}
+
+/// Parses a file into the entries that apply to `instance`, one per name (a later line or
+/// an instance-specific line overrides an earlier `default` one).
+pub fn parse(file: &Path, text: &str, instance: Option<&str>, diags: &mut Diagnostics) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut index: HashMap<String, (usize, bool)> = HashMap::new();
+    for Line { head, value, line: number } in lines(file, text, diags) {
+        let (section, name) = match head.split_once(':') {
+            Some((section, name)) => (section, name),
+            None => {
+                diags.warn(file, number, format!("'{head}' has no section prefix; read as 'default:{head}'"));
+                ("default", head.as_str())
+            }
+        };
+        if name.is_empty() {
+            diags.error(file, number, "missing parameter name after ':'");
+            continue;
         }
         let specific = if section.eq_ignore_ascii_case("default") {
             false

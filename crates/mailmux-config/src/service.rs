@@ -11,8 +11,12 @@
 //!   MMP file loads unchanged and the operator knows what is not in effect.
 //!
 //! Anything else is an unknown name: a warning with file and line.
+//!
+//! `VirtualDomainFile` names a vdmap file ([`crate::vdmap`]); it is read by [`crate::load`],
+//! which builds one complete [`ServiceConfig`] per virtual domain with [`build_layered`]: the
+//! service file's entries, then the domain's, the later replacing the earlier.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +27,7 @@ use crate::edge::EdgeConfig;
 use crate::lookup::LookupConfig;
 use crate::raw::Entry;
 use crate::tls::{ServerTls, StoreTls, TlsParams};
+use crate::vdmap::VirtualDomain;
 use crate::{Diagnostics, DirectoryUrl, Template, directory_url};
 
 /// The protocol a service proxies.
@@ -144,13 +149,42 @@ pub struct ServiceConfig {
     pub edge: EdgeConfig,
     /// How users are found: hosted domains or one tree, the canonical delimiter, the cache.
     pub lookup: LookupConfig,
+    /// `CertMap` (vdmap entries only): the map of `CertMapFile` named for connections on the
+    /// domain's address. Checked at load against the maps the file defines; not yet used by
+    /// the certificate login, which chooses a map by issuer.
+    pub cert_map_name: Option<String>,
+    /// `VirtualDomainFile`: the vdmap file `virtual_domains` were read from.
+    pub virtual_domain_file: Option<PathBuf>,
+    /// The vdmap entries: per local address, a complete configuration of its own. Empty in
+    /// the configurations of the domains themselves. See [`ServiceConfig::for_local_address`].
+    pub virtual_domains: Vec<VirtualDomain>,
+    /// MMP parameters mailmux recognises but does not implement yet (`NOT_YET`), as written
+    /// and unchecked, so that each feature finds its value (per virtual domain, too) when it
+    /// lands. None of them is a secret, which is why they may appear in `Debug`.
+    pub not_implemented: Vec<Entry>,
+}
+
+impl ServiceConfig {
+    /// The configuration for connections that arrived on `local` (the mailmux address the
+    /// client connected to): its virtual domain's, or the service's own. An IPv4-mapped IPv6
+    /// address (a dual-stack `[::]` listener) matches the IPv4 entry.
+    pub fn for_local_address(&self, local: IpAddr) -> &ServiceConfig {
+        self.virtual_domain(local).map_or(self, |d| &d.config)
+    }
+
+    /// The virtual domain of connections that arrived on `local`, if any (for its name in logs).
+    pub fn virtual_domain(&self, local: IpAddr) -> Option<&VirtualDomain> {
+        let local = local.to_canonical();
+        // One entry per address of the machine at most: a scan is all it takes.
+        self.virtual_domains.iter().find(|d| d.address == local)
+    }
 }
 
 /// What mailmux advertises before login when `Capability` is not set.
 pub const DEFAULT_IMAP_CAPABILITY: &str = "IMAP4rev1 ID LITERAL+ SASL-IR";
 
 /// MMP parameters recognised but not implemented yet.
-const NOT_YET: &[&str] = &[
+pub(crate) const NOT_YET: &[&str] = &[
     "authcachesize",
     "authcachettl",
     "authenticationldapattributes",
@@ -162,11 +196,124 @@ const NOT_YET: &[&str] = &[
     "preauth",
     "spoofmessagefile",
     "ssladjustciphersuites",
-    "virtualdomainfile",
     "adminpolicy",
     "spooftempfail",
     "spoofemptymailbox",
 ];
+
+/// Every other name the service files may hold (besides [`NOT_YET`]): what [`build`],
+/// [`TlsParams::take`], [`EdgeConfig::take`] and [`LookupConfig::take`] parse, and `AService.cfg`'s own names. The
+/// vdmap reader needs the list to tell a known parameter that may not be set per domain (an
+/// error) from an unknown one (a warning); a test keeps it in step with the parsers.
+const KNOWN: &[&str] = &[
+    // build
+    "ldapurl",
+    "forwardclientaddress",
+    "ldapstarttls",
+    "ldapcafile",
+    "binddn",
+    "bindpass",
+    "searchformat",
+    "mailhostattrs",
+    "defaultdomain",
+    "virtualdomaindelim",
+    "replayformat",
+    "replaymechanism",
+    "backsideport",
+    "timeout",
+    "preauthtimeout",
+    "ldaptimeout",
+    "backsidetimeout",
+    "shutdowntimeout",
+    "banner",
+    "capability",
+    "certmapfile",
+    "certmap",
+    "storeadmin",
+    "storeadminpass",
+    "serverdownalert",
+    "logdir",
+    "loglevel",
+    "virtualdomainfile",
+    // TlsParams::take
+    "sslenable",
+    "sslports",
+    "sslcertfile",
+    "sslkeyfile",
+    "sslcipherspecs",
+    "sslcacertfile",
+    "sslcrlfile",
+    "sslbacksideport",
+    "backsidestarttls",
+    "sslbacksidecafile",
+    "sslbacksideverify",
+    "restrictplainpasswords",
+    "sslsecmodfile",
+    "sslcertnicknames",
+    "sslkeypasswdfile",
+    "sslcertprefix",
+    "sslcachedir",
+    // EdgeConfig::take
+    "bgpenalty",
+    "bgmaxbadness",
+    "bgdecay",
+    "bglinear",
+    "bgmax",
+    "bgexcluded",
+    "connlimits",
+    "tcpaccess",
+    "tcpaccessattr",
+    "clientlookup",
+    "maxloginfailures",
+    "failuredelay",
+    // LookupConfig::take
+    "hosteddomains",
+    "domainsearchformat",
+    "hosteddomainfilter",
+    "canonicalvirtualdomaindelim",
+    "canonicaldomaindelim",
+    "ldapcachesize",
+    "ldapcachettl",
+    "ldapcachemaxstale",
+    // AService.cfg (crate::load)
+    "servicelist",
+    "numthreads",
+    "maxsessions",
+    "maxpreloginsessions",
+    "maxpreloginpernetwork",
+];
+
+/// Whether a (lower-case) name is a parameter mailmux knows, implemented or not.
+pub(crate) fn is_known(key: &str) -> bool {
+    let key = canonical_key(key);
+    KNOWN.contains(&key) || NOT_YET.contains(&key)
+}
+
+/// Whether a (lower-case) name is an MMP parameter mailmux does not implement yet.
+pub(crate) fn is_not_implemented(key: &str) -> bool {
+    NOT_YET.contains(&canonical_key(key))
+}
+
+/// The one spelling of a (lower-case) name that has two, so that a vdmap entry written one
+/// way replaces a service setting written the other.
+pub(crate) fn canonical_key(key: &str) -> &str {
+    match key {
+        // The MMP's vdmap option list says DomainDelim for VirtualDomainDelim.
+        "domaindelim" => "virtualdomaindelim",
+        // The 6.x administrator's guide lists "AuthCacheSize and AuthCacheSizeTTL".
+        "authcachesizettl" => "authcachettl",
+        other => other,
+    }
+}
+
+/// Settings of one virtual domain, laid over a service file's entries by [`build_layered`].
+#[derive(Debug, Clone, Copy)]
+pub struct Overrides<'a> {
+    /// The vdmap file, where problems with these entries are reported.
+    pub file: &'a Path,
+    /// The domain's entries, one per (canonical) name; their lines are the vdmap file's.
+    pub entries: &'a [Entry],
+}
 
 /// Builds a service from its entries; `None` when an error was recorded.
 pub fn build(
@@ -177,6 +324,32 @@ pub fn build(
     entries: &[Entry],
     diags: &mut Diagnostics,
 ) -> Option<ServiceConfig> {
+    build_layered(protocol, listeners, file, dir, entries, None, diags)
+}
+
+/// Builds a service from its file's entries and, for a virtual domain, the domain's entries
+/// on top: a name the domain sets replaces the service file's setting (no "set again"
+/// warning: overriding is the point). Problems with an override are reported at its vdmap
+/// line. `None` when an error was recorded.
+pub fn build_layered(
+    protocol: Protocol,
+    listeners: Vec<SocketAddr>,
+    file: &Path,
+    dir: &Path,
+    entries: &[Entry],
+    overrides: Option<Overrides<'_>>,
+    diags: &mut Diagnostics,
+) -> Option<ServiceConfig> {
+    // (where to report, whether it is a per-domain setting, the entry)
+    let layered: Vec<(&Path, bool, &Entry)> = match overrides {
+        None => entries.iter().map(|e| (file, false, e)).collect(),
+        Some(o) => entries
+            .iter()
+            .filter(|e| !o.entries.iter().any(|x| canonical_key(&x.key) == canonical_key(&e.key)))
+            .map(|e| (file, false, e))
+            .chain(o.entries.iter().map(|e| (o.file, true, e)))
+            .collect(),
+    };
     let errors_before = diags.0.iter().filter(|d| d.severity == crate::Severity::Error).count();
     let mut svc = ServiceConfig {
         protocol,
@@ -215,22 +388,27 @@ pub fn build(
         store_admin: None,
         edge: EdgeConfig::default(),
         lookup: LookupConfig::default(),
+        cert_map_name: None,
+        virtual_domain_file: None,
+        virtual_domains: Vec::new(),
+        not_implemented: Vec::new(),
     };
     let (mut store_admin, mut store_admin_pass) = (None, None);
     let mut cert_map_line = 0;
+    let mut cert_map_name: Option<(String, &Path, usize)> = None;
     let mut saw_ldap_url = false;
     let mut tls = TlsParams::default();
-    for e in entries {
+    for (at, per_domain, e) in layered {
         let v = e.value.trim();
         if let Some(result) =
-            tls.take(e, dir, file, diags).or_else(|| svc.edge.take(e, dir)).or_else(|| svc.lookup.take(e))
+            tls.take(e, dir, at, diags).or_else(|| svc.edge.take(e, dir)).or_else(|| svc.lookup.take(e))
         {
             if let Err(message) = result {
-                diags.error(file, e.line, format!("{}: {message}", e.name));
+                diags.error(at, e.line, format!("{}: {message}", e.name));
             }
             continue;
         }
-        let result: Result<(), String> = match e.key.as_str() {
+        let result: Result<(), String> = match canonical_key(&e.key) {
             "ldapurl" => {
                 saw_ldap_url = true;
                 v.split_whitespace()
@@ -269,7 +447,7 @@ pub fn build(
                 svc.default_domain = (!v.is_empty()).then(|| v.to_owned());
                 Ok(())
             }
-            "virtualdomaindelim" | "domaindelim" => {
+            "virtualdomaindelim" => {
                 if v.is_empty() {
                     Err("VirtualDomainDelim is empty".into())
                 } else {
@@ -305,7 +483,7 @@ pub fn build(
                     .any(|c| c.eq_ignore_ascii_case("STARTTLS") || c.to_ascii_uppercase().starts_with("AUTH="))
                 {
                     diags.warn(
-                        file,
+                        at,
                         e.line,
                         "Capability: STARTTLS and AUTH= items are added by mailmux and were dropped here",
                     );
@@ -315,7 +493,7 @@ pub fn build(
                     .filter(|c| !c.eq_ignore_ascii_case("STARTTLS") && !c.to_ascii_uppercase().starts_with("AUTH="))
                     .collect();
                 if protocol == Protocol::Pop3 {
-                    diags.warn(file, e.line, "Capability has no effect on POP3");
+                    diags.warn(at, e.line, "Capability has no effect on POP3");
                 }
                 svc.capability = kept.join(" ");
                 Ok(())
@@ -326,6 +504,23 @@ pub fn build(
                 std::fs::read_to_string(&path)
                     .map(|text| svc.cert_map = Some(crate::certmap::parse(&path, &text, diags)))
                     .map_err(|err| format!("cannot read {}: {err}", path.display()))
+            }
+            "certmap" if !per_domain => {
+                diags.warn(
+                    at,
+                    e.line,
+                    "CertMap is read only in a vdmap entry (it picks a map of CertMapFile per address); ignored here",
+                );
+                Ok(())
+            }
+            "certmap" if v.is_empty() => Err("CertMap names no map".into()),
+            "certmap" => {
+                cert_map_name = Some((v.to_owned(), at, e.line));
+                Ok(())
+            }
+            "virtualdomainfile" => {
+                svc.virtual_domain_file = (!v.is_empty()).then(|| crate::resolve(dir, v));
+                Ok(())
             }
             "storeadmin" => {
                 store_admin = (!v.is_empty()).then(|| v.to_owned());
@@ -346,19 +541,20 @@ pub fn build(
             "loglevel" => LogLevel::parse(v).map(|l| svc.log_level = Some(l)),
             key if NOT_YET.contains(&key) => {
                 diags.warn(
-                    file,
+                    at,
                     e.line,
                     format!("{} is an MMP parameter mailmux does not implement yet; ignored", e.name),
                 );
+                svc.not_implemented.push(e.clone());
                 Ok(())
             }
             _ => {
-                diags.warn(file, e.line, format!("unknown parameter '{}' ignored", e.name));
+                diags.warn(at, e.line, format!("unknown parameter '{}' ignored", e.name));
                 Ok(())
             }
         };
         if let Err(message) = result {
-            diags.error(file, e.line, format!("{}: {message}", e.name));
+            diags.error(at, e.line, format!("{}: {message}", e.name));
         }
     }
     svc.restrict_plain_passwords = tls.restrict_plain_passwords;
@@ -385,6 +581,23 @@ pub fn build(
                 cert_map_line,
                 "CertMapFile needs StoreAdmin and StoreAdminPass: certificate users have no password to replay",
             );
+        }
+    }
+    if let Some((name, at, line)) = cert_map_name {
+        match &svc.cert_map {
+            Some(map) if map.named(&name).is_none() => {
+                let names: Vec<&str> = map.mappings.iter().map(|m| m.name.as_str()).collect();
+                diags.error(
+                    at,
+                    line,
+                    format!("CertMap: CertMapFile defines no map named '{name}' (it has: {})", names.join(", ")),
+                );
+            }
+            Some(_) => svc.cert_map_name = Some(name),
+            None => {
+                diags.warn(at, line, "CertMap has no effect: the service has no CertMapFile");
+                svc.cert_map_name = Some(name);
+            }
         }
     }
     if !saw_ldap_url {
@@ -517,6 +730,35 @@ mod tests {
             "ImapProxyAService.cfg:6: error: ReplayMechanism",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_known_names_are_the_parsed_names() {
+        // Listed, so parsed: build does not call it unknown (AService.cfg's names are load's).
+        let aservice = ["servicelist", "numthreads", "maxsessions", "maxpreloginsessions", "maxpreloginpernetwork"];
+        for key in KNOWN.iter().chain(NOT_YET).filter(|k| !aservice.contains(k)) {
+            let (_, d) = service(&format!("default:LdapURL ldif:u\ndefault:{key} 1\n"));
+            assert!(!d.to_string().contains("unknown parameter"), "{key}: {d}");
+        }
+        // Parsed, so listed: the quoted names of the parsers' match arms.
+        for (file, source) in [
+            ("service.rs", include_str!("service.rs")),
+            ("tls.rs", include_str!("tls.rs")),
+            ("edge.rs", include_str!("edge.rs")),
+            ("lib.rs", include_str!("lib.rs")),
+        ] {
+            let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+            for line in code.lines().map(str::trim).filter(|l| l.starts_with('"') && l.contains("=>")) {
+                let arm = line.split("=>").next().unwrap_or_default();
+                let arm = arm.split(" if ").next().unwrap_or_default();
+                for name in arm.split('|').map(|n| n.trim().trim_matches('"')) {
+                    // ReplayMechanism's values, not parameter names.
+                    if !["login", "plain"].contains(&name) {
+                        assert!(is_known(name), "{file}: '{name}' is parsed but missing from KNOWN");
+                    }
+                }
+            }
         }
     }
 

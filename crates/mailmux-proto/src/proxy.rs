@@ -250,7 +250,8 @@ mod tests {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                bytes.push(if i < 12 && seed % 3 == 0 { V2_SIGNATURE[i] } else { seed as u8 });
+                let signature = V2_SIGNATURE.get(i).filter(|_| seed.is_multiple_of(3));
+                bytes.push(signature.copied().unwrap_or(seed as u8));
             }
             let _ = parse(&bytes);
         }

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::access::{self, Edge};
 use crate::outcome::Refusal;
@@ -93,17 +94,22 @@ pub async fn accept_loop(a: Acceptor) {
         let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
         let protocol = a.service.config.protocol;
+        // The vdmap entry of the address the client connected to, if any, serves it.
+        let (service, vdmap) = a.service.for_local_address(local.ip());
         // One span name per protocol, so each service's lines can go to its own log; the names
         // must match `logging::session_span_name` (span names are literals, it cannot be called here).
         let span = match protocol {
-            Protocol::Imap => tracing::info_span!("imap", id, client = %peer, local = %local),
-            Protocol::Pop3 => tracing::info_span!("pop3", id, client = %peer, local = %local),
+            Protocol::Imap => tracing::info_span!("imap", id, client = %peer, local = %local, vdmap = Empty),
+            Protocol::Pop3 => tracing::info_span!("pop3", id, client = %peer, local = %local, vdmap = Empty),
         };
+        if let Some(name) = vdmap {
+            span.record("vdmap", name);
+        }
         let ctx = SessionContext {
             id,
             client: peer,
             local,
-            service: a.service.clone(),
+            service,
             edge: a.edge.clone(),
             stores: a.stores.clone(),
             shutdown: a.shutdown.clone(),

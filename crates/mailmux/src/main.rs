@@ -86,6 +86,9 @@ fn check(args: &ConfigArgs) -> ExitCode {
                     svc.directory.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
                     svc.lookup.model()
                 );
+                for domain in &svc.virtual_domains {
+                    ok &= check_virtual_domain(domain, &service.warnings);
+                }
             }
             Err(e) => {
                 println!("{e}");
@@ -95,6 +98,31 @@ fn check(args: &ConfigArgs) -> ExitCode {
     }
     println!("{}: {}, {} warning(s)", args.dir.display(), if ok { "ok" } else { "errors" }, loaded.warnings.0.len());
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Prints what a vdmap entry changes and checks its configuration the way a service's is
+/// checked (its own LdapURL and LDIF file, TLS settings); `false` on an error.
+fn check_virtual_domain(domain: &mailmux_config::VirtualDomain, service_warnings: &[String]) -> bool {
+    let overrides = if domain.overrides.is_empty() { "nothing".to_owned() } else { domain.overrides.join(", ") };
+    let pending = if domain.not_implemented.is_empty() {
+        String::new()
+    } else {
+        format!("; not in effect (not implemented yet): {}", domain.not_implemented.join(", "))
+    };
+    println!("  vdmap {} {}: overrides {overrides}{pending}", domain.name, domain.address);
+    match Service::build((*domain.config).clone(), &mailmux::directory::route_cache(&domain.config)) {
+        Ok(built) => {
+            // The service's own warnings were printed with it.
+            for warning in built.warnings.iter().filter(|w| !service_warnings.contains(w)) {
+                println!("warning: vdmap {}: {warning}", domain.name);
+            }
+            true
+        }
+        Err(e) => {
+            println!("vdmap {}: {e}", domain.name);
+            false
+        }
+    }
 }
 
 fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {

@@ -148,7 +148,7 @@ async fn run_serves_until_sigterm_and_says_goodbye_and_logs_per_service() {
 fn log_lines_to_a_pipe_carry_no_colour_codes() {
     let lab = lab(2);
     let dir = lab.write_config(DirectoryKind::Ldif, "", "");
-    let mut child = Command::new(MAILMUX)
+    let child = Command::new(MAILMUX)
         .args(["run", "--log-stderr", "-c"])
         .arg(&dir)
         .stdout(Stdio::null())

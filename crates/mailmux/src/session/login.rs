@@ -238,9 +238,13 @@ async fn by_certificate(ctx: &SessionContext, der: &CertificateDer<'_>, requeste
     let svc = &service.config;
     let map = svc.cert_map.as_ref().ok_or_else(|| unmapped("CertMapFile is not configured"))?;
     let names = certificate::read(der).map_err(|e| unmapped(&e.to_string()))?;
-    let mapping = map
-        .for_issuer(&names.issuer)
-        .ok_or_else(|| unmapped(&format!("no certmap for issuer '{}' and no default", names.issuer)))?;
+    // A vdmap entry's CertMap names the map for its address; otherwise the issuer picks it.
+    let mapping = match &svc.cert_map_name {
+        Some(name) => map.named(name).ok_or_else(|| unmapped(&format!("certmap {name} is not in CertMapFile")))?,
+        None => map
+            .for_issuer(&names.issuer)
+            .ok_or_else(|| unmapped(&format!("no certmap for issuer '{}' and no default", names.issuer)))?,
+    };
     let (base, scope, filter) =
         certificate::query(mapping, &names).map_err(|e| unmapped(&format!("certmap {}: {e}", mapping.name)))?;
     tracing::debug!(subject = %names.subject, certmap = %mapping.name, ?base, %filter, "certificate search");
