@@ -4,7 +4,7 @@
 //!
 //! Usage: `mailmux-bench --mailmux target/release/mailmux [--sessions 500] [--logins 2000]
 //! [--handshakes 2000] [--concurrency 50] [--relay-seconds 8] [--relay-connections 8]
-//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge]`. Every loop is bounded by its
+//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge|cache]`. Every loop is bounded by its
 //! count or its duration.
 
 use std::net::SocketAddr;
@@ -61,7 +61,7 @@ fn args() -> Args {
             "--only" => a.only = Some(value()),
             _ => panic!(
                 "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N] \
-                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge]"
+                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge|cache]"
             ),
         }
     }
@@ -120,7 +120,9 @@ where
 async fn main() {
     let a = args();
     eprintln!("starting the lab ({} users, two Dovecot stores) …", a.sessions.max(100));
-    let lab = Arc::new(Lab::start(a.sessions.max(100), false));
+    // The cache workload needs a real LDAP server; the others use the LDIF directory.
+    let with_slapd = a.only.as_deref() == Some("cache");
+    let lab = Arc::new(Lab::start(a.sessions.max(100), with_slapd));
     if a.runs("relay") {
         let message = big_message(a.message_mib << 20);
         for user in lab.users.iter().take(a.relay_connections) {
@@ -134,7 +136,8 @@ async fn main() {
     } else {
         ""
     };
-    let cfg = lab.write_tls_config(DirectoryKind::Ldif, edge_defaults, edge_defaults);
+    let directory = if with_slapd { DirectoryKind::Ldap } else { DirectoryKind::Ldif };
+    let cfg = lab.write_tls_config(directory, edge_defaults, edge_defaults);
     let (imap_port, pop3_port) = (free_port(), free_port());
     std::fs::write(
         cfg.dir.join("AService.cfg"),
@@ -276,6 +279,9 @@ async fn main() {
     }
     if a.only.as_deref() == Some("edge") {
         edge(&lab, imap).await;
+    }
+    if with_slapd {
+        cache(&a, &lab, imap).await;
     }
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = child.wait();
@@ -457,4 +463,41 @@ async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Re
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     socket.connect(addr).await
+}
+
+/// The route cache against a real slapd (only with `--only cache`): IMAP LOGIN+LOGOUT of
+/// every lab user once with an empty cache (each login asks slapd), then the same logins
+/// again (each answered from the cache). Every user first logs in straight to its store,
+/// untimed, so that Dovecot's first-login work (creating the user's index) is not counted in
+/// the cold pass.
+async fn cache(a: &Args, lab: &Arc<Lab>, imap: SocketAddr) {
+    let users: Vec<mailmux_testkit::User> = lab.users.clone();
+    let n = users.len();
+    let users = Arc::new(users);
+    let store_port = lab.imap_port;
+    for pass in ["stores warmed directly (untimed)", "cold cache", "warm cache"] {
+        let users = users.clone();
+        let direct = pass.starts_with("stores");
+        let elapsed = run_jobs(n, a.concurrency, move |i| {
+            let user = users[i].clone();
+            let addr = if direct { SocketAddr::from((STORE_IPS[user.store], store_port)) } else { imap };
+            async move {
+                let mut s = Transcript::connect(addr).await;
+                s.expect("* OK").await;
+                s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+                s.expect("a OK").await;
+                s.send("b LOGOUT").await;
+                s.expect_closed().await;
+            }
+        })
+        .await;
+        if direct {
+            continue;
+        }
+        println!(
+            "cache: {n} IMAP LOGIN+LOGOUT, {pass}, LDAP directory: {:.0}/s (concurrency {})",
+            n as f64 / elapsed.as_secs_f64(),
+            a.concurrency
+        );
+    }
 }
