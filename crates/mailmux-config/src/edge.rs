@@ -15,6 +15,7 @@
 //! | `TCPAccess` | none | who may use the service, checked when a connection arrives ([`crate::tcp_access`]) |
 //! | `TCPAccessAttr` | `mailAllowedServiceAccess` | the user's own filter, checked after the lookup |
 //! | `ClientLookup` | no | look up every client's host name (for the log); rules naming hosts look it up anyway |
+//! | `ProxyProtocolFrom` (mailmux) | none | load balancers whose connections start with a PROXY header (v1 or v2) giving the real client |
 //!
 //! The BadGuy, access and limit parameters are the MMP's (`../shared/spec/mmp-params.md`);
 //! `MaxLoginFailures` and `FailureDelay` are mailmux's. `FailureDelay` makes an unknown user and a wrong
@@ -76,6 +77,9 @@ pub struct EdgeConfig {
     pub tcp_access_attr: String,
     /// `ClientLookup`: look up each client's host name.
     pub client_lookup: bool,
+    /// `ProxyProtocolFrom`: peers that must send a PROXY header, whose addresses then stand
+    /// for theirs.
+    pub proxy_from: AddressList,
 }
 
 /// The attribute that holds a user's access filter unless `TCPAccessAttr` names another.
@@ -91,6 +95,7 @@ impl Default for EdgeConfig {
             tcp_access: TcpAccess::default(),
             tcp_access_attr: DEFAULT_TCP_ACCESS_ATTR.to_owned(),
             client_lookup: false,
+            proxy_from: AddressList::default(),
         }
     }
 }
@@ -137,6 +142,7 @@ impl EdgeConfig {
                 Ok(())
             }
             "clientlookup" => parse_bool(v).map(|b| self.client_lookup = b),
+            "proxyprotocolfrom" => AddressList::parse(v).map(|list| self.proxy_from = list),
             "maxloginfailures" => count(v).and_then(|n| {
                 u32::try_from(n)
                     .ok()

@@ -266,6 +266,7 @@ const KNOWN: &[&str] = &[
     "clientlookup",
     "maxloginfailures",
     "failuredelay",
+    "proxyprotocolfrom",
     // LookupConfig::take
     "hosteddomains",
     "domainsearchformat",

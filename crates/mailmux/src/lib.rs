@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | [`server`] | builds the runtime from a [`mailmux_config::Config`], binds, runs, drains |
 //! | [`listen`] | accept loop: connection permits, accept back-off, one task per session |
+//! | [`proxy_header`] | the PROXY protocol header from a trusted load balancer: the real addresses |
 //! | [`access`] | the edge: session budgets from the descriptor limit, `ConnLimits`, BadGuy |
 //! | [`session`] | drives the IMAP / POP3 front machines until the client is logged in |
 //! | [`identity`] | login name → user and domain (`VirtualDomainDelim`, `DefaultDomain`, canonical delimiter) |
@@ -40,6 +41,7 @@ pub mod listen;
 pub mod log_safe;
 pub mod logging;
 pub mod outcome;
+pub mod proxy_header;
 pub mod relay;
 pub mod route;
 pub mod server;

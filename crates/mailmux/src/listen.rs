@@ -13,13 +13,11 @@ use mailmux_proto::pop3::front::Pop3Front;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
-use tracing::field::Empty;
 
 use crate::access::{self, Edge};
 use crate::outcome::Refusal;
 use crate::server::Service;
-use crate::session::{self, SessionContext};
+use crate::session;
 
 /// Connections the kernel may queue before mailmux accepts them (capped by
 /// `net.core.somaxconn`). The default of Rust's and tokio's `bind`, 128, overflows when a few
@@ -94,36 +92,22 @@ pub async fn accept_loop(a: Acceptor) {
         let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
         let protocol = a.service.config.protocol;
-        // The vdmap entry of the address the client connected to, if any, serves it.
-        let (service, vdmap) = a.service.for_local_address(local.ip());
-        // One span name per protocol, so each service's lines can go to its own log; the names
-        // must match `logging::session_span_name` (span names are literals, it cannot be called here).
-        let span = match protocol {
-            Protocol::Imap => tracing::info_span!("imap", id, client = %peer, local = %local, vdmap = Empty),
-            Protocol::Pop3 => tracing::info_span!("pop3", id, client = %peer, local = %local, vdmap = Empty),
-        };
-        if let Some(name) = vdmap {
-            span.record("vdmap", name);
-        }
-        let ctx = SessionContext {
+        let accepted = session::Accepted {
             id,
-            client: peer,
+            tcp: stream,
+            peer,
             local,
-            service,
+            implicit_tls: a.implicit_tls,
+            service: a.service.clone(),
             edge: a.edge.clone(),
             stores: a.stores.clone(),
             shutdown: a.shutdown.clone(),
-            host: Arc::default(),
         };
-        let implicit_tls = a.implicit_tls;
-        a.sessions.spawn(
-            async move {
-                match protocol {
-                    Protocol::Imap => session::serve::<ImapFront>(stream, implicit_tls, ctx, permit).await,
-                    Protocol::Pop3 => session::serve::<Pop3Front>(stream, implicit_tls, ctx, permit).await,
-                }
+        a.sessions.spawn(async move {
+            match protocol {
+                Protocol::Imap => session::serve::<ImapFront>(accepted, permit).await,
+                Protocol::Pop3 => session::serve::<Pop3Front>(accepted, permit).await,
             }
-            .instrument(span),
-        );
+        });
     }
 }

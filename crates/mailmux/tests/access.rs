@@ -192,3 +192,40 @@ async fn names_with_control_characters_cannot_forge_log_lines() {
     assert!(log.contains("joe\\n2026-11-28"), "{log}");
     assert!(log.contains("joe\\r2026-11-28T00:00:00.000000Z  INFO imap{id=999}: logged in user=admin\\u{0}"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_load_balancer_says_who_the_client_is() {
+    let lab = lab(USERS);
+    // 127.0.0.37 plays the load balancer; the client it speaks for is 192.0.2.77, which
+    // TCPAccess lets in only for IMAP and ConnLimits allows one connection.
+    let cfg = "default:ProxyProtocolFrom 127.0.0.37\n\
+               default:ConnLimits 0.0.0.0|0.0.0.0:100000,192.0.2.77|255.255.255.255:1\n";
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, cfg, "")).await;
+    let user = lab.user_on(0);
+    let header = format!("PROXY TCP4 192.0.2.77 127.0.0.1 50123 {}\r\n", mm.imap.port());
+    let mut c = Transcript::connect_from(ip(37), mm.imap).await;
+    // Header and the first command in one write, as a load balancer passing a client through.
+    c.send_raw(header.as_bytes()).await;
+    c.expect("* OK").await;
+    c.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+    c.expect("a OK").await;
+    // The client's second connection through the balancer meets its ConnLimits.
+    let mut second = Transcript::connect_from(ip(37), mm.imap).await;
+    second.send_raw(header.as_bytes()).await;
+    second.expect("* BYE [UNAVAILABLE] Too many connections from your address").await;
+    // A header from anyone else is not believed: it is just a bad command.
+    let mut liar = Transcript::connect_from(ip(38), mm.imap).await;
+    liar.expect("* OK").await;
+    liar.send_raw(header.as_bytes()).await;
+    liar.expect("PROXY BAD").await;
+    // The balancer without a header is refused.
+    let mut bare = Transcript::connect_from(ip(37), mm.imap).await;
+    bare.send("a NOOP").await;
+    bare.expect_closed().await;
+    // The store heard of the real client too (ID x-originating-ip).
+    lab.stores[0].wait_for_logins(&user.uid, 1, |l| l.contains("rip=192.0.2.77")).await;
+    mm.stop().await;
+    let logs = captured_logs();
+    assert!(logs.contains("client=192.0.2.77:50123"), "the session's lines carry the real client");
+    assert!(logs.contains("connection from a trusted proxy closed"), "{logs}");
+}

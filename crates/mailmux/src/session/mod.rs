@@ -23,6 +23,7 @@ mod prelogin;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use mailmux_config::Protocol;
 use mailmux_config::tcp_access::{Client, Decision, Service as AccessService};
 use mailmux_proto::{Credentials, Rejection};
 use tokio::net::TcpStream;
@@ -33,9 +34,12 @@ use tokio_util::sync::CancellationToken;
 use crate::access::host_name::{self, ClientHost};
 use crate::access::{self, Admission, Edge};
 use crate::outcome::{Outcome, Refusal};
+use crate::proxy_header;
 use crate::relay;
 use crate::route::StoreAddr;
 use crate::server::Service;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// What a session knows about where it runs.
 #[derive(Debug, Clone)]
@@ -131,10 +135,78 @@ struct Summary {
     down: u64,
 }
 
-/// Serves one accepted connection that holds a session permit: admits it (pre-login budget,
-/// `ConnLimits`) or turns it away, then runs the session. `implicit_tls`: the port speaks
-/// TLS from the first byte.
-pub async fn serve<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, permit: OwnedSemaphorePermit) {
+/// A connection the accept loop took, with what its session needs.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The session id.
+    pub id: u64,
+    /// The connection.
+    pub tcp: TcpStream,
+    /// Its peer: the client, or a load balancer that will say who the client is.
+    pub peer: SocketAddr,
+    /// The mailmux address it arrived on.
+    pub local: SocketAddr,
+    /// The port speaks TLS from the first byte.
+    pub implicit_tls: bool,
+    /// The listener's service (a vdmap entry's may serve the session instead).
+    pub service: Arc<Service>,
+    /// Budgets, counts and penalties.
+    pub edge: Arc<Edge>,
+    /// Store health.
+    pub stores: Arc<crate::store::health::StoreHealth>,
+    /// Server shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one accepted connection that holds a session permit: the PROXY header from a
+/// trusted load balancer (the real addresses), the vdmap entry of the local address, the
+/// session's log span with those addresses, then admission (pre-login budget, `ConnLimits`,
+/// `TCPAccess`) and the session itself, or a refusal.
+pub async fn serve<F: Front>(mut accepted: Accepted, permit: OwnedSemaphorePermit) {
+    let (mut client, mut local) = (accepted.peer, accepted.local);
+    let edge_config = &accepted.service.config.edge;
+    if edge_config.proxy_from.contains(client.ip()) {
+        let deadline = Instant::now() + accepted.service.config.preauth_timeout;
+        match proxy_header::read(&mut accepted.tcp, deadline).await {
+            Ok(Some((from, to))) => {
+                client = SocketAddr::new(from.ip().to_canonical(), from.port());
+                local = SocketAddr::new(to.ip().to_canonical(), to.port());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(peer = %client, error = %e, "connection from a trusted proxy closed");
+                return;
+            }
+        }
+    }
+    let (service, vdmap) = accepted.service.for_local_address(local.ip());
+    let vdmap = vdmap.map(str::to_owned);
+    let protocol = service.config.protocol;
+    // One span name per protocol, so each service's lines can go to its own log; the names
+    // must match `logging::session_span_name` (span names are literals, it cannot be called here).
+    let id = accepted.id;
+    let span = match protocol {
+        Protocol::Imap => tracing::info_span!("imap", id, client = %client, local = %local, vdmap = Empty),
+        Protocol::Pop3 => tracing::info_span!("pop3", id, client = %client, local = %local, vdmap = Empty),
+    };
+    if let Some(name) = &vdmap {
+        span.record("vdmap", name.as_str());
+    }
+    let ctx = SessionContext {
+        id,
+        client,
+        local,
+        service,
+        edge: accepted.edge,
+        stores: accepted.stores,
+        shutdown: accepted.shutdown,
+        host: Arc::default(),
+    };
+    admit::<F>(accepted.tcp, accepted.implicit_tls, ctx, permit).instrument(span).await;
+}
+
+/// Admits the session (pre-login budget, `ConnLimits`, `TCPAccess`) or turns it away.
+async fn admit<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, permit: OwnedSemaphorePermit) {
     let protocol = ctx.service.config.protocol;
     let admitted = match ctx.edge.admit(&ctx.service.config, ctx.client.ip(), permit) {
         Ok(admission) => check_access(&ctx, implicit_tls).await.map(|()| admission),
