@@ -139,9 +139,10 @@ pub enum DirectorySetupError {
     /// The LDIF file could not be read or parsed.
     #[error("{0}")]
     Ldif(String),
-    /// `LdapURL` mixes `ldap://` and `ldif:`.
-    #[error("LdapURL mixes ldap:// and ldif: entries; use one kind")]
-    Mixed,
+    /// `LdapURL` mixes `ldap://` and `ldif:`, or names several LDIF files. The loader refuses
+    /// such a file with its line; this is for configurations built in code.
+    #[error("LdapURL {0}")]
+    Urls(String),
 }
 
 /// Builds the directory a service's `LdapURL` names.
@@ -149,21 +150,39 @@ pub fn from_config(
     svc: &ServiceConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Arc<dyn Directory>, DirectorySetupError> {
-    let ldif: Vec<_> = svc
-        .directory
-        .iter()
-        .filter_map(|u| match u {
-            DirectoryUrl::Ldif { path, base } => Some((path, base)),
-            DirectoryUrl::Ldap { .. } => None,
-        })
-        .collect();
-    if ldif.is_empty() {
-        return Ok(Arc::new(ldap::LdapDirectory::new(svc, tls)));
+    mailmux_config::directory_url::check_list(&svc.directory).map_err(DirectorySetupError::Urls)?;
+    match svc.directory.first() {
+        Some(DirectoryUrl::Ldif { path, base }) => {
+            Ok(Arc::new(ldif::LdifDirectory::load(path, base).map_err(DirectorySetupError::Ldif)?))
+        }
+        Some(DirectoryUrl::Ldap { .. }) | None => Ok(Arc::new(ldap::LdapDirectory::new(svc, tls))),
     }
-    if ldif.len() != svc.directory.len() {
-        return Err(DirectorySetupError::Mixed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(dir: &std::path::Path, lines: &str) -> ServiceConfig {
+        let file = dir.join("ImapProxyAService.cfg");
+        let mut diags = mailmux_config::Diagnostics::default();
+        let entries = mailmux_config::raw::parse(&file, lines, None, &mut diags);
+        mailmux_config::service::build(mailmux_config::Protocol::Imap, Vec::new(), &file, dir, &entries, &mut diags)
+            .unwrap_or_else(|| panic!("{diags}"))
     }
-    let (path, base) = ldif[0];
-    let dir = ldif::LdifDirectory::load(path, base).map_err(DirectorySetupError::Ldif)?;
-    Ok(Arc::new(dir))
+
+    #[test]
+    fn several_ldif_files_or_mixed_kinds_are_refused_even_when_built_in_code() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("u.ldif"), "dn: uid=a\nuid: a\n").unwrap();
+        let mut svc = service(tmp.path(), "default:LdapURL ldif:u.ldif\n");
+        let one = svc.directory.clone();
+        svc.directory.push(DirectoryUrl::Ldif { path: tmp.path().join("u.ldif"), base: String::new() });
+        let err = from_config(&svc, None).unwrap_err().to_string();
+        assert!(err.contains("names 2 ldif: files"), "{err}");
+        svc.directory = one;
+        svc.directory.push(DirectoryUrl::Ldap { server: "ldap://127.0.0.1:389".into(), base: String::new() });
+        let err = from_config(&svc, None).unwrap_err().to_string();
+        assert!(err.contains("mixes ldap:// and ldif:"), "{err}");
+    }
 }
