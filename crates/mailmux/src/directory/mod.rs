@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use mailmux_config::{DirectoryUrl, ServiceConfig};
+use mailmux_proto::ldap_filter;
 
 /// An entry: its DN and attributes (names lower-cased).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -146,17 +147,31 @@ pub enum DirectorySetupError {
 }
 
 /// Builds the directory a service's `LdapURL` names.
+///
+/// An LDIF directory gets the equality indexes of the attributes `SearchFormat` compares
+/// built here, at start-up or reload, so the first logins do not pay for them.
 pub fn from_config(
     svc: &ServiceConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Arc<dyn Directory>, DirectorySetupError> {
     mailmux_config::directory_url::check_list(&svc.directory).map_err(DirectorySetupError::Urls)?;
     match svc.directory.first() {
-        Some(DirectoryUrl::Ldif { path, base }) => {
-            Ok(Arc::new(ldif::LdifDirectory::load(path, base).map_err(DirectorySetupError::Ldif)?))
-        }
+        Some(DirectoryUrl::Ldif { path, base }) => Ok(Arc::new(ldif_directory(svc, path, base)?)),
         Some(DirectoryUrl::Ldap { .. }) | None => Ok(Arc::new(ldap::LdapDirectory::new(svc, tls))),
     }
+}
+
+fn ldif_directory(
+    svc: &ServiceConfig,
+    path: &std::path::Path,
+    base: &str,
+) -> Result<ldif::LdifDirectory, DirectorySetupError> {
+    let dir = ldif::LdifDirectory::load(path, base).map_err(DirectorySetupError::Ldif)?;
+    // Which indexes a login's search uses depends on the attributes the filter compares, not
+    // on the user's values, so any value stands in for them.
+    let sample = svc.search_format.expand(|_| Some("x".to_owned()), ldap_filter::escape_value);
+    dir.prepare_index(&ldif::index_attributes(&sample));
+    Ok(dir)
 }
 
 #[cfg(test)]
@@ -169,6 +184,25 @@ mod tests {
         let entries = mailmux_config::raw::parse(&file, lines, None, &mut diags);
         mailmux_config::service::build(mailmux_config::Protocol::Imap, Vec::new(), &file, dir, &entries, &mut diags)
             .unwrap_or_else(|| panic!("{diags}"))
+    }
+
+    #[test]
+    fn ldif_directories_get_the_indexes_of_search_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("u.ldif"), "dn: uid=a\nobjectClass: person\nuid: a\nmail: a@x\n").unwrap();
+        let cases = [
+            ("(&(objectClass=person)(mail=%s))", 2),
+            ("uid=%U", 1),
+            // An OR scans anyway; substrings cannot use an equality index.
+            ("(|(uid=%U)(mail=%s))", 0),
+            ("(mail=%U*)", 0),
+        ];
+        for (format, built) in cases {
+            let svc = service(tmp.path(), &format!("default:LdapURL ldif:u.ldif\ndefault:SearchFormat {format}\n"));
+            let Some(DirectoryUrl::Ldif { path, base }) = svc.directory.first() else { panic!("{svc:?}") };
+            assert_eq!(ldif_directory(&svc, path, base).unwrap().indexes_built(), built, "{format}");
+            assert!(from_config(&svc, None).is_ok());
+        }
     }
 
     #[test]
