@@ -6,7 +6,8 @@
 //!   searched with the same filters. A relative path is relative to the configuration
 //!   directory. Meant for trying mailmux and for small sites; it is read at start-up.
 //!
-//! `LdapURL` may list several URLs separated by spaces: they are tried in order.
+//! `LdapURL` may list several `ldap://` URLs separated by spaces: they are tried in order.
+//! It names at most one `ldif:` file, and never mixes the two kinds (see [`check_list`]).
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +74,23 @@ pub fn parse(url: &str, dir: &Path) -> Result<DirectoryUrl, String> {
     Ok(DirectoryUrl::Ldap { server: format!("{scheme}://{hostport}"), base: percent_decode(base)? })
 }
 
+/// Checks the URLs of one `LdapURL` as a whole: several `ldap://` servers are fail-overs of
+/// one directory, but a second LDIF file would be a second directory, and mailmux searches
+/// one. Refused at load time so `mailmux check` reports it, rather than the server quietly
+/// using the first file.
+pub fn check_list(urls: &[DirectoryUrl]) -> Result<(), String> {
+    let ldif = urls.iter().filter(|u| matches!(u, DirectoryUrl::Ldif { .. })).count();
+    if ldif > 0 && ldif != urls.len() {
+        return Err("mixes ldap:// and ldif: entries; use one kind".into());
+    }
+    if ldif > 1 {
+        return Err(format!(
+            "names {ldif} ldif: files; the embedded directory reads one file (concatenate them into one)"
+        ));
+    }
+    Ok(())
+}
+
 fn percent_decode(s: &str) -> Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -137,5 +155,21 @@ mod tests {
         for bad in ["http://x", "ldap:///o=x", "ldif:", "ldaps:///o=x", "ldap://h/%zz"] {
             assert!(parse(bad, d).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn one_ldif_file_or_ldap_servers_only() {
+        let d = Path::new("/cfg");
+        let list = |urls: &[&str]| check_list(&urls.iter().map(|u| parse(u, d).unwrap()).collect::<Vec<_>>());
+        assert_eq!(list(&["ldif:a.ldif"]), Ok(()));
+        assert_eq!(list(&["ldap://a/o=x", "ldaps://b/o=x"]), Ok(()));
+        assert_eq!(list(&[]), Ok(()));
+        let several = list(&["ldif:a.ldif", "ldif:b.ldif?o=x"]).unwrap_err();
+        assert!(several.contains("names 2 ldif: files"), "{several}");
+        for mixed in [["ldap://a/o=x", "ldif:a.ldif"], ["ldif:a.ldif", "ldap://a/o=x"]] {
+            assert!(list(&mixed).unwrap_err().contains("mixes ldap:// and ldif:"), "{mixed:?}");
+        }
+        // Mixed and several at once: the mix is the first thing to fix.
+        assert!(list(&["ldif:a", "ldif:b", "ldap://h/o=x"]).unwrap_err().contains("mixes"));
     }
 }

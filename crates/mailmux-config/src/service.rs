@@ -416,6 +416,7 @@ pub fn build_layered(
                     .map(|u| directory_url::parse(u, dir))
                     .collect::<Result<Vec<_>, _>>()
                     .and_then(|urls| if urls.is_empty() { Err("LdapURL is empty".into()) } else { Ok(urls) })
+                    .and_then(|urls| directory_url::check_list(&urls).map(|()| urls))
                     .map(|urls| svc.directory = urls)
             }
             "forwardclientaddress" => crate::raw::parse_bool(v).map(|b| svc.forward_client_address = b),
@@ -747,6 +748,7 @@ mod tests {
             ("service.rs", include_str!("service.rs")),
             ("tls.rs", include_str!("tls.rs")),
             ("edge.rs", include_str!("edge.rs")),
+            ("lookup.rs", include_str!("lookup.rs")),
             ("lib.rs", include_str!("lib.rs")),
         ] {
             let code = source.split("#[cfg(test)]").next().unwrap_or(source);
@@ -761,6 +763,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ldap_url_names_one_ldif_file_and_does_not_mix_kinds() {
+        let (svc, d) = service("default:Timeout 60\ndefault:LdapURL ldif:a.ldif ldif:b.ldif\n");
+        assert!(svc.is_none());
+        let text = d.to_string();
+        assert!(text.contains("ImapProxyAService.cfg:2: error: LdapURL: names 2 ldif: files"), "{text}");
+        let (svc, d) = service("default:LdapURL ldap://h/o=x ldif:a.ldif\n");
+        assert!(svc.is_none());
+        let text = d.to_string();
+        assert!(text.contains("ImapProxyAService.cfg:1: error: LdapURL: mixes ldap:// and ldif:"), "{text}");
+        let (svc, d) = service("default:LdapURL ldap://h/o=x ldap://g/o=x\n");
+        assert_eq!(svc.map(|s| s.directory.len()), Some(2), "{d}");
     }
 
     #[test]

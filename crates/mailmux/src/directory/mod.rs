@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use mailmux_config::{DirectoryUrl, ServiceConfig};
+use mailmux_proto::ldap_filter;
 
 /// An entry: its DN and attributes (names lower-cased).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,13 +148,17 @@ pub enum DirectorySetupError {
     /// The LDIF file could not be read or parsed.
     #[error("{0}")]
     Ldif(String),
-    /// `LdapURL` mixes `ldap://` and `ldif:`.
-    #[error("LdapURL mixes ldap:// and ldif: entries; use one kind")]
-    Mixed,
+    /// `LdapURL` mixes `ldap://` and `ldif:`, or names several LDIF files. The loader refuses
+    /// such a file with its line; this is for configurations built in code.
+    #[error("LdapURL {0}")]
+    Urls(String),
 }
 
 /// Builds the directory a service's `LdapURL` names, with the route cache in front when
 /// `LdapCacheSize` is not 0 (its answers kept in `cache`, which outlives the directory).
+///
+/// An LDIF directory gets the equality indexes of the attributes `SearchFormat` compares
+/// built here, at start-up or reload, so the first logins do not pay for them.
 pub fn from_config(
     svc: &ServiceConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -180,21 +185,76 @@ fn uncached(
     svc: &ServiceConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Arc<dyn Directory>, DirectorySetupError> {
-    let ldif: Vec<_> = svc
-        .directory
-        .iter()
-        .filter_map(|u| match u {
-            DirectoryUrl::Ldif { path, base } => Some((path, base)),
-            DirectoryUrl::Ldap { .. } => None,
-        })
-        .collect();
-    if ldif.is_empty() {
-        return Ok(Arc::new(ldap::LdapDirectory::new(svc, tls)));
+    mailmux_config::directory_url::check_list(&svc.directory).map_err(DirectorySetupError::Urls)?;
+    match svc.directory.first() {
+        Some(DirectoryUrl::Ldif { path, base }) => Ok(Arc::new(ldif_directory(svc, path, base)?)),
+        Some(DirectoryUrl::Ldap { .. }) | None => Ok(Arc::new(ldap::LdapDirectory::new(svc, tls))),
     }
-    if ldif.len() != svc.directory.len() {
-        return Err(DirectorySetupError::Mixed);
-    }
-    let (path, base) = ldif[0];
+}
+
+fn ldif_directory(
+    svc: &ServiceConfig,
+    path: &std::path::Path,
+    base: &str,
+) -> Result<ldif::LdifDirectory, DirectorySetupError> {
     let dir = ldif::LdifDirectory::load(path, base).map_err(DirectorySetupError::Ldif)?;
-    Ok(Arc::new(dir))
+    // Which indexes a login's search uses depends on the attributes the filter compares, not
+    // on the user's values, so any value stands in for them.
+    let sample =
+        |template: &mailmux_config::Template| template.expand(|_| Some("x".to_owned()), ldap_filter::escape_value);
+    dir.prepare_index(&ldif::index_attributes(&sample(&svc.search_format)));
+    if svc.lookup.hosted_domains {
+        dir.prepare_index(&ldif::index_attributes(&sample(&svc.lookup.domain_search_format)));
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(dir: &std::path::Path, lines: &str) -> ServiceConfig {
+        let file = dir.join("ImapProxyAService.cfg");
+        let mut diags = mailmux_config::Diagnostics::default();
+        let entries = mailmux_config::raw::parse(&file, lines, None, &mut diags);
+        mailmux_config::service::build(mailmux_config::Protocol::Imap, Vec::new(), &file, dir, &entries, &mut diags)
+            .unwrap_or_else(|| panic!("{diags}"))
+    }
+
+    #[test]
+    fn ldif_directories_get_the_indexes_of_search_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("u.ldif"), "dn: uid=a\nobjectClass: person\nuid: a\nmail: a@x\n").unwrap();
+        let cases = [
+            ("(&(objectClass=person)(mail=%s))", 2),
+            ("uid=%U", 1),
+            // An OR scans anyway; substrings cannot use an equality index.
+            ("(|(uid=%U)(mail=%s))", 0),
+            ("(mail=%U*)", 0),
+        ];
+        for (format, built) in cases {
+            let svc = service(
+                tmp.path(),
+                &format!("default:LdapURL ldif:u.ldif\ndefault:HostedDomains no\ndefault:SearchFormat {format}\n"),
+            );
+            let Some(DirectoryUrl::Ldif { path, base }) = svc.directory.first() else { panic!("{svc:?}") };
+            assert_eq!(ldif_directory(&svc, path, base).unwrap().indexes_built(), built, "{format}");
+            assert!(from_config(&svc, None, &route_cache(&svc)).is_ok());
+        }
+    }
+
+    #[test]
+    fn several_ldif_files_or_mixed_kinds_are_refused_even_when_built_in_code() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("u.ldif"), "dn: uid=a\nuid: a\n").unwrap();
+        let mut svc = service(tmp.path(), "default:LdapURL ldif:u.ldif\n");
+        let one = svc.directory.clone();
+        svc.directory.push(DirectoryUrl::Ldif { path: tmp.path().join("u.ldif"), base: String::new() });
+        let err = from_config(&svc, None, &route_cache(&svc)).unwrap_err().to_string();
+        assert!(err.contains("names 2 ldif: files"), "{err}");
+        svc.directory = one;
+        svc.directory.push(DirectoryUrl::Ldap { server: "ldap://127.0.0.1:389".into(), base: String::new() });
+        let err = from_config(&svc, None, &route_cache(&svc)).unwrap_err().to_string();
+        assert!(err.contains("mixes ldap:// and ldif:"), "{err}");
+    }
 }
