@@ -21,7 +21,7 @@ use mailmux_proto::ldap_filter;
 
 use crate::directory::{Base, Entry, Query, Scope};
 use crate::error::LoginError;
-use crate::server::Service;
+use crate::service::Service;
 use crate::status;
 
 /// Alias entries followed at most, so two aliases pointing at each other end.

@@ -12,7 +12,8 @@
 //!
 //! | module | phase |
 //! | --- | --- |
-//! | [`server`] | builds the runtime from a [`mailmux_config::Config`], binds, runs, drains |
+//! | [`server`] | builds the runtime from a [`mailmux_config::Config`], binds, runs, reloads, drains |
+//! | [`service`] | one service of one configuration generation: what its sessions share |
 //! | [`listen`] | accept loop: connection permits, accept back-off, one task per session |
 //! | [`proxy_header`] | the PROXY protocol header from a trusted load balancer: the real addresses |
 //! | [`access`] | the edge: session budgets from the descriptor limit, `ConnLimits`, BadGuy |
@@ -45,6 +46,7 @@ pub mod proxy_header;
 pub mod relay;
 pub mod route;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod status;
 pub mod store;

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::{self, Edge};
 use crate::outcome::Refusal;
-use crate::server::Service;
+use crate::service::Service;
 use crate::session;
 
 /// Connections the kernel may queue before mailmux accepts them (capped by

@@ -5,7 +5,7 @@ use mailmux_proto::imap::framing::Limits;
 use mailmux_proto::imap::front::{FrontEvent, FrontSettings, ImapFront};
 
 use super::{Front, Step, TlsState};
-use crate::server::Service;
+use crate::service::Service;
 
 impl Front for ImapFront {
     type Ticket = Vec<u8>;

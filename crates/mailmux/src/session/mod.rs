@@ -37,7 +37,7 @@ use crate::outcome::{Outcome, Refusal};
 use crate::proxy_header;
 use crate::relay;
 use crate::route::StoreAddr;
-use crate::server::Service;
+use crate::service::Service;
 use tracing::Instrument;
 use tracing::field::Empty;
 

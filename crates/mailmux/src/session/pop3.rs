@@ -4,7 +4,7 @@ use mailmux_proto::Rejection;
 use mailmux_proto::pop3::front::{Pop3Event, Pop3Front, Pop3Settings};
 
 use super::{Front, Step, TlsState};
-use crate::server::Service;
+use crate::service::Service;
 
 impl Front for Pop3Front {
     /// POP3 has one command in flight; nothing identifies it.

@@ -1,0 +1,177 @@
+//! One service of one configuration generation: everything its sessions share, built
+//! once from its [`ServiceConfig`] (directory clients, TLS configurations, vdmap entries).
+//!
+//! A session holds the `Arc<Service>` it started with for its whole life, so a reload that
+//! builds new services never changes a session in progress.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mailmux_config::ServiceConfig;
+
+use crate::directory::cache::RouteCache;
+use crate::directory::{self, Directory};
+use crate::tls::{self, TlsSetupError};
+
+/// One service of one configuration generation: what every session of it shares.
+pub struct Service {
+    /// The service's parameters.
+    pub config: ServiceConfig,
+    /// Where users are found.
+    pub directory: Arc<dyn Directory>,
+    /// Attributes a user search asks for: the mail-host attributes and those `ReplayFormat` uses.
+    pub search_attrs: Vec<String>,
+    /// TLS toward clients, built once for this configuration generation.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// TLS toward stores, built once for this configuration generation.
+    pub store_tls: Option<tokio_rustls::TlsConnector>,
+    /// What the operator should know about this service that did not stop it: logged at
+    /// start-up, printed by `mailmux check`.
+    pub warnings: Vec<String>,
+    /// The vdmap entries: connections arriving on these addresses are served by these.
+    pub virtual_domains: Vec<VirtualService>,
+}
+
+/// A vdmap entry, built: the service as configured for one local address.
+#[derive(Debug)]
+pub struct VirtualService {
+    /// The entry's name, for logs.
+    pub name: String,
+    /// The mailmux address its clients connect to (IPv4-mapped addresses stored as IPv4).
+    pub address: std::net::IpAddr,
+    /// Everything its sessions use.
+    pub service: Arc<Service>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // rustls acceptors and connectors do not print; say whether they are there.
+        f.debug_struct("Service")
+            .field("config", &self.config)
+            .field("directory", &self.directory)
+            .field("search_attrs", &self.search_attrs)
+            .field("tls", &self.tls.is_some())
+            .field("store_tls", &self.store_tls.is_some())
+            .field("warnings", &self.warnings)
+            .field("virtual_domains", &self.virtual_domains)
+            .finish()
+    }
+}
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A directory could not be set up.
+    #[error("{file}: {source}")]
+    Directory {
+        /// The service file.
+        file: String,
+        /// Why.
+        source: directory::DirectorySetupError,
+    },
+    /// A TLS configuration could not be built.
+    #[error("{file}: {source}")]
+    Tls {
+        /// The service file.
+        file: String,
+        /// Why.
+        source: TlsSetupError,
+    },
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Service {
+    /// Builds the shared state of a service (reads LDIF files; opens no connection). Its
+    /// directory answers are cached in `cache`, which outlives the service.
+    pub fn build(config: ServiceConfig, cache: &Arc<RouteCache>) -> Result<Service, StartError> {
+        let directory_tls = tls::directory_config(&config)
+            .map_err(|source| StartError::Tls { file: config.file.display().to_string(), source })?;
+        let directory = directory::from_config(&config, directory_tls, cache)
+            .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
+        let search_attrs = search_attrs_of(&config);
+        let file = config.file.display().to_string();
+        let tls_error = |source| StartError::Tls { file: file.clone(), source };
+        let mut warnings = Vec::new();
+        let tls = match &config.tls {
+            Some(settings) => {
+                let (server_config, unknown) = tls::server_config(settings).map_err(tls_error)?;
+                if !unknown.is_empty() {
+                    warnings.push(format!(
+                        "{file}: SSLCipherSpecs names suites mailmux does not know, ignored: {}",
+                        unknown.join(" ")
+                    ));
+                }
+                Some(tls::acceptor(&server_config))
+            }
+            None => None,
+        };
+        let store_tls = tls::store_connector(&config.store_tls).map_err(tls_error)?;
+        if store_tls.is_some() && !config.store_tls.verify {
+            warnings.push(format!("{file}: SSLBacksideVerify no: store certificates are not verified"));
+        }
+        let mut virtual_domains = Vec::new();
+        for domain in &config.virtual_domains {
+            let vd = &domain.config;
+            // An entry that reaches the same directory the same way shares its connections
+            // and route cache; one with its own LdapURL or BindDN gets its own.
+            let same_directory = vd.directory == config.directory
+                && vd.bind_dn == config.bind_dn
+                && vd.bind_pass == config.bind_pass
+                && vd.lookup.cache_size == config.lookup.cache_size
+                && vd.lookup.cache_ttl == config.lookup.cache_ttl
+                && vd.lookup.cache_max_stale == config.lookup.cache_max_stale;
+            let directory = if same_directory {
+                directory.clone()
+            } else {
+                let directory_tls = tls::directory_config(vd).map_err(tls_error)?;
+                directory::from_config(vd, directory_tls, &directory::route_cache(vd)).map_err(|source| {
+                    StartError::Directory { file: format!("{file} (vdmap {})", domain.name), source }
+                })?
+            };
+            let service = Service {
+                config: (**vd).clone(),
+                directory,
+                search_attrs: search_attrs_of(vd),
+                tls: tls.clone(),
+                store_tls: store_tls.clone(),
+                warnings: Vec::new(),
+                virtual_domains: Vec::new(),
+            };
+            virtual_domains.push(VirtualService {
+                name: domain.name.clone(),
+                address: domain.address,
+                service: Arc::new(service),
+            });
+        }
+        Ok(Service { config, directory, search_attrs, tls, store_tls, warnings, virtual_domains })
+    }
+
+    /// The service for connections that arrived on `local`: a vdmap entry's, or this one.
+    pub fn for_local_address(self: &Arc<Self>, local: std::net::IpAddr) -> (Arc<Service>, Option<&str>) {
+        let local = local.to_canonical();
+        match self.virtual_domains.iter().find(|d| d.address == local) {
+            Some(d) => (d.service.clone(), Some(d.name.as_str())),
+            None => (self.clone(), None),
+        }
+    }
+}
+
+/// Attributes a user search asks for: the mail-host attributes, those `ReplayFormat` uses,
+/// the user's access filter and status.
+fn search_attrs_of(config: &ServiceConfig) -> Vec<String> {
+    let mut search_attrs = config.mail_host_attrs.clone();
+    let always = [config.edge.tcp_access_attr.as_str(), "inetuserstatus", "mailuserstatus"];
+    for attr in config.replay_format.attributes().chain(always) {
+        if !search_attrs.iter().any(|a| a == attr) {
+            search_attrs.push(attr.to_owned());
+        }
+    }
+    search_attrs
+}
