@@ -394,7 +394,7 @@ fn config_file(seeds: &mut Vec<Seed>) {
         "instances-tls-and-admin",
         "# instances override default lines\n\
          default:ServiceList imapproxy@143|993 popproxy@[::1]:110 popproxy@127.0.0.1:995\n\
-         default:LdapURL ldif:users.ldif ldap://ldap1.example.com:389/o=example\n\
+         default:LdapURL ldap://ldap1.example.com:389/o=example ldap://ldap2.example.com/o=example\n\
          default:Banner \"mailmux\"\n\
          east:Banner \"East entrance\"\n\
          inst:Banner \"Instance entrance\"\n\
