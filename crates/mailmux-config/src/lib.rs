@@ -73,6 +73,10 @@ pub struct Config {
     /// `MaxPreLoginPerNetwork` (mailmux): sessions not yet logged in from one network (IPv4
     /// /24, IPv6 /48); by default an eighth of `MaxPreLoginSessions`.
     pub max_prelogin_per_network: Option<usize>,
+    /// `PidFile` (mailmux): where `mailmux run` writes its process id, for `mailmux reload`
+    /// and `mailmux stop`; by default `mailmux.pid` (`mailmux-INSTANCE.pid`) in the
+    /// configuration directory.
+    pub pid_file: PathBuf,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
 }
@@ -102,6 +106,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     let mut log_dir = None;
     let mut log_level = LogLevel::default();
     let (mut max_sessions, mut max_prelogin_sessions, mut max_prelogin_per_network) = (None, None, None);
+    let mut pid_file = default_pid_file(dir, instance);
     let mut service_list = None;
     for entry in &entries {
         match entry.key.as_str() {
@@ -109,6 +114,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
                 service_list = Some(service_list::parse(&entry.value, &aservice_path, entry.line, &mut diags));
             }
             "logdir" => log_dir = Some(resolve(dir, &entry.value)),
+            "pidfile" => pid_file = resolve(dir, &entry.value),
             "loglevel" => match LogLevel::parse(&entry.value) {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
@@ -168,9 +174,30 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         max_sessions,
         max_prelogin_sessions,
         max_prelogin_per_network,
+        pid_file,
         services,
     };
     Ok(Loaded { config, warnings: diags })
+}
+
+fn default_pid_file(dir: &Path, instance: Option<&str>) -> PathBuf {
+    dir.join(match instance {
+        Some(name) => format!("mailmux-{name}.pid"),
+        None => "mailmux.pid".to_owned(),
+    })
+}
+
+/// The pid file of an instance, read from `AService.cfg` alone: `mailmux stop` must find
+/// a running instance even when an edit has broken some other file since it started.
+pub fn pid_file(dir: &Path, instance: Option<&str>) -> PathBuf {
+    let aservice_path = dir.join(ASERVICE_FILE);
+    let text = std::fs::read_to_string(&aservice_path).unwrap_or_default();
+    let entries = raw::parse(&aservice_path, &text, instance, &mut Diagnostics::default());
+    entries
+        .iter()
+        .rev()
+        .find(|entry| entry.key == "pidfile")
+        .map_or_else(|| default_pid_file(dir, instance), |entry| resolve(dir, &entry.value))
 }
 
 /// A path from a configuration value, relative to the configuration directory.

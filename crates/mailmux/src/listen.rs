@@ -11,12 +11,13 @@ use mailmux_config::Protocol;
 use mailmux_proto::imap::front::ImapFront;
 use mailmux_proto::pop3::front::Pop3Front;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{self, Edge};
 use crate::outcome::Refusal;
-use crate::service::Service;
+use crate::server::Role;
 use crate::session;
 
 /// Connections the kernel may queue before mailmux accepts them (capped by
@@ -38,18 +39,18 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub struct Acceptor {
     /// The bound socket.
     pub listener: TcpListener,
-    /// The service it serves.
-    pub service: Arc<Service>,
-    /// Whether the port speaks TLS from the first byte (`SSLPorts`).
-    pub implicit_tls: bool,
+    /// What it serves: read at each connection, so a reload takes effect from the next one.
+    pub role: watch::Receiver<Role>,
     /// Session budgets, shared by all listeners.
     pub edge: Arc<Edge>,
     /// Store health, shared by all sessions.
     pub stores: Arc<crate::store::health::StoreHealth>,
     /// Where session tasks are tracked for the drain.
     pub sessions: TaskTracker,
-    /// Stops accepting.
+    /// Server shutdown (passed on to sessions).
     pub shutdown: CancellationToken,
+    /// Stops this listener (shutdown, or a reload that removes it).
+    pub stop: CancellationToken,
     /// Session id counter.
     pub ids: Arc<AtomicU64>,
 }
@@ -60,9 +61,10 @@ pub async fn accept_loop(a: Acceptor) {
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            _ = a.shutdown.cancelled() => return,
+            _ = a.stop.cancelled() => return,
             accepted = a.listener.accept() => accepted,
         };
+        let Role { service, implicit_tls } = a.role.borrow().clone();
         let (stream, peer) = match accepted {
             // IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d: counted, logged
             // and passed on to stores as the IPv4 addresses they are.
@@ -82,8 +84,8 @@ pub async fn accept_loop(a: Acceptor) {
             if a.edge.log_refusal(Refusal::SessionLimit) {
                 tracing::warn!(client = %peer, limit = a.edge.session_limit, "session limit reached; connection refused");
             }
-            if !a.implicit_tls {
-                let _ = stream.try_write(access::refusal_text(a.service.config.protocol, Refusal::SessionLimit));
+            if !implicit_tls {
+                let _ = stream.try_write(access::refusal_text(service.config.protocol, Refusal::SessionLimit));
             }
             continue;
         };
@@ -91,14 +93,14 @@ pub async fn accept_loop(a: Acceptor) {
         let local = stream.local_addr().unwrap_or_else(|_| a.listener.local_addr().unwrap_or(peer));
         let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         let id = a.ids.fetch_add(1, Ordering::Relaxed);
-        let protocol = a.service.config.protocol;
+        let protocol = service.config.protocol;
         let accepted = session::Accepted {
             id,
             tcp: stream,
             peer,
             local,
-            implicit_tls: a.implicit_tls,
-            service: a.service.clone(),
+            implicit_tls,
+            service,
             edge: a.edge.clone(),
             stores: a.stores.clone(),
             shutdown: a.shutdown.clone(),

@@ -19,6 +19,7 @@
 //! line or forge one, whichever call site logs them.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use mailmux_config::{Config, LogLevel, Protocol};
 use tracing::field::{Field, Visit};
@@ -33,6 +34,65 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 /// Keeps the background log writers alive; drop them last.
 pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
+/// The log files in use, to be reopened after logrotate moved them (SIGUSR1, and every
+/// reload): a file is reopened by its path, so lines go to the new file from then on.
+#[derive(Debug, Clone, Default)]
+pub struct LogFiles(Vec<LogFile>);
+
+impl LogFiles {
+    /// Reopens every file by its path; the first failure is returned (the others are still
+    /// reopened).
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let mut result = Ok(());
+        for file in &self.0 {
+            if let Err(e) = file.reopen()
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        result
+    }
+}
+
+/// A log file that can be reopened under the writer that holds it.
+#[derive(Debug, Clone)]
+struct LogFile {
+    path: std::path::PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> std::io::Result<LogFile> {
+        let file = open_append(path)?;
+        Ok(LogFile { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
+    }
+
+    fn reopen(&self) -> std::io::Result<()> {
+        let fresh = open_append(&self.path)?;
+        *self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+}
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner).flush()
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
 
 /// The span name of a protocol's sessions (see `listen.rs`).
 pub fn session_span_name(protocol: Protocol) -> &'static str {
@@ -125,20 +185,21 @@ fn file_writer(
     dir: &Path,
     file: &str,
     guards: &mut Vec<LogGuard>,
+    files: &mut LogFiles,
 ) -> std::io::Result<tracing_appender::non_blocking::NonBlocking> {
-    // Checked here, with the path in the message: the appender would only fail later.
-    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", dir.join(file).display()));
-    std::fs::create_dir_all(dir).map_err(named)?;
-    std::fs::OpenOptions::new().create(true).append(true).open(dir.join(file)).map_err(named)?;
-    let appender = tracing_appender::rolling::never(dir, file);
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender);
+    std::fs::create_dir_all(dir).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    let log = LogFile::open(&dir.join(file))?;
+    files.0.push(log.clone());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(log);
     guards.push(guard);
     Ok(writer)
 }
 
 /// Installs the global subscriber. `to_stderr` forces standard error (foreground runs).
-pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> {
+/// Returns the writers' guards (drop them last) and the files, for reopening.
+pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<(Vec<LogGuard>, LogFiles)> {
     let mut guards = Vec::new();
+    let mut files = LogFiles::default();
     let mut layers: Vec<BoxedLayer> = Vec::new();
     // ldap3 logs every connection error itself; our lines say it better.
     let targets =
@@ -152,7 +213,7 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> 
             (Some(dir), false) => {
                 let name = session_span_name(svc.protocol);
                 own_files.push(name);
-                let writer = file_writer(dir, log_file_name(svc.protocol), &mut guards)?;
+                let writer = file_writer(dir, log_file_name(svc.protocol), &mut guards, &mut files)?;
                 let layer = tracing_subscriber::fmt::layer()
                     .fmt_fields(safe_fields())
                     .with_ansi(false)
@@ -169,7 +230,7 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> 
     let main = tracing_subscriber::fmt::layer().fmt_fields(safe_fields()).with_target(false);
     let main: BoxedLayer = match (&config.log_dir, to_stderr) {
         (Some(dir), false) => {
-            let writer = file_writer(dir, "mailmux.log", &mut guards)?;
+            let writer = file_writer(dir, "mailmux.log", &mut guards, &mut files)?;
             main.with_ansi(false)
                 .with_writer(writer)
                 .with_filter(targets(main_level))
@@ -187,5 +248,5 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<Vec<LogGuard>> 
     layers.push(main);
     let debug_override = std::env::var_os("RUST_LOG").is_some().then(EnvFilter::from_default_env);
     tracing_subscriber::registry().with(layers).with(debug_override).try_init().map_err(std::io::Error::other)?;
-    Ok(guards)
+    Ok((guards, files))
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mailmux::Server;
 use mailmux::service::Service;
+use rustix::process::{Pid, Signal, kill_process};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -43,12 +44,26 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Make the running instance re-read its configuration (SIGHUP): sessions in progress
+    /// go on; a configuration with errors changes nothing (the instance's log says why).
+    Reload {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Stop the running instance (SIGTERM) and wait for it: relayed sessions may finish
+    /// until ShutdownTimeout.
+    Stop {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Reload { config } => signal_instance(&config, Signal::HUP),
+        Command::Stop { config } => signal_instance(&config, Signal::TERM),
         Command::Run { config, log_stderr } => match run(&config, log_stderr) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -128,24 +143,32 @@ fn check_virtual_domain(domain: &mailmux_config::VirtualDomain, service_warnings
 fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     let loaded = mailmux_config::load(&args.dir, args.instance.as_deref())
         .map_err(|diags| anyhow::anyhow!("configuration has errors:\n{diags}"))?;
-    let _guards = mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
+    let (_guards, log_files) = mailmux::logging::init(&loaded.config, log_stderr).context("cannot open the log")?;
     for warning in &loaded.warnings.0 {
         tracing::warn!("{warning}");
     }
+    let pid_file = PidFile::write(&loaded.config.pid_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let server = Server::bind(&loaded.config).await?;
+        let handle = server.handle();
         let shutdown = CancellationToken::new();
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
         let stopper = shutdown.clone();
+        let (dir, instance) = (args.dir.clone(), args.instance.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = term.recv() => break,
                     _ = int.recv() => break,
-                    _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not implemented yet; ignored"),
+                    _ = hup.recv() => {
+                        reopen(&log_files);
+                        reload(&handle, &dir, instance.as_deref()).await;
+                    }
+                    _ = usr1.recv() => reopen(&log_files),
                 }
             }
             tracing::info!("stop signal received");
@@ -156,5 +179,124 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     })?;
     // Sessions that outlived the drain deadline end with the runtime.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    drop(pid_file);
     Ok(())
+}
+
+fn reopen(files: &mailmux::logging::LogFiles) {
+    match files.reopen() {
+        Ok(()) => tracing::info!("log files reopened"),
+        Err(e) => tracing::error!(error = %e, "cannot reopen a log file; writing on to the old one"),
+    }
+}
+
+/// Re-reads the configuration and serves it; a configuration with errors changes nothing.
+async fn reload(handle: &mailmux::server::ServerHandle, dir: &std::path::Path, instance: Option<&str>) {
+    tracing::info!("SIGHUP: reloading the configuration");
+    let (dir, instance) = (dir.to_path_buf(), instance.map(str::to_owned));
+    let loaded = tokio::task::spawn_blocking(move || mailmux_config::load(&dir, instance.as_deref())).await;
+    let loaded = match loaded {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(diags)) => {
+            for diag in &diags.0 {
+                tracing::error!("reload refused, nothing changed: {diag}");
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed, nothing changed");
+            return;
+        }
+    };
+    for warning in &loaded.warnings.0 {
+        tracing::warn!("{warning}");
+    }
+    if let Err(e) = handle.reload(loaded.config).await {
+        tracing::error!("reload refused, nothing changed: {e}");
+    }
+}
+
+/// The pid file of a running instance: written at start, removed at exit.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn write(path: &std::path::Path) -> anyhow::Result<PidFile> {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse::<i32>()
+            && running(pid)
+            && pid != std::process::id() as i32
+        {
+            anyhow::bail!(
+                "{} names process {pid}, which is running: is this instance started already?",
+                path.display()
+            );
+        }
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write the pid file {}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `mailmux reload` / `mailmux stop`: signals the instance named by its pid file (and, for
+/// stop, waits until it has exited).
+fn signal_instance(args: &ConfigArgs, signal: Signal) -> ExitCode {
+    let loaded = mailmux_config::load(&args.dir, args.instance.as_deref());
+    // The drain deadline the instance was most likely started with; a stop of an instance
+    // whose files are broken now still works, with a generous wait.
+    let drain = match (&loaded, signal) {
+        (Ok(loaded), _) => loaded.config.services.iter().map(|s| s.shutdown_timeout).max().unwrap_or_default(),
+        (Err(diags), Signal::TERM) => {
+            eprint!("mailmux: the configuration has errors now (stopping anyway):\n{diags}");
+            std::time::Duration::from_secs(120)
+        }
+        (Err(diags), _) => {
+            // A reload of a broken configuration would be refused anyway: say why now.
+            print!("{diags}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = mailmux_config::pid_file(&args.dir, args.instance.as_deref());
+    let path = &path;
+    let pid =
+        match std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse::<i32>().ok()).and_then(Pid::from_raw) {
+            Some(pid) => pid,
+            None => {
+                eprintln!("mailmux: no running instance: {} is missing or empty", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+    if let Err(e) = kill_process(pid, signal) {
+        eprintln!("mailmux: cannot signal process {} ({}): {e}", pid.as_raw_nonzero(), path.display());
+        return ExitCode::FAILURE;
+    }
+    if signal == Signal::TERM {
+        let deadline = drain + std::time::Duration::from_secs(10);
+        let started = std::time::Instant::now();
+        while running(pid.as_raw_nonzero().get()) {
+            if started.elapsed() > deadline {
+                eprintln!("mailmux: process {} still running after {:?}", pid.as_raw_nonzero(), deadline);
+                return ExitCode::FAILURE;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        println!("stopped process {}", pid.as_raw_nonzero());
+    } else {
+        println!("asked process {} to reload; its log says what changed", pid.as_raw_nonzero());
+    }
+    ExitCode::SUCCESS
+}
+
+/// Whether process `pid` is alive: it exists and is not a zombie waiting for its parent.
+fn running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
 }

@@ -1,37 +1,130 @@
-//! The running server: services built from a configuration, their listeners, and the drain
+//! The running server: configuration generations, their listeners, reloads, and the drain
 //! at shutdown.
 //!
 //! [`Server::bind`] does everything that can fail at start-up (directories, LDIF files,
 //! sockets) before any connection is accepted; [`Server::run`] then serves until the
 //! shutdown token is cancelled, and returns once sessions have drained or the
 //! `ShutdownTimeout` has passed. Tests bind port 0 and read [`Server::local_addrs`].
+//!
+//! **Reload** ([`ServerHandle::reload`]) builds a complete new generation — every service,
+//! its directory clients and TLS configurations — and every socket the new configuration
+//! adds, before changing anything; if any of it fails, nothing changes. Then, at once:
+//! listeners on an address of both configurations keep their socket and serve the new
+//! generation from the next accepted connection; new addresses start accepting; removed ones
+//! stop. Sessions in progress keep the generation they started with (they hold its
+//! [`Service`]) and are never dropped. What outlives generations lives here: the edge's
+//! budgets, counts and penalties, store health, route caches (kept while their size and
+//! times are unchanged). The session limits (`MaxSessions` and friends) are sized at start.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailmux_config::{Config, Protocol};
+use mailmux_config::{Config, Protocol, ServiceConfig};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Edge, budget};
-use crate::directory;
+use crate::directory::{self, cache::RouteCache};
 use crate::listen;
 pub use crate::service::{Service, StartError, VirtualService};
 use crate::store::health::StoreHealth;
 
+/// What a listener serves: a service of the current generation, and whether the port speaks
+/// TLS from the first byte.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// The service.
+    pub service: Arc<Service>,
+    /// `SSLPorts` lists the port.
+    pub implicit_tls: bool,
+}
+
+/// Which listener of a configuration is which, so a reload can tell kept ones from new ones.
+///
+/// A fixed port is its address: a reload may even change the protocol served there, the
+/// socket stays. Port 0 (tests) is told apart by protocol and by its place among the
+/// same protocol's port-0 listeners, since two services may both write `127.0.0.1:0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ListenerKey {
+    Fixed(SocketAddr),
+    Ephemeral(SocketAddr, Protocol, usize),
+}
+
+impl ListenerKey {
+    fn addr(self) -> SocketAddr {
+        match self {
+            ListenerKey::Fixed(addr) | ListenerKey::Ephemeral(addr, ..) => addr,
+        }
+    }
+}
+
+/// A listener: its socket until the server runs, and what it serves.
+#[derive(Debug)]
+struct Listener {
+    /// Its place in `ServiceList`, for [`Server::local_addrs`].
+    position: usize,
+    local: SocketAddr,
+    protocol: Protocol,
+    role: watch::Sender<Role>,
+    /// Stops this listener alone (a reload that removes it).
+    stop: CancellationToken,
+    socket: Option<TcpListener>,
+}
+
+/// What outlives configuration generations.
+#[derive(Debug)]
+struct Shared {
+    edge: Arc<Edge>,
+    stores: Arc<StoreHealth>,
+    sessions: TaskTracker,
+    ids: Arc<AtomicU64>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// By the address written in `ServiceList` (port 0 stays port 0, so a test's listeners
+    /// are the same listeners after a reload).
+    listeners: HashMap<ListenerKey, Listener>,
+    /// Route caches per service, with the parameters they were made for.
+    caches: HashMap<Protocol, ((u64, Duration), Arc<RouteCache>)>,
+    drain: Duration,
+    /// Set by [`Server::run`]: listeners added by a reload start at once.
+    shutdown: Option<CancellationToken>,
+}
+
+/// A configuration's services, built, as the listeners that will serve them.
+struct Generation {
+    listeners: Vec<(ListenerKey, Role)>,
+    drain: Duration,
+}
+
 /// Services with their bound listeners, ready to run.
 #[derive(Debug)]
 pub struct Server {
-    /// Each listener with its service and whether it speaks TLS from the first byte.
-    listeners: Vec<(Arc<Service>, TcpListener, bool)>,
-    drain: Duration,
-    /// Budgets, connection counts and penalty tables: they outlive configuration generations.
-    edge: Arc<Edge>,
-    /// Stores that could not be reached lately (shared failover back-off).
-    stores: Arc<StoreHealth>,
+    shared: Arc<Shared>,
+}
+
+/// A handle on a running server, for reloads.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+/// What a reload changed, for the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Listeners serving the new generation on their old sockets.
+    pub kept: Vec<SocketAddr>,
+    /// Listeners opened.
+    pub added: Vec<SocketAddr>,
+    /// Listeners closed.
+    pub removed: Vec<SocketAddr>,
 }
 
 impl Server {
@@ -46,66 +139,215 @@ impl Server {
         let prelogin = budget::prelogin_limit(sessions, config.max_prelogin_sessions);
         let per_network = budget::prelogin_per_network(prelogin, config.max_prelogin_per_network);
         tracing::info!(sessions, prelogin, per_network, descriptors = limit.soft, "session limits");
-        let edge = Arc::new(Edge::new(sessions, prelogin, per_network));
-        let mut listeners = Vec::new();
-        let mut drain = Duration::ZERO;
-        for svc in &config.services {
-            let service = Arc::new(Service::build(svc.clone(), &directory::route_cache(svc))?);
-            for warning in &service.warnings {
-                tracing::warn!("{warning}");
-            }
-            drain = drain.max(svc.shutdown_timeout);
-            for addr in &svc.listeners {
-                let listener = listen::bind(*addr).map_err(|source| StartError::Bind { addr: *addr, source })?;
-                let implicit_tls = svc.tls.as_ref().is_some_and(|t| t.implicit_ports.contains(&addr.port()));
-                listeners.push((service.clone(), listener, implicit_tls));
-            }
+        let shared = Arc::new(Shared {
+            edge: Arc::new(Edge::new(sessions, prelogin, per_network)),
+            stores: Arc::default(),
+            sessions: TaskTracker::new(),
+            ids: Arc::new(AtomicU64::new(1)),
+            state: Mutex::new(State {
+                listeners: HashMap::new(),
+                caches: HashMap::new(),
+                drain: Duration::ZERO,
+                shutdown: None,
+            }),
+        });
+        let generation = build_generation(&shared, config)?;
+        let mut state = shared.lock();
+        state.drain = generation.drain;
+        for (position, (key, role)) in generation.listeners.into_iter().enumerate() {
+            let addr = key.addr();
+            let socket = listen::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+            let local = socket.local_addr().unwrap_or(addr);
+            let listener = Listener {
+                position,
+                local,
+                protocol: role.service.config.protocol,
+                role: watch::Sender::new(role),
+                stop: CancellationToken::new(),
+                socket: Some(socket),
+            };
+            state.listeners.insert(key, listener);
         }
-        Ok(Server { listeners, drain, edge, stores: Arc::default() })
+        drop(state);
+        Ok(Server { shared })
     }
 
     /// The edge's state (budgets, connection counts, penalty tables), for tests and metrics.
     pub fn edge(&self) -> Arc<Edge> {
-        self.edge.clone()
+        self.shared.edge.clone()
     }
 
-    /// The bound addresses, with the protocol served on each.
+    /// The bound addresses, with the protocol served on each, in `ServiceList` order.
     pub fn local_addrs(&self) -> Vec<(Protocol, SocketAddr)> {
-        self.listeners.iter().filter_map(|(svc, l, _)| l.local_addr().ok().map(|a| (svc.config.protocol, a))).collect()
+        let state = self.shared.lock();
+        let mut listeners: Vec<&Listener> = state.listeners.values().collect();
+        listeners.sort_by_key(|l| l.position);
+        listeners.iter().map(|l| (l.protocol, l.local)).collect()
+    }
+
+    /// A handle for reloads, valid while the server runs.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle { shared: self.shared.clone() }
     }
 
     /// Serves until `shutdown` is cancelled, then drains.
     pub async fn run(self, shutdown: CancellationToken) {
-        let sessions = TaskTracker::new();
-        let ids = Arc::new(AtomicU64::new(1));
-        let mut acceptors = Vec::new();
-        for (service, listener, implicit_tls) in self.listeners {
-            if let Ok(addr) = listener.local_addr() {
-                tracing::info!(protocol = service.config.protocol.as_str(), %addr, tls = implicit_tls, "listening");
+        {
+            let mut state = self.shared.lock();
+            state.shutdown = Some(shutdown.clone());
+            let State { listeners, .. } = &mut *state;
+            for listener in listeners.values_mut() {
+                self.shared.start(listener, &shutdown);
             }
-            acceptors.push(tokio::spawn(listen::accept_loop(listen::Acceptor {
-                listener,
-                implicit_tls,
-                service,
-                edge: self.edge.clone(),
-                stores: self.stores.clone(),
-                sessions: sessions.clone(),
-                shutdown: shutdown.clone(),
-                ids: ids.clone(),
-            })));
         }
         shutdown.cancelled().await;
-        for acceptor in acceptors {
-            let _ = acceptor.await;
-        }
+        let sessions = &self.shared.sessions;
         sessions.close();
-        tracing::info!(
-            sessions = sessions.len(),
-            deadline_s = self.drain.as_secs(),
-            "shutting down; draining sessions"
-        );
-        if tokio::time::timeout(self.drain, sessions.wait()).await.is_err() {
+        let drain = self.shared.lock().drain;
+        tracing::info!(sessions = sessions.len(), deadline_s = drain.as_secs(), "shutting down; draining sessions");
+        if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
             tracing::warn!(sessions = sessions.len(), "drain deadline passed; closing remaining sessions");
+        }
+    }
+}
+
+impl ServerHandle {
+    /// Serves `config` from now on, or changes nothing and says why.
+    pub async fn reload(&self, config: Config) -> Result<ReloadSummary, StartError> {
+        let shared = self.shared.clone();
+        // Building reads LDIF and PEM files: off the runtime's threads.
+        let generation = tokio::task::spawn_blocking(move || build_generation(&shared, &config))
+            .await
+            .map_err(|e| StartError::Reload(e.to_string()))??;
+        // Every new socket before any change: a port that cannot be bound changes nothing.
+        let wanted: HashMap<ListenerKey, (usize, Role)> = generation
+            .listeners
+            .into_iter()
+            .enumerate()
+            .map(|(position, (key, role))| (key, (position, role)))
+            .collect();
+        let mut fresh = HashMap::new();
+        {
+            let state = self.shared.lock();
+            for key in wanted.keys().filter(|key| !state.listeners.contains_key(key)) {
+                let addr = key.addr();
+                let socket = listen::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+                fresh.insert(*key, socket);
+            }
+        }
+        let mut summary = ReloadSummary::default();
+        let mut state = self.shared.lock();
+        state.drain = generation.drain;
+        let shutdown = state.shutdown.clone();
+        let removed: Vec<ListenerKey> =
+            state.listeners.keys().filter(|key| !wanted.contains_key(key)).copied().collect();
+        for key in removed {
+            if let Some(old) = state.listeners.remove(&key) {
+                old.stop.cancel();
+                summary.removed.push(old.local);
+            }
+        }
+        for (key, (position, role)) in wanted {
+            if let Some(socket) = fresh.remove(&key) {
+                let mut listener = Listener {
+                    position,
+                    local: socket.local_addr().unwrap_or(key.addr()),
+                    protocol: role.service.config.protocol,
+                    role: watch::Sender::new(role),
+                    stop: CancellationToken::new(),
+                    socket: Some(socket),
+                };
+                if let Some(shutdown) = &shutdown {
+                    self.shared.start(&mut listener, shutdown);
+                }
+                summary.added.push(listener.local);
+                state.listeners.insert(key, listener);
+            } else if let Some(listener) = state.listeners.get_mut(&key) {
+                listener.position = position;
+                listener.protocol = role.service.config.protocol;
+                listener.role.send_replace(role);
+                summary.kept.push(listener.local);
+            }
+        }
+        drop(state);
+        tracing::info!(kept = ?summary.kept, added = ?summary.added, removed = ?summary.removed, "configuration reloaded");
+        Ok(summary)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts a listener's accept loop (once: it takes the socket).
+    fn start(&self, listener: &mut Listener, shutdown: &CancellationToken) {
+        let Some(socket) = listener.socket.take() else { return };
+        let role = listener.role.subscribe();
+        tracing::info!(
+            protocol = listener.protocol.as_str(),
+            addr = %listener.local,
+            tls = role.borrow().implicit_tls,
+            "listening"
+        );
+        // Stopped by shutdown or by a reload that removes it, whichever comes first.
+        let stop = shutdown.child_token();
+        let own = listener.stop.clone();
+        let both = stop.clone();
+        tokio::spawn(async move {
+            own.cancelled().await;
+            both.cancel();
+        });
+        tokio::spawn(listen::accept_loop(listen::Acceptor {
+            listener: socket,
+            role,
+            edge: self.edge.clone(),
+            stores: self.stores.clone(),
+            sessions: self.sessions.clone(),
+            shutdown: shutdown.clone(),
+            stop,
+            ids: self.ids.clone(),
+        }));
+    }
+}
+
+/// Builds the services of `config` (route caches kept from the generation before when their
+/// parameters are the same).
+fn build_generation(shared: &Shared, config: &Config) -> Result<Generation, StartError> {
+    let mut listeners = Vec::new();
+    let mut drain = Duration::ZERO;
+    let mut ephemeral = HashMap::new();
+    for svc in &config.services {
+        let cache = route_cache(shared, svc);
+        let service = Arc::new(Service::build(svc.clone(), &cache)?);
+        for warning in &service.warnings {
+            tracing::warn!("{warning}");
+        }
+        drain = drain.max(svc.shutdown_timeout);
+        for addr in &svc.listeners {
+            let key = if addr.port() == 0 {
+                let nth = ephemeral.entry((*addr, svc.protocol)).or_insert(0usize);
+                *nth += 1;
+                ListenerKey::Ephemeral(*addr, svc.protocol, *nth)
+            } else {
+                ListenerKey::Fixed(*addr)
+            };
+            let implicit_tls = svc.tls.as_ref().is_some_and(|t| t.implicit_ports.contains(&addr.port()));
+            listeners.push((key, Role { service: service.clone(), implicit_tls }));
+        }
+    }
+    Ok(Generation { listeners, drain })
+}
+
+fn route_cache(shared: &Shared, svc: &ServiceConfig) -> Arc<RouteCache> {
+    let params = (svc.lookup.cache_size, svc.lookup.cache_ttl + svc.lookup.cache_max_stale);
+    let mut state = shared.lock();
+    match state.caches.get(&svc.protocol) {
+        Some((kept, cache)) if *kept == params => cache.clone(),
+        _ => {
+            let cache = directory::route_cache(svc);
+            state.caches.insert(svc.protocol, (params, cache.clone()));
+            cache
         }
     }
 }

@@ -77,6 +77,9 @@ pub enum StartError {
         /// Why.
         source: TlsSetupError,
     },
+    /// A reload could not run to its end.
+    #[error("reload failed: {0}")]
+    Reload(String),
     /// A listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -24,6 +24,8 @@ pub fn lab(users: usize) -> &'static Lab {
 pub struct Mailmux {
     pub imap: SocketAddr,
     pub pop3: SocketAddr,
+    /// For reloads.
+    pub handle: mailmux::server::ServerHandle,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -42,8 +44,9 @@ impl Mailmux {
             |p| server.local_addrs().into_iter().find(|(proto, _)| *proto == p).map(|(_, a)| a).expect("listener");
         let (imap, pop3) = (addr(Protocol::Imap), addr(Protocol::Pop3));
         let shutdown = CancellationToken::new();
+        let handle = server.handle();
         let task = tokio::spawn(server.run(shutdown.clone()));
-        Mailmux { imap, pop3, shutdown, task }
+        Mailmux { imap, pop3, handle, shutdown, task }
     }
 
     /// Cancels and waits for the drain.
