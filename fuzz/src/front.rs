@@ -7,7 +7,9 @@
 //! Properties checked on every input, beyond "no panic":
 //! * after STARTTLS/STLS is answered, nothing the client pipelined in plaintext runs after the
 //!   handshake;
-//! * with `RestrictPlainPasswords` and no TLS, no password login reaches the session;
+//! * with `RestrictPlainPasswords` and no TLS, no password or bearer token reaches the session;
+//! * no proof of a kind that is not offered (CRAM-MD5/APOP without `CRAMs`, tokens without
+//!   bearer), and a challenge-response proof carries a challenge the machine issued;
 //! * every answer is whole CRLF lines (no bare LF, nothing after the last CRLF);
 //! * answers stay proportional to the input (no amplification loop);
 //! * POP3: the bytes handed to the store after a login are the client's last ones.
@@ -15,7 +17,8 @@
 use mailmux_proto::imap::framing::Limits;
 use mailmux_proto::imap::front::{FrontEvent, FrontSettings, ImapFront};
 use mailmux_proto::pop3::front::{Pop3Event, Pop3Front, Pop3Settings};
-use mailmux_proto::{Mechanism, Rejection};
+use mailmux_proto::sasl::ChallengeSeed;
+use mailmux_proto::{Proof, Rejection};
 
 use crate::whole_lines;
 
@@ -29,6 +32,16 @@ pub mod settings {
     pub const NO_CERTIFICATE: u8 = 0x04;
     /// Clear: the client presents a certificate in the STARTTLS handshake.
     pub const NO_CERTIFICATE_AFTER_TLS: u8 = 0x08;
+    /// Clear: `CRAMs` (CRAM-MD5, and APOP with a timestamp in the POP3 greeting).
+    pub const NO_CRAMS: u8 = 0x10;
+    /// Clear: bearer tokens (OAUTHBEARER, XOAUTH2).
+    pub const NO_BEARER: u8 = 0x20;
+}
+
+/// The fixed seed of the harnesses' challenges: `<1896.697170952@fuzz.example>` is the APOP
+/// timestamp, `<1896.697170952.n@fuzz.example>` the n-th CRAM-MD5 challenge.
+pub fn challenge_seed() -> ChallengeSeed {
+    ChallengeSeed::new("1896.697170952", "fuzz.example")
 }
 
 /// How a front session ended.
@@ -61,6 +74,8 @@ struct Settings {
     restrict: bool,
     certificate: bool,
     certificate_after_tls: bool,
+    crams: bool,
+    bearer: bool,
     read_size: usize,
 }
 
@@ -71,7 +86,30 @@ impl Settings {
             restrict: first & settings::PLAINTEXT_ALLOWED == 0,
             certificate: first & settings::NO_CERTIFICATE == 0,
             certificate_after_tls: first & settings::NO_CERTIFICATE_AFTER_TLS == 0,
+            crams: first & settings::NO_CRAMS == 0,
+            bearer: first & settings::NO_BEARER == 0,
             read_size: usize::from(first).max(1),
+        }
+    }
+
+    /// Checks a proof the machine handed over against what the connection offers.
+    fn check(&self, proof: &Proof, tls: bool) {
+        if self.restrict && !tls {
+            assert!(!proof.exposes_secret(), "a {} before TLS despite the restriction", proof.mechanism_name());
+        }
+        match proof {
+            Proof::ChallengeResponse { challenge, digest, .. } => {
+                assert!(self.crams, "a challenge-response proof without CRAMs");
+                let challenge = String::from_utf8_lossy(challenge.expose());
+                assert!(
+                    challenge.starts_with("<1896.697170952") && challenge.ends_with("@fuzz.example>"),
+                    "a challenge the machine did not issue: {challenge}"
+                );
+                assert!(digest.expose().iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) && digest.len() == 32);
+            }
+            Proof::BearerToken { .. } => assert!(self.bearer, "a bearer token without bearer tokens offered"),
+            Proof::Certificate { .. } => assert!(self.certificate || self.certificate_after_tls),
+            Proof::Password { .. } => {}
         }
     }
 }
@@ -90,6 +128,8 @@ pub fn imap_front(data: &[u8]) -> FrontOutcome {
         restrict_plaintext: s.restrict,
         tls: false,
         client_certificate: s.certificate,
+        crams: s.crams.then(challenge_seed),
+        bearer: s.bearer,
         banner: "fuzz".into(),
         limits: Limits { max_line: 256, max_literal: 256, max_command: 512 },
     });
@@ -114,15 +154,9 @@ pub fn imap_front(data: &[u8]) -> FrontOutcome {
                 assert_eq!(front.next_event(), None, "a command pipelined before the handshake ran after it");
                 assert!(front.take_output().is_empty(), "an answer to a command pipelined before the handshake");
             }
-            Some(FrontEvent::Login { tag, credentials }) => {
+            Some(FrontEvent::Login { tag, proof }) => {
                 outcome.logins += 1;
-                if s.restrict && !outcome.tls {
-                    assert_eq!(
-                        credentials.mechanism,
-                        Mechanism::External,
-                        "a password before TLS despite the restriction"
-                    );
-                }
+                s.check(&proof, outcome.tls);
                 if outcome.logins % 3 == 0 {
                     front.accept(&tag, Some("IMAP4rev1 IDLE"), "Logged in");
                     let out = front.take_output();
@@ -161,6 +195,8 @@ pub fn pop3_front(data: &[u8]) -> FrontOutcome {
         restrict_plaintext: s.restrict,
         tls: false,
         client_certificate: s.certificate,
+        crams: s.crams.then(challenge_seed),
+        bearer: s.bearer,
     });
     let mut outcome = FrontOutcome::default();
     let mut reads = input.chunks(s.read_size);
@@ -189,15 +225,9 @@ pub fn pop3_front(data: &[u8]) -> FrontOutcome {
                 assert_eq!(front.next_event(), None, "a command pipelined before the handshake ran after it");
                 assert!(front.take_output().is_empty(), "an answer to a command pipelined before the handshake");
             }
-            Some(Pop3Event::Login(credentials)) => {
+            Some(Pop3Event::Login(proof)) => {
                 outcome.logins += 1;
-                if s.restrict && !outcome.tls {
-                    assert_eq!(
-                        credentials.mechanism,
-                        Mechanism::External,
-                        "a password before TLS despite the restriction"
-                    );
-                }
+                s.check(&proof, outcome.tls);
                 if outcome.logins % 3 == 0 {
                     let rest = front.accept("Logged in.");
                     assert!(fed.ends_with(&rest), "the bytes handed to the store are not the client's last ones");
@@ -206,7 +236,12 @@ pub fn pop3_front(data: &[u8]) -> FrontOutcome {
                     outcome.end = FrontEnd::Accepted;
                     break;
                 }
-                front.reject(&Rejection::Unavailable { alert: Some("store down\n+OK injected".into()) });
+                // A refused token gets its error report first; the alert must not break its line.
+                let rejection = match outcome.logins % 3 {
+                    1 => Rejection::AuthenticationFailed,
+                    _ => Rejection::Unavailable { alert: Some("store down\n+OK injected".into()) },
+                };
+                front.reject(&rejection);
             }
             Some(Pop3Event::Quit) => {
                 outcome.end = FrontEnd::Logout;

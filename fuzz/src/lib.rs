@@ -7,18 +7,20 @@
 //! A harness drives a machine the way the server does and asserts properties, not just "no
 //! panic": credentials never leave before TLS when STARTTLS was asked for and are sent at most
 //! once, input pipelined before a TLS handshake never runs after it, buffers stay under their
-//! caps, no password is logged by the configuration loader, an escaped LDAP value matches only
-//! itself.
+//! caps, a SASL proof reads back the same once written for a store, no password is logged by
+//! the configuration loader, an escaped LDAP value matches only itself.
 //!
 //! | target | input |
 //! | --- | --- |
 //! | `imap_front` | `[settings+chunk, client bytes…]` ([`front::imap_front`]) |
 //! | `pop3_front` | `[settings+chunk, client bytes…]` ([`front::pop3_front`]) |
 //! | `store_replay` | `[mode, chunk, store bytes…]` ([`store::store_replay`]) |
+//! | `sasl_exchange` | `[config, client lines…]` ([`sasl::sasl_exchange`]) |
 //! | `ldap_filter` | UTF-8 text ([`text::ldap_filter`]) |
 //! | `config_file` | UTF-8 text ([`text::config_file`]) |
 
 pub mod front;
+pub mod sasl;
 pub mod seeds;
 pub mod store;
 pub mod text;

@@ -8,13 +8,15 @@
 //! * with STARTTLS configured, the only bytes written before the handshake are the STARTTLS
 //!   command, and no login succeeds without the handshake;
 //! * bytes the store pipelined before the handshake are gone after it;
-//! * the password (in any quoting) or the PLAIN blob is written at most once;
+//! * the password (in any quoting), the PLAIN blob or the bearer message is written at most once,
+//!   and a bearer token only to a store that named its mechanism;
 //! * while the machine waits for input it holds at most its line cap plus one byte;
 //! * the bytes handed on after the login are the last ones the store sent.
 
 use mailmux_proto::imap::replay::{self as imap, ImapReplay, ReplayEvent};
 use mailmux_proto::pop3::replay::{self as pop3, Pop3Replay, Pop3ReplayEvent};
-use mailmux_proto::{ReplayCredentials, ReplayMechanism, Secret, StoreFailure, sasl};
+use mailmux_proto::sasl::bearer;
+use mailmux_proto::{BearerMechanism, ReplayCredentials, ReplayMechanism, Secret, StoreFailure, sasl};
 
 use crate::occurrences;
 
@@ -26,6 +28,10 @@ pub mod mode {
     pub const POP3: u8 = 0x02;
     /// `StoreAdmin` logs in on the user's behalf (authzid; forces PLAIN).
     pub const ADMIN: u8 = 0x04;
+    /// Both [`PLAIN`] and [`ADMIN`] (which would be ADMIN alone, since ADMIN forces PLAIN): the
+    /// client's bearer token instead of a password, the password bits choosing it from
+    /// [`super::TOKENS`].
+    pub const BEARER: u8 = PLAIN | ADMIN;
     /// `BacksideStartTLS`: STARTTLS or STLS before the login.
     pub const STARTTLS: u8 = 0x08;
     /// `ForwardClientAddress`: an IMAP `ID` with the client's address ahead of the login.
@@ -55,6 +61,27 @@ pub const PASSWORDS: [&str; 4] = [
     "S3cr3t \"q\" \\ pw",
     // CR/LF: an IMAP literal; POP3 must switch to AUTH PLAIN rather than send two lines.
     "S3cr3t\r\nDELE 1",
+];
+
+/// The tokens [`mode::BEARER`] replays, chosen by the password bits: OAUTHBEARER and XOAUTH2,
+/// short (sent with the AUTH line) and long (a POP3 AUTH line over 255 octets waits for `+`).
+pub const TOKENS: [(BearerMechanism, &str); 4] = [
+    (BearerMechanism::OAuthBearer, "S3cr3t-tok.en~"),
+    (BearerMechanism::XOAuth2, "ya29.S3cr3t-tok"),
+    (
+        BearerMechanism::OAuthBearer,
+        concat!(
+            "S3cr3t",
+            "-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token"
+        ),
+    ),
+    (
+        BearerMechanism::XOAuth2,
+        concat!(
+            "ya29.S3cr3t",
+            "-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token-long-token"
+        ),
+    ),
 ];
 
 /// Bytes of `x` one 0xFF stands for under [`mode::EXPAND`].
@@ -114,17 +141,23 @@ pub fn store_replay(data: &[u8]) -> StoreOutcome {
     let password_index = usize::from((mode & mode::PASSWORD) >> 5);
     let password = PASSWORDS[password_index];
     let user = if password_index == 1 { "j\u{f6}e@example.org" } else { "joe@example.org" };
-    let credentials = if mode & mode::ADMIN != 0 {
-        ReplayCredentials {
-            authzid: Some(user.to_owned()),
-            authcid: "mailmux-admin".into(),
-            password: Secret::new(password),
+    let bearer = (mode & mode::BEARER == mode::BEARER).then(|| TOKENS[password_index]);
+    let (credentials, blob) = match bearer {
+        Some((mechanism, token)) => {
+            let token = Secret::new(token);
+            let blob = bearer::encode(mechanism, user, &token);
+            (ReplayCredentials::Bearer { user: user.into(), token, mechanism }, blob)
         }
-    } else {
-        ReplayCredentials { authzid: None, authcid: user.into(), password: Secret::new(password) }
+        None => {
+            let (authzid, authcid) = match mode & mode::ADMIN {
+                0 => (None, user),
+                _ => (Some(user.to_owned()), "mailmux-admin"),
+            };
+            let password = Secret::new(password);
+            let blob = sasl::encode_plain(authzid.as_deref().unwrap_or(""), authcid, &password);
+            (ReplayCredentials::Password { authzid, authcid: authcid.into(), password }, blob)
+        }
     };
-    let blob =
-        sasl::encode_plain(credentials.authzid.as_deref().unwrap_or(""), &credentials.authcid, &credentials.password);
     let mechanism = if mode & mode::PLAIN != 0 { ReplayMechanism::Plain } else { ReplayMechanism::Login };
     let mut m = if mode & mode::POP3 != 0 {
         Machine::Pop3(Pop3Replay::new(mechanism, credentials, starttls))
@@ -189,6 +222,14 @@ pub fn store_replay(data: &[u8]) -> StoreOutcome {
     }
     let sent = occurrences(&wire, PASSWORD_MARK) + occurrences(&wire, blob.expose());
     assert!(sent <= 1, "the credentials went out {sent} times");
+    if let (Some((mechanism, _)), 1) = (bearer, sent) {
+        let name = mechanism.as_str().as_bytes();
+        assert!(
+            store.windows(name.len()).any(|w| w.eq_ignore_ascii_case(name)),
+            "a {} token went to a store that never named the mechanism",
+            mechanism.as_str()
+        );
+    }
     StoreOutcome { end, tls, sent_credentials: sent == 1 }
 }
 

@@ -10,7 +10,8 @@
 //! | [`imap`] | the client side of IMAP before login (RFC 9051 / 3501) and the replay of a login to a store |
 //! | [`pop3`] | the same for POP3 (RFC 1939, 2449, 5034) |
 //! | [`proxy`] | the PROXY protocol header (v1, v2) from a trusted load balancer |
-//! | [`sasl`] | SASL PLAIN (RFC 4616) and LOGIN, shared by IMAP AUTHENTICATE and POP3 AUTH |
+//! | [`sasl`] | one SASL exchange (PLAIN, LOGIN, EXTERNAL, CRAM-MD5, OAUTHBEARER, XOAUTH2) shared by IMAP AUTHENTICATE and POP3 AUTH |
+//! | [`login`] | [`Proof`]: what a client proved; why a login was refused; what is replayed to a store |
 //! | [`ldap_filter`] | RFC 4515 search filters: escaping values, and parsing/evaluating filters for the LDIF directory |
 //! | [`secret`] | [`Secret`]: a password that never prints |
 //! | [`buffer`] | [`buffer::InputBuffer`]: unparsed input, compacted and wiped |
@@ -26,5 +27,5 @@ pub mod proxy;
 pub mod sasl;
 pub mod secret;
 
-pub use login::{Credentials, Mechanism, Rejection, ReplayCredentials, ReplayMechanism, StoreFailure};
+pub use login::{BearerMechanism, ChallengeKind, Proof, Rejection, ReplayCredentials, ReplayMechanism, StoreFailure};
 pub use secret::Secret;

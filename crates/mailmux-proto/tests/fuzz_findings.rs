@@ -27,6 +27,8 @@ fn refused_literal_is_never_answered_with_an_invalid_tag() {
         restrict_plaintext: false,
         tls: false,
         client_certificate: false,
+        crams: None,
+        bearer: false,
         banner: "t".into(),
         limits: Limits::default(),
     });

@@ -10,7 +10,8 @@ use mailmux_proto::imap::replay::{ImapReplay, ReplayEvent};
 use mailmux_proto::ldap_filter;
 use mailmux_proto::pop3::front::{Pop3Event, Pop3Front, Pop3Settings};
 use mailmux_proto::pop3::replay::{Pop3Replay, Pop3ReplayEvent};
-use mailmux_proto::{Rejection, ReplayCredentials, ReplayMechanism, Secret};
+use mailmux_proto::sasl::{ChallengeSeed, Exchange, SaslError, SaslMechanism, Step};
+use mailmux_proto::{BearerMechanism, Proof, Rejection, ReplayCredentials, ReplayMechanism, Secret};
 
 const ROUNDS: usize = 4_000;
 
@@ -72,6 +73,9 @@ fn imap_front_survives_mangled_clients() {
         b"a AUTHENTICATE LOGIN am9l\r\ncHc=\r\nc LOGOUT\r\n",
         b"a STARTTLS\r\nb AUTHENTICATE EXTERNAL =\r\n",
         b"x LOGIN \"a\\\"b\" \"c\"\r\ny SELECT INBOX\r\n",
+        b"a AUTHENTICATE CRAM-MD5\r\ndGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\nb AUTHENTICATE CRAM-MD5\r\n*\r\n",
+        b"a AUTHENTICATE OAUTHBEARER bixhPWpvZSwBYXV0aD1CZWFyZXIgdG9rAQE=\r\nAQ==\r\nb NOOP\r\n",
+        b"a AUTHENTICATE XOAUTH2\r\ndXNlcj1qb2UBYXV0aD1CZWFyZXIgdG9rAQE=\r\n\r\nc LOGOUT\r\n",
     ];
     let mut rng = Rng(0x5eed_1234);
     for round in 0..ROUNDS {
@@ -82,6 +86,8 @@ fn imap_front_survives_mangled_clients() {
             restrict_plaintext: round % 2 == 0,
             tls: false,
             client_certificate: round % 3 == 0,
+            crams: (round % 4 != 1).then(|| ChallengeSeed::new("1896.697170952", "x")),
+            bearer: round % 5 != 1,
             banner: "t".into(),
             limits: Limits::default(),
         });
@@ -109,6 +115,8 @@ fn pop3_front_survives_mangled_clients() {
         b"AUTH PLAIN\r\nAGpvZQBwdw==\r\nQUIT\r\n",
         b"AUTH LOGIN\r\nam9l\r\ncHc=\r\nSTAT\r\n",
         b"STLS\r\nAUTH EXTERNAL\r\n=\r\n",
+        b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\nAUTH CRAM-MD5\r\nbXJvc2UgYzRjOTMzNGJhYzU2MGVjYzk3OWU1ODAwMWIzZTIyZmI=\r\n",
+        b"AUTH OAUTHBEARER bixhPWpvZSwBYXV0aD1CZWFyZXIgdG9rAQE=\r\nAQ==\r\nAUTH XOAUTH2\r\ndXNlcj1qb2UBYXV0aD1CZWFyZXIgdG9rAQE=\r\n",
     ];
     let mut rng = Rng(0xfeed_beef);
     for round in 0..ROUNDS {
@@ -119,11 +127,14 @@ fn pop3_front_survives_mangled_clients() {
             restrict_plaintext: round % 2 == 0,
             tls: false,
             client_certificate: round % 3 == 0,
+            crams: (round % 4 != 1).then(|| ChallengeSeed::new("1896.697170952", "x")),
+            bearer: round % 5 != 1,
         });
         'feed: for piece in chunks(&mut rng, &input) {
             front.feed(piece);
             while let Some(event) = front.next_event() {
                 match event {
+                    Pop3Event::Login(_) if round % 2 == 0 => front.reject(&Rejection::AuthenticationFailed),
                     Pop3Event::Login(_) => front.reject(&Rejection::Unavailable { alert: None }),
                     Pop3Event::StartTls => front.tls_started(false),
                     Pop3Event::Quit | Pop3Event::Close => break 'feed,
@@ -140,14 +151,33 @@ fn store_replays_survive_mangled_stores() {
         b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] hi\r\n+ \r\nM1 OK [CAPABILITY IMAP4rev1] in\r\n",
         b"* OK hi\r\nM1 OK in\r\n* CAPABILITY IMAP4rev1\r\nM2 OK done\r\n",
     ];
+    let imap_bearer: &[&[u8]] = &[
+        b"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=OAUTHBEARER AUTH=XOAUTH2] hi\r\n+ e30=\r\nM1 NO no\r\n",
+        b"* OK hi\r\n* CAPABILITY IMAP4rev1 AUTH=XOAUTH2 AUTH=OAUTHBEARER\r\nM3 OK\r\n+ \r\nM1 OK [CAPABILITY X] in\r\n",
+    ];
+    let pop3_bearer: &[&[u8]] = &[
+        b"+OK hi\r\n+OK\r\nSASL PLAIN OAUTHBEARER XOAUTH2\r\n.\r\n+ e30=\r\n-ERR [AUTH] no\r\n",
+        b"+OK hi\r\n+OK\r\nSASL XOAUTH2 OAUTHBEARER\r\n.\r\n+ \r\n+OK in\r\n",
+    ];
     let pop3: &[&[u8]] = &[b"+OK hi\r\n+OK\r\n+OK in\r\n", b"+OK\r\n-ERR [SYS/TEMP] x\r\n"];
     let mut rng = Rng(0xabcd_ef01);
     for round in 0..ROUNDS {
-        let credentials = ReplayCredentials {
-            authzid: (round % 3 == 0).then(|| "joe".to_owned()),
-            authcid: "u".into(),
-            password: Secret::new(if round % 2 == 0 { "pässword" } else { "pw" }),
+        let bearer = round % 7 < 2;
+        let credentials = if bearer {
+            ReplayCredentials::Bearer {
+                user: "joe".into(),
+                // Long enough, every other time, to go after a POP3 continuation.
+                token: Secret::new(if round % 2 == 0 { "ya29.tok".to_owned() } else { "t".repeat(300) }),
+                mechanism: if round % 7 == 0 { BearerMechanism::OAuthBearer } else { BearerMechanism::XOAuth2 },
+            }
+        } else {
+            ReplayCredentials::Password {
+                authzid: (round % 3 == 0).then(|| "joe".to_owned()),
+                authcid: "u".into(),
+                password: Secret::new(if round % 2 == 0 { "pässword" } else { "pw" }),
+            }
         };
+        let (imap, pop3) = if bearer { (imap_bearer, pop3_bearer) } else { (imap, pop3) };
         let mechanism = if round % 4 < 2 { ReplayMechanism::Login } else { ReplayMechanism::Plain };
         let mut m = ImapReplay::new(mechanism, credentials.clone(), round % 5 == 0);
         let input = mangle(&mut rng, imap);
@@ -193,5 +223,57 @@ fn escaped_values_always_match_themselves_and_nothing_parses_into_a_panic() {
         let filter =
             ldap_filter::parse(&format!("(uid={})", ldap_filter::escape_value(&text))).expect("escaped value parses");
         assert!(filter.matches(&|_| values.as_slice()), "{text:?}");
+    }
+}
+
+#[test]
+fn sasl_exchanges_survive_mangled_responses() {
+    let seeds: &[&[u8]] = &[
+        b"AGpvZQBwdw==\r\n",
+        b"am9l\r\ncHc=\r\n",
+        b"dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n",
+        b"bixhPWpvZSwBaG9zdD14AXBvcnQ9MTQzAWF1dGg9QmVhcmVyIHRvawEB\r\nAQ==\r\n",
+        b"dXNlcj1qb2UBYXV0aD1CZWFyZXIgdG9rAQE=\r\n\r\n",
+        b"=\r\n*\r\n",
+    ];
+    let mut rng = Rng(0x5a51_0001);
+    for round in 0..ROUNDS {
+        let mechanism = SaslMechanism::ALL[round % SaslMechanism::ALL.len()];
+        let input = mangle(&mut rng, seeds);
+        let mut lines = input.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        let initial = if round % 3 == 0 { lines.next() } else { None };
+        let (mut exchange, mut step) = Exchange::start(mechanism, initial, Some("<1.2@x>".to_owned()));
+        let mut answered = initial.into_iter().map(<[u8]>::len).collect::<Vec<_>>();
+        let ended = loop {
+            match step {
+                Step::Challenge(_) => {
+                    let Some(line) = lines.next() else { break false };
+                    answered.push(line.len());
+                    step = exchange.respond(line);
+                }
+                Step::Done(proof) => {
+                    // A proof only from responses within the mechanism's cap, and never one
+                    // that names nobody, except a certificate's.
+                    assert!(answered.iter().all(|n| *n <= mechanism.max_response() + 2), "{mechanism:?}");
+                    assert!(
+                        matches!(proof, Proof::Certificate { .. })
+                            || mechanism == SaslMechanism::Login
+                            || !proof.login().is_empty()
+                    );
+                    match exchange.refuse() {
+                        Some(_) => {
+                            assert!(mechanism.bearer().is_some());
+                            assert_eq!(exchange.respond(lines.next().unwrap_or_default()), Step::Refused);
+                        }
+                        None => assert!(mechanism.bearer().is_none()),
+                    }
+                    break true;
+                }
+                Step::Failed(_) | Step::Refused => break true,
+            }
+        };
+        if ended {
+            assert_eq!(exchange.respond(b"AGpvZQBwdw=="), Step::Failed(SaslError::OutOfSequence), "{mechanism:?}");
+        }
     }
 }

@@ -25,6 +25,10 @@ pub enum LoginError {
     /// Credentials no user could have: control characters in the name, a NUL in the password.
     #[error("unusable credentials: {0}")]
     Unusable(&'static str),
+    /// A kind of proof the server does not verify (yet): the front offered a mechanism the
+    /// session cannot check.
+    #[error("{0}")]
+    ProofNotEnabled(&'static str),
     /// No directory entry matches.
     #[error("no such user")]
     UnknownUser,
@@ -99,6 +103,7 @@ impl LoginError {
         match self {
             LoginError::EmptyUser
             | LoginError::Unusable(_)
+            | LoginError::ProofNotEnabled(_)
             | LoginError::CertificateUnmapped { .. }
             | LoginError::UnknownUser
             | LoginError::UnknownDomain { .. }
@@ -125,6 +130,9 @@ impl LoginError {
     /// that once the store's own penalty outgrows `BacksideTimeout`). A directory or store
     /// that could not be reached at all is nobody's fault.
     pub fn is_bad_guess(&self) -> bool {
-        matches!(self, LoginError::StoreTimedOut { .. }) || self.rejection(None) == Rejection::AuthenticationFailed
+        // A proof the server cannot check says nothing about the client's guessing.
+        !matches!(self, LoginError::ProofNotEnabled(_))
+            && (matches!(self, LoginError::StoreTimedOut { .. })
+                || self.rejection(None) == Rejection::AuthenticationFailed)
     }
 }

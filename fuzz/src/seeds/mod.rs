@@ -6,14 +6,17 @@
 //! through its harness and checks it still gets there, and that `corpus/` holds exactly these
 //! bytes. `scripts/fuzz-seeds` writes the files (`cargo run --example write_seeds`).
 //!
-//! The store answers are in [`store`].
+//! The store answers are in [`store`], the SASL client lines in [`sasl_exchange`].
 
-use mailmux_proto::sasl;
+use mailmux_proto::sasl::{self, bearer};
+use mailmux_proto::{BearerMechanism, Secret};
 
 use crate::front::{FrontEnd, FrontOutcome, settings};
+use crate::sasl::SaslOutcome;
 use crate::store::StoreOutcome;
 use crate::text::{ConfigOutcome, FilterOutcome};
 
+mod sasl_exchange;
 mod store;
 
 /// One seed file.
@@ -36,6 +39,8 @@ pub enum Expect {
     Front(FrontOutcome),
     /// `store_replay`.
     Store(StoreOutcome),
+    /// `sasl_exchange`.
+    Sasl(SaslOutcome),
     /// `ldap_filter`.
     Filter(FilterOutcome),
     /// `config_file`.
@@ -49,6 +54,7 @@ impl Expect {
             "imap_front" => Expect::Front(crate::front::imap_front(data)),
             "pop3_front" => Expect::Front(crate::front::pop3_front(data)),
             "store_replay" => Expect::Store(crate::store::store_replay(data)),
+            "sasl_exchange" => Expect::Sasl(crate::sasl::sasl_exchange(data)),
             "ldap_filter" => Expect::Filter(crate::text::ldap_filter(data)),
             "config_file" => Expect::Config(crate::text::config_file(data)),
             other => panic!("no target {other}"),
@@ -57,14 +63,17 @@ impl Expect {
 }
 
 /// The fuzz targets (`cargo fuzz list`); each has seeds.
-pub const TARGETS: [&str; 5] = ["imap_front", "pop3_front", "store_replay", "ldap_filter", "config_file"];
+pub const TARGETS: [&str; 6] =
+    ["imap_front", "pop3_front", "store_replay", "sasl_exchange", "ldap_filter", "config_file"];
 
 /// Every seed.
 pub fn all() -> Vec<Seed> {
     let mut seeds = Vec::new();
     imap_front(&mut seeds);
     pop3_front(&mut seeds);
+    pop3_sasl(&mut seeds);
     store::store_replay(&mut seeds);
+    sasl_exchange::sasl_exchange(&mut seeds);
     ldap_filter(&mut seeds);
     config_file(&mut seeds);
     seeds
@@ -86,10 +95,13 @@ fn front(logins: u32, tls: bool, end: FrontEnd) -> Expect {
 // Front settings (the first byte is also the read size; a clear bit turns a feature on).
 /// No STARTTLS, passwords allowed, no certificate; reads of 255 bytes.
 const OPEN: u8 = 0xff;
-/// The same, in reads of 15 bytes (commands cut mid-line).
+/// The same with CRAMs and bearer tokens on, in reads of 15 bytes (commands cut mid-line).
 const OPEN_SMALL_READS: u8 =
     settings::NO_STARTTLS | settings::PLAINTEXT_ALLOWED | settings::NO_CERTIFICATE | settings::NO_CERTIFICATE_AFTER_TLS;
-/// Everything on (STARTTLS offered, RestrictPlainPasswords, certificates); one byte per read.
+/// No STARTTLS, passwords allowed, no certificate, CRAMs and bearer tokens on; reads of 207 bytes.
+const CRAMS_AND_BEARER: u8 = OPEN & !(settings::NO_CRAMS | settings::NO_BEARER);
+/// Everything on (STARTTLS offered, RestrictPlainPasswords, certificates, CRAMs, bearer
+/// tokens); one byte per read.
 const ALL_ON_BYTEWISE: u8 = 0x00;
 /// A client certificate, passwords allowed, STARTTLS offered; reads of 250 bytes.
 const CERTIFICATE: u8 = 0xf0 | settings::PLAINTEXT_ALLOWED | settings::NO_CERTIFICATE_AFTER_TLS;
@@ -98,6 +110,19 @@ const CERTIFICATE: u8 = 0xf0 | settings::PLAINTEXT_ALLOWED | settings::NO_CERTIF
 fn plain_blob() -> String {
     sasl::encode(b"\0user1\0secret1")
 }
+
+/// Base64 of a bearer message for `user1` (RFC 7628's example token for OAUTHBEARER, Google's
+/// for XOAUTH2).
+fn token_blob(mechanism: BearerMechanism) -> String {
+    let token = match mechanism {
+        BearerMechanism::OAuthBearer => "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==",
+        BearerMechanism::XOAuth2 => "ya29.vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg",
+    };
+    String::from_utf8_lossy(bearer::encode(mechanism, "user1", &Secret::new(token)).expose()).into_owned()
+}
+
+/// `user1`'s CRAM-MD5 answer (any digest: the front machines do not verify it).
+const CRAM_ANSWER: &str = "dXNlcjEgYjkxM2E2MDJjN2VkYTdhNDk1YjRlNmU3MzM0ZDM4OTA=";
 
 fn imap_front(seeds: &mut Vec<Seed>) {
     let mut add = |name: &str, first: u8, client: Vec<u8>, expect: Expect| {
@@ -249,6 +274,45 @@ fn imap_front(seeds: &mut Vec<Seed>) {
     );
     // The 2011 injection: a login pipelined behind STARTTLS in one plaintext packet.
     add("starttls-injection", 0x42, lines(&["a STARTTLS", "b LOGIN user1 secret1"]), front(0, true, FrontEnd::Waiting));
+    let (ob, xo) = (token_blob(BearerMechanism::OAuthBearer), token_blob(BearerMechanism::XOAuth2));
+    add(
+        "authenticate-cram-md5",
+        CRAMS_AND_BEARER,
+        lines(&[
+            "a1 AUTHENTICATE CRAM-MD5",
+            CRAM_ANSWER,
+            "a2 AUTHENTICATE CRAM-MD5 dGlt",
+            "a3 AUTHENTICATE CRAM-MD5",
+            "*",
+        ]),
+        front(1, false, FrontEnd::Waiting),
+    );
+    // Refused (error report, answered), unavailable (no report), accepted.
+    add(
+        "authenticate-bearer-tokens",
+        CRAMS_AND_BEARER,
+        lines(&[
+            &format!("a1 AUTHENTICATE OAUTHBEARER {ob}"),
+            "AQ==",
+            "a2 AUTHENTICATE XOAUTH2",
+            &xo,
+            &format!("a3 AUTHENTICATE XOAUTH2 {xo}"),
+            "a4 SELECT INBOX",
+        ]),
+        front(3, false, FrontEnd::Accepted),
+    );
+    add(
+        "restricted-cram-before-tls-bearer-after",
+        ALL_ON_BYTEWISE,
+        lines(&[
+            &format!("a AUTHENTICATE XOAUTH2 {xo}"),
+            "b AUTHENTICATE CRAM-MD5",
+            CRAM_ANSWER,
+            "c STARTTLS",
+            &format!("d AUTHENTICATE OAUTHBEARER {ob}"),
+        ]),
+        front(2, true, FrontEnd::Waiting),
+    );
 }
 
 fn pop3_front(seeds: &mut Vec<Seed>) {
@@ -293,11 +357,12 @@ fn pop3_front(seeds: &mut Vec<Seed>) {
         ]),
         front(3, false, FrontEnd::Accepted),
     );
+    // CRAMs are on in these settings, so the APOP is a login (refused), the rest are not.
     add(
         "transaction-commands-before-login",
         OPEN_SMALL_READS,
         lines(&["STAT", "LIST", "APOP user1 c4c9334bac560ecc979e58001b3e22fb", "TOP 1 0", "NOOP", "XYZZY", "QUIT"]),
-        front(0, false, FrontEnd::Logout),
+        front(1, false, FrontEnd::Logout),
     );
     add("too-many-bad-commands", OPEN, b"FOO\r\n".repeat(10), front(0, false, FrontEnd::Close));
     add(
@@ -325,6 +390,48 @@ fn pop3_front(seeds: &mut Vec<Seed>) {
         0x42,
         lines(&["STLS", "USER user1", "PASS secret1", "STAT"]),
         front(0, true, FrontEnd::Waiting),
+    );
+}
+
+fn pop3_sasl(seeds: &mut Vec<Seed>) {
+    let mut add = |name: &str, first: u8, client: Vec<u8>, expect: Expect| {
+        let mut data = vec![first];
+        data.extend(client);
+        seed(seeds, "pop3_front", name, data, expect);
+    };
+    let (ob, xo) = (token_blob(BearerMechanism::OAuthBearer), token_blob(BearerMechanism::XOAuth2));
+    add(
+        "apop-and-cram-md5",
+        CRAMS_AND_BEARER,
+        lines(&[
+            "APOP user1 c4c9334bac560ecc979e58001b3e22fb",
+            "AUTH CRAM-MD5",
+            CRAM_ANSWER,
+            "AUTH CRAM-MD5",
+            "*",
+            "APOP user1 c4c9",
+            "APOP user1 C4C9334BAC560ECC979E58001B3E22FB",
+            "STAT",
+        ]),
+        front(3, false, FrontEnd::Accepted),
+    );
+    add(
+        "auth-bearer-tokens",
+        CRAMS_AND_BEARER,
+        lines(&[&format!("AUTH OAUTHBEARER {ob}"), "AQ==", "AUTH XOAUTH2", &xo, &format!("AUTH XOAUTH2 {xo}"), "STAT"]),
+        front(3, false, FrontEnd::Accepted),
+    );
+    add(
+        "restricted-apop-before-stls-bearer-after",
+        ALL_ON_BYTEWISE,
+        lines(&[
+            "USER user1",
+            "APOP user1 c4c9334bac560ecc979e58001b3e22fb",
+            &format!("AUTH XOAUTH2 {xo}"),
+            "STLS",
+            &format!("AUTH XOAUTH2 {xo}"),
+        ]),
+        front(2, true, FrontEnd::Waiting),
     );
 }
 

@@ -325,4 +325,83 @@ pub(super) fn store_replay(seeds: &mut Vec<Seed>) {
     let long = [&b"+OK "[..], &[0xff; 5]].concat();
     add("pop3-long-line", POP3 | mode::EXPAND, ALL, [&long[..], b"\r\n"].concat(), store(Protocol, false, false));
     add("pop3-long-line-unterminated", POP3 | mode::EXPAND, 100, long, store(Protocol, false, false));
+    bearer_tokens(&mut add);
+}
+
+/// Bearer tokens (`mode::BEARER`): written, not captured; a store advertising the mechanisms
+/// as Dovecot does with `auth_mechanisms = plain oauthbearer xoauth2`, and an RFC 7628 report.
+fn bearer_tokens(add: &mut impl FnMut(&str, u8, u8, Vec<u8>, Expect)) {
+    use StoreEnd::*;
+    const ALL: u8 = 0;
+    const POP3: u8 = mode::POP3;
+    const BEARER: u8 = mode::BEARER;
+    let greeting = "* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN AUTH=OAUTHBEARER AUTH=XOAUTH2] Dovecot (Debian) ready.";
+    let report = "+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NoZW1lcyI6ImJlYXJlciJ9";
+    let (ok, no) = (DOVECOT_LOGGED_IN, DOVECOT_AUTH_FAILED);
+    add(
+        "imap-bearer-oauthbearer",
+        BEARER | mode::password(0),
+        ALL,
+        lines(&[greeting, ok]),
+        store(LoggedIn, false, true),
+    );
+    add(
+        "imap-bearer-not-advertised",
+        BEARER | mode::password(1),
+        ALL,
+        lines(&[DOVECOT_GREETING, ok]),
+        store(Protocol, false, false),
+    );
+    add(
+        "imap-bearer-error-report",
+        BEARER | mode::password(2),
+        9,
+        lines(&[greeting, report, no]),
+        store(Rejected, false, true),
+    );
+    add(
+        "imap-bearer-capability-asked",
+        BEARER | mode::password(1) | mode::CLIENT_ID,
+        ALL,
+        lines(&[
+            "* OK Dovecot ready.",
+            "* CAPABILITY IMAP4rev1 ID AUTH=XOAUTH2",
+            "M3 OK Capability completed.",
+            DOVECOT_SASL_GO,
+            ok,
+        ]),
+        store(LoggedIn, false, true),
+    );
+    let plaintext = lines(&[greeting, DOVECOT_STARTTLS]);
+    let read = u8::try_from(plaintext.len()).expect("greeting and STARTTLS answer fit one read");
+    add(
+        "imap-bearer-after-starttls",
+        BEARER | mode::STARTTLS | mode::password(3),
+        read,
+        [plaintext, lines(&["* CAPABILITY IMAP4rev1 SASL-IR ID AUTH=PLAIN AUTH=XOAUTH2", "M3 OK done", ok])].concat(),
+        store(LoggedIn, true, true),
+    );
+    let capa = ["+OK", "CAPA", "TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "SASL PLAIN OAUTHBEARER XOAUTH2", "."];
+    let pg = DOVECOT_POP3_GREETING;
+    add(
+        "pop3-bearer-capa-then-auth",
+        POP3 | BEARER | mode::password(1),
+        ALL,
+        lines(&[&[pg][..], &capa, &[DOVECOT_POP3_LOGGED_IN]].concat()),
+        store(LoggedIn, false, true),
+    );
+    add(
+        "pop3-bearer-long-token-and-report",
+        POP3 | BEARER | mode::password(2),
+        13,
+        lines(&[&[pg][..], &capa, &["+ ", report, DOVECOT_POP3_AUTH_FAILED]].concat()),
+        store(Rejected, false, true),
+    );
+    add(
+        "pop3-bearer-not-listed",
+        POP3 | BEARER | mode::password(0),
+        ALL,
+        lines(&[pg, "+OK", "SASL PLAIN", "."]),
+        store(Protocol, false, false),
+    );
 }

@@ -6,6 +6,10 @@
 //!     │                  (wait for "+" before each sync literal                 │ no caps seen:
 //!     │                   or the PLAIN response without SASL-IR)                └─▶ "M2 CAPABILITY" ─▶ LoggedIn
 //!     └─ "* BYE" / "* PREAUTH" / garbage ─▶ Failed
+//!
+//!  bearer token: [no capability list yet: "M3 CAPABILITY" ─"M3 OK"─▶] AUTH=<mechanism> advertised?
+//!     no ─▶ Failed (Protocol);  yes ─▶ "M1 AUTHENTICATE OAUTHBEARER|XOAUTH2 [ir]" ─▶ Awaiting
+//!     Awaiting ──"+ {error report}"──▶ answer (OAUTHBEARER "AQ==", XOAUTH2 empty) ─▶ Reported ──"M1 NO"──▶ Failed
 //! ```
 //!
 //! The store's capabilities (from the greeting is not enough: they change after login) are
@@ -15,11 +19,14 @@
 use std::collections::VecDeque;
 
 use super::response::{Addressee, ResponseLine, Status};
+use crate::Secret;
 use crate::line::LineBuffer;
 pub use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
-use crate::{Secret, sasl};
+use crate::sasl::{self, bearer};
 
 const STARTTLS_TAG: &[u8] = b"M0";
+/// CAPABILITY before a bearer login, when no list came with the greeting (or after STARTTLS).
+const PRE_CAPABILITY_TAG: &[u8] = b"M3";
 /// The ID command that carries the client's address; its answer does not matter.
 const ID_TAG: &[u8] = b"M9";
 const LOGIN_TAG: &[u8] = b"M1";
@@ -57,6 +64,12 @@ enum State {
         parts: VecDeque<Secret>,
     },
     Awaiting,
+    /// A bearer token was refused: the store's error report was answered, its NO is due.
+    Reported {
+        report: String,
+    },
+    /// CAPABILITY sent before a bearer login.
+    PreCapability,
     Capability {
         text: String,
     },
@@ -91,7 +104,10 @@ impl ImapReplay {
         let decided = credentials.problem().map(ReplayEvent::Failed);
         ImapReplay {
             starttls,
-            mechanism: if credentials.authzid.is_some() { ReplayMechanism::Plain } else { mechanism },
+            mechanism: match &credentials {
+                ReplayCredentials::Password { authzid: Some(_), .. } => ReplayMechanism::Plain,
+                _ => mechanism,
+            },
             credentials,
             lines: LineBuffer::new(MAX_LINE),
             out: Secret::default(),
@@ -124,7 +140,10 @@ impl ImapReplay {
     /// Whether the credentials have been handed out (the login command is on its way or
     /// answered): a store that goes silent after this may be sitting on a wrong password.
     pub fn login_sent(&self) -> bool {
-        matches!(self.state, State::Sending { .. } | State::Awaiting | State::Capability { .. })
+        matches!(
+            self.state,
+            State::Sending { .. } | State::Awaiting | State::Reported { .. } | State::Capability { .. }
+        )
     }
 
     /// Bytes received from the store and not yet processed; while the machine waits for more
@@ -204,6 +223,18 @@ impl ImapReplay {
                     }
                     None
                 }
+                State::Awaiting => match &self.credentials {
+                    // RFC 7628 §3.2.2: a refused token comes back as a JSON report in a
+                    // challenge; the exchange must be finished with a dummy response.
+                    ReplayCredentials::Bearer { mechanism, .. } => {
+                        let answer = sasl::encode(bearer::error_answer(*mechanism));
+                        self.out.extend_from_slice(answer.as_bytes());
+                        self.out.extend_from_slice(b"\r\n");
+                        self.state = State::Reported { report: bearer::describe_report(&r.text) };
+                        None
+                    }
+                    ReplayCredentials::Password { .. } => Some(self.fail_protocol("unexpected continuation request")),
+                },
                 _ => Some(self.fail_protocol("unexpected continuation request")),
             };
         }
@@ -223,12 +254,22 @@ impl ImapReplay {
                     text: format!("store refused STARTTLS: {}", r.text),
                 })),
             },
-            State::Sending { .. } | State::Awaiting if tag == LOGIN_TAG => self.on_login_result(r),
+            State::Sending { .. } | State::Awaiting if tag == LOGIN_TAG => self.on_login_result(r, None),
+            State::Reported { report } if tag == LOGIN_TAG => self.on_login_result(r, Some(&report)),
+            State::PreCapability if tag == PRE_CAPABILITY_TAG => match r.status {
+                Some(Status::Ok) => {
+                    // Asked once: no list now means no mechanism advertised.
+                    self.capabilities.get_or_insert_with(String::new);
+                    self.send_login()
+                }
+                _ => Some(self.fail_protocol(&format!("store refused CAPABILITY: {}", r.text))),
+            },
             _ => Some(self.fail_protocol("unexpected tagged response")),
         }
     }
 
-    fn on_login_result(&mut self, r: ResponseLine) -> Option<ReplayEvent> {
+    /// The login's tagged answer; `report` is a bearer refusal's error report, for the log.
+    fn on_login_result(&mut self, r: ResponseLine, report: Option<&str>) -> Option<ReplayEvent> {
         match r.status {
             Some(Status::Ok) => {
                 // The greeting's list was consumed when the login was sent, so any list held
@@ -246,7 +287,10 @@ impl ImapReplay {
                     r.code_name().as_deref(),
                     Some("UNAVAILABLE" | "SERVERBUG" | "INUSE" | "LIMIT" | "OVERQUOTA")
                 );
-                let text = format!("NO {}", r.text);
+                let text = match report {
+                    Some(report) => format!("NO {} (error report: {report})", r.text),
+                    None => format!("NO {}", r.text),
+                };
                 Some(ReplayEvent::Failed(if temporary {
                     StoreFailure::Temporary { text }
                 } else {
@@ -267,16 +311,37 @@ impl ImapReplay {
 
     /// Queues the login; an event if it cannot be sent.
     fn send_login(&mut self) -> Option<ReplayEvent> {
+        let bearer = match &self.credentials {
+            ReplayCredentials::Bearer { mechanism, .. } => Some(*mechanism),
+            ReplayCredentials::Password { .. } => None,
+        };
+        if bearer.is_some() && self.capabilities.is_none() {
+            // A token goes only where its mechanism is advertised, and there is no list yet.
+            self.out.extend_from_slice(PRE_CAPABILITY_TAG);
+            self.out.extend_from_slice(b" CAPABILITY\r\n");
+            self.state = State::PreCapability;
+            return None;
+        }
         let store_caps = self.capabilities.take().unwrap_or_default();
         let has = |cap: &str| store_caps.split(' ').any(|c| c.eq_ignore_ascii_case(cap));
-        if has("LOGINDISABLED") {
+        match bearer {
+            Some(mechanism) if !has(&format!("AUTH={}", mechanism.as_str())) => {
+                return Some(self.fail_protocol(&format!(
+                    "the store does not advertise AUTH={}, the only form the client's bearer token can take",
+                    mechanism.as_str()
+                )));
+            }
+            Some(_) => {}
             // RFC 9051 §6.2.3: the store takes no plaintext password on this connection;
             // sending one anyway (LOGIN, or PLAIN with StoreAdmin's password) would only expose it.
-            return Some(self.fail_protocol(
-                "the store advertises LOGINDISABLED (no plaintext password): set BacksideStartTLS yes or SSLBacksidePort",
-            ));
+            None if has("LOGINDISABLED") => {
+                return Some(self.fail_protocol(
+                    "the store advertises LOGINDISABLED (no plaintext password): set BacksideStartTLS yes or SSLBacksidePort",
+                ));
+            }
+            None => {}
         }
-        let literal_plus = has("LITERAL+");
+        let (literal_plus, sasl_ir) = (has("LITERAL+"), has("SASL-IR"));
         let mut parts = VecDeque::new();
         if self.store_has_id && !self.client_id.is_empty() {
             let fields: Vec<String> =
@@ -285,29 +350,21 @@ impl ImapReplay {
             self.out.extend_from_slice(format!(" ID ({})\r\n", fields.join(" ")).as_bytes());
         }
         let mut current = Secret::new(LOGIN_TAG);
-        match self.mechanism {
-            ReplayMechanism::Login => {
+        match (&self.credentials, self.mechanism) {
+            (ReplayCredentials::Password { authcid, password, .. }, ReplayMechanism::Login) => {
                 current.extend_from_slice(b" LOGIN ");
-                let (user, password) = (self.credentials.authcid.as_bytes(), self.credentials.password.expose());
-                push_astring(&mut current, &mut parts, user, literal_plus);
+                push_astring(&mut current, &mut parts, authcid.as_bytes(), literal_plus);
                 current.extend_from_slice(b" ");
-                push_astring(&mut current, &mut parts, password, literal_plus);
+                push_astring(&mut current, &mut parts, password.expose(), literal_plus);
                 current.extend_from_slice(b"\r\n");
             }
-            ReplayMechanism::Plain => {
-                let authzid = self.credentials.authzid.as_deref().unwrap_or("");
-                let blob = sasl::encode_plain(authzid, &self.credentials.authcid, &self.credentials.password);
-                current.extend_from_slice(b" AUTHENTICATE PLAIN");
-                if has("SASL-IR") {
-                    current.extend_from_slice(b" ");
-                    current.extend_from_slice(blob.expose());
-                    current.extend_from_slice(b"\r\n");
-                } else {
-                    current.extend_from_slice(b"\r\n");
-                    parts.push_back(std::mem::take(&mut current));
-                    current.extend_from_slice(blob.expose());
-                    current.extend_from_slice(b"\r\n");
-                }
+            (ReplayCredentials::Password { authzid, authcid, password }, ReplayMechanism::Plain) => {
+                let blob = sasl::encode_plain(authzid.as_deref().unwrap_or(""), authcid, password);
+                push_authenticate(&mut current, &mut parts, "PLAIN", &blob, sasl_ir);
+            }
+            (ReplayCredentials::Bearer { user, token, mechanism }, _) => {
+                let blob = bearer::encode(*mechanism, user, token);
+                push_authenticate(&mut current, &mut parts, mechanism.as_str(), &blob, sasl_ir);
             }
         }
         parts.push_back(current);
@@ -323,6 +380,27 @@ impl ImapReplay {
         self.state = State::Finished;
         ReplayEvent::Failed(StoreFailure::Protocol { reason: reason.to_owned() })
     }
+}
+
+/// `AUTHENTICATE mechanism`, the response on the same line with SASL-IR (RFC 4959), else as
+/// its own part after the store's `+`.
+fn push_authenticate(
+    current: &mut Secret,
+    parts: &mut VecDeque<Secret>,
+    mechanism: &str,
+    blob: &Secret,
+    sasl_ir: bool,
+) {
+    current.extend_from_slice(b" AUTHENTICATE ");
+    current.extend_from_slice(mechanism.as_bytes());
+    if sasl_ir {
+        current.extend_from_slice(b" ");
+    } else {
+        current.extend_from_slice(b"\r\n");
+        parts.push_back(std::mem::take(current));
+    }
+    current.extend_from_slice(blob.expose());
+    current.extend_from_slice(b"\r\n");
 }
 
 fn quoted(s: &str) -> Option<String> {
@@ -350,11 +428,11 @@ mod tests {
     use super::*;
 
     fn creds(user: &str, pw: &str) -> ReplayCredentials {
-        ReplayCredentials { authzid: None, authcid: user.into(), password: Secret::new(pw) }
+        ReplayCredentials::Password { authzid: None, authcid: user.into(), password: Secret::new(pw) }
     }
 
     /// Plays `store` lines one by one, collecting what the machine sends.
-    fn play(machine: &mut ImapReplay, store: &[&str]) -> (String, Option<ReplayEvent>) {
+    pub(super) fn play(machine: &mut ImapReplay, store: &[&str]) -> (String, Option<ReplayEvent>) {
         let mut sent = Vec::new();
         for line in store {
             machine.feed(format!("{line}\r\n").as_bytes());
@@ -400,7 +478,7 @@ mod tests {
 
     #[test]
     fn logindisabled_stops_plain_too() {
-        let admin = ReplayCredentials {
+        let admin = ReplayCredentials::Password {
             authzid: Some("joe".into()),
             authcid: "admin".into(),
             password: Secret::new("hunter2"),
@@ -468,7 +546,11 @@ mod tests {
     fn admin_login_on_behalf_uses_plain_authzid() {
         let mut m = ImapReplay::new(
             ReplayMechanism::Login,
-            ReplayCredentials { authzid: Some("joe".into()), authcid: "admin".into(), password: Secret::new("pw") },
+            ReplayCredentials::Password {
+                authzid: Some("joe".into()),
+                authcid: "admin".into(),
+                password: Secret::new("pw"),
+            },
             false,
         );
         let (sent, _) = play(&mut m, &["* OK [CAPABILITY SASL-IR] hi"]);
@@ -561,3 +643,7 @@ mod tests {
         assert_eq!(sent, "M1 LOGIN \"joe\" \"pw\"\r\n");
     }
 }
+
+#[cfg(test)]
+#[path = "replay_bearer_tests.rs"]
+mod bearer_tests;

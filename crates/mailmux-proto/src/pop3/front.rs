@@ -1,22 +1,29 @@
 //! The client-facing POP3 machine, AUTHORIZATION state only (RFC 1939 §4, RFC 5034).
 //!
 //! ```text
-//!  greeting ─▶ Authorization ──USER──▶ (name kept) ──PASS──▶ Verifying ──accept──▶ Done
-//!                 │  ▲ ──AUTH PLAIN [ir]──▶ SaslPlain ──────────┘  │
-//!                 │  │ ──AUTH LOGIN [ir]──▶ SaslUser ─▶ SaslPassword ┘
-//!                 │  └──────────────── reject ◀─────────────────────┘
+//!  greeting ─▶ Authorization ──USER──▶ (name kept) ──PASS──────────────▶ Verifying ──accept──▶ Done
+//!  [<timestamp>]  │  ▲ ──APOP name digest (CRAMs)───────────────────────┘ │
+//!                 │  │ ──AUTH m [ir]──▶ Sasl ──proof─────────────────────┘ │
+//!                 │  │   "+ challenge" ◀─┘ └─ failed, "*": -ERR            │
+//!                 │  └────────────────────── reject: -ERR ◀────────────────┤
+//!                 │    bearer proof refused: "+ error report" ─▶ Sasl ─▶ -ERR
 //!                 ├─ STLS ─▶ AwaitingTls ──tls_started──▶ Authorization (input discarded)
 //!                 └─ CAPA, AUTH (list) answered; QUIT ─▶ Done; others -ERR
 //! ```
 //!
+//! `Sasl` runs a [`sasl::Exchange`], the one the IMAP front runs too; this machine frames its
+//! challenges (`+ base64`) and answers `+OK`/`-ERR`. CAPA's `SASL` line and the `AUTH` list name
+//! exactly the mechanisms [`sasl::Offer`] accepts. With `CRAMs` the greeting ends in an
+//! RFC 1939 timestamp, which is what tells clients APOP is available.
+//!
 //! STLS (RFC 2595): lines the client sent after STLS are discarded, never run after the
-//! handshake. With `restrict_plaintext`, USER/PASS and the password mechanisms are refused
-//! and not advertised until TLS is on.
+//! handshake. With `restrict_plaintext`, USER/PASS and the mechanisms that hand over a password
+//! or token are refused and not advertised until TLS is on; APOP and CRAM-MD5 are not affected.
 
 use crate::Secret;
 use crate::line::LineBuffer;
-use crate::login::{Credentials, Mechanism, Rejection};
-use crate::sasl::{self, SaslError, SaslMechanism};
+use crate::login::{ChallengeKind, Proof, Rejection};
+use crate::sasl::{self, ChallengeSeed, Exchange, Offer, SaslError, Step, cram};
 
 /// How many bad commands a client may send before it is disconnected.
 const MAX_BAD_COMMANDS: u32 = 10;
@@ -34,13 +41,20 @@ pub struct Pop3Settings {
     pub tls: bool,
     /// Whether the client presented a verified certificate (offers SASL EXTERNAL).
     pub client_certificate: bool,
+    /// `CRAMs`: offer APOP and SASL CRAM-MD5, the greeting's timestamp and the challenges made
+    /// from this seed, unique to the connection (the session makes it; tests pass a fixed
+    /// one). `None`: neither is offered.
+    pub crams: Option<ChallengeSeed>,
+    /// Offer the bearer-token mechanisms OAUTHBEARER and XOAUTH2 (which also lets client
+    /// lines grow to a bearer response's size).
+    pub bearer: bool,
 }
 
 /// What the session must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pop3Event {
-    /// The client sent credentials. Answer with [`Pop3Front::accept`] or [`Pop3Front::reject`].
-    Login(Credentials),
+    /// The client proved who it is. Answer with [`Pop3Front::accept`] or [`Pop3Front::reject`].
+    Login(Proof),
     /// The client sent STLS and was told to begin: flush the output, run the TLS handshake,
     /// then call [`Pop3Front::tls_started`].
     StartTls,
@@ -52,15 +66,23 @@ pub enum Pop3Event {
 
 #[derive(Debug)]
 enum State {
-    Authorization { user: Option<String> },
-    SaslPlain,
-    SaslUser,
-    SaslPassword { user: String },
-    SaslExternal,
-    Verifying,
+    Authorization {
+        user: Option<String>,
+    },
+    /// An AUTH in progress: the client's lines go to the exchange.
+    Sasl {
+        exchange: Exchange,
+    },
+    /// The session is verifying a proof; the exchange is kept for a bearer refusal's report.
+    Verifying {
+        exchange: Option<Exchange>,
+    },
     AwaitingTls,
     Done,
 }
+
+/// The answer to a refused login.
+const AUTHENTICATION_FAILED: &str = "-ERR [AUTH] Authentication failed.";
 
 /// The pre-login POP3 server machine.
 #[derive(Debug)]
@@ -70,19 +92,28 @@ pub struct Pop3Front {
     out: Vec<u8>,
     state: State,
     bad_commands: u32,
+    /// AUTH commands so far: numbers the CRAM-MD5 challenges.
+    exchanges: u32,
 }
 
 impl Pop3Front {
     /// A machine whose greeting is already in the output.
     pub fn new(settings: Pop3Settings) -> Self {
+        let max_line = if settings.bearer { super::MAX_BEARER_LINE } else { super::MAX_CLIENT_LINE };
         let mut front = Pop3Front {
-            lines: LineBuffer::new(super::MAX_CLIENT_LINE),
+            lines: LineBuffer::new(max_line),
             out: Vec::new(),
             state: State::Authorization { user: None },
             bad_commands: 0,
+            exchanges: 0,
             settings,
         };
-        front.reply(&format!("+OK {}", front.settings.banner));
+        let greeting = match &front.settings.crams {
+            // RFC 1939 §7: the timestamp APOP digests are made over ends the greeting.
+            Some(seed) => format!("+OK {} {}", front.settings.banner, seed.apop_timestamp()),
+            None => format!("+OK {}", front.settings.banner),
+        };
+        front.reply(&greeting);
         front
     }
 
@@ -94,16 +125,19 @@ impl Pop3Front {
         self.settings.stls && !self.settings.tls
     }
 
-    /// The SASL mechanisms offered on this connection now.
+    /// The SASL mechanisms this connection offers now.
+    fn offer(&self) -> Offer<'_> {
+        Offer {
+            secrets_allowed: self.passwords_allowed(),
+            certificate: self.settings.client_certificate,
+            crams: self.settings.crams.as_ref(),
+            bearer: self.settings.bearer,
+        }
+    }
+
+    /// The names of the mechanisms offered now, for CAPA and the AUTH list.
     fn mechanisms(&self) -> Vec<&'static str> {
-        let mut mechs = Vec::new();
-        if self.passwords_allowed() {
-            mechs.extend(["PLAIN", "LOGIN"]);
-        }
-        if self.settings.client_certificate {
-            mechs.push("EXTERNAL");
-        }
-        mechs
+        self.offer().mechanisms().map(sasl::SaslMechanism::name).collect()
     }
 
     /// The TLS handshake after STLS succeeded: start over on the encrypted connection, with
@@ -128,7 +162,7 @@ impl Pop3Front {
     /// Processes buffered input until an event is due; `None` means "send the output and
     /// read more".
     pub fn next_event(&mut self) -> Option<Pop3Event> {
-        while !matches!(self.state, State::Verifying | State::AwaitingTls | State::Done) {
+        while !matches!(self.state, State::Verifying { .. } | State::AwaitingTls | State::Done) {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return None,
@@ -148,22 +182,11 @@ impl Pop3Front {
     fn on_line(&mut self, line: &[u8]) -> Option<Pop3Event> {
         match std::mem::replace(&mut self.state, State::Authorization { user: None }) {
             State::Authorization { user } => self.on_command(line, user),
-            State::SaslPlain => self.sasl_step(line, |response| {
-                let plain = sasl::parse_plain(response.expose())?;
-                Ok(SaslStep::Done(plain.authcid, plain.password, Mechanism::Plain))
-            }),
-            State::SaslUser => self.sasl_step(line, |response| {
-                let user = String::from_utf8(response.expose().to_vec()).map_err(|_| SaslError::NotUtf8)?;
-                Ok(SaslStep::Next(State::SaslPassword { user }))
-            }),
-            State::SaslPassword { user } => {
-                self.sasl_step(line, move |response| Ok(SaslStep::Done(user, response, Mechanism::Login)))
+            State::Sasl { mut exchange } => {
+                let step = exchange.respond(line);
+                self.sasl_step(exchange, step)
             }
-            State::SaslExternal => self.sasl_step(line, |response| {
-                let authzid = String::from_utf8(response.expose().to_vec()).map_err(|_| SaslError::NotUtf8)?;
-                Ok(SaslStep::Done(authzid, Secret::new(Vec::new()), Mechanism::External))
-            }),
-            state @ (State::Verifying | State::AwaitingTls | State::Done) => {
+            state @ (State::Verifying { .. } | State::AwaitingTls | State::Done) => {
                 self.state = state;
                 None
             }
@@ -218,9 +241,7 @@ impl Pop3Front {
                 Err(_) => self.err(SaslError::NotUtf8.text()),
             },
             (b"PASS", Some(password)) => match user {
-                Some(login) => {
-                    self.login(Credentials { login, password: Secret::new(password), mechanism: Mechanism::Password })
-                }
+                Some(login) => self.login(Proof::Password { login, password: Secret::new(password) }, None),
                 None => self.err("USER first"),
             },
             (b"AUTH", Some(rest)) => {
@@ -228,33 +249,15 @@ impl Pop3Front {
                     Some(sp) => (&rest[..sp], Some(&rest[sp + 1..])),
                     None => (rest, None),
                 };
-                let offered = match SaslMechanism::parse(mechanism) {
-                    Some(SaslMechanism::External) if !self.settings.client_certificate => None,
-                    Some(SaslMechanism::Plain | SaslMechanism::Login) if !self.passwords_allowed() => {
-                        return self.err("[AUTH] Plaintext authentication is disabled; use STLS first");
-                    }
-                    other => other,
-                };
-                let Some(mechanism) = offered else {
-                    return self.err("Unsupported authentication mechanism");
-                };
-                self.state = match mechanism {
-                    SaslMechanism::Plain => State::SaslPlain,
-                    SaslMechanism::Login => State::SaslUser,
-                    SaslMechanism::External => State::SaslExternal,
-                };
-                match initial {
-                    Some(ir) => self.on_line(ir),
-                    None => {
-                        let challenge = match mechanism {
-                            SaslMechanism::Plain | SaslMechanism::External => "",
-                            SaslMechanism::Login => sasl::LOGIN_USER_CHALLENGE,
-                        };
-                        self.reply(&format!("+ {challenge}"));
-                        None
-                    }
+                let serial = self.exchanges;
+                self.exchanges = self.exchanges.wrapping_add(1);
+                match self.offer().start(mechanism, initial, serial) {
+                    Ok((exchange, step)) => self.sasl_step(exchange, step),
+                    Err(SaslError::NeedsTls) => self.err("[AUTH] Plaintext authentication is disabled; use STLS first"),
+                    Err(e) => self.err(e.text()),
                 }
             }
+            (b"APOP", args) if self.settings.crams.is_some() => self.apop(args.unwrap_or_default()),
             (b"QUIT", None) => {
                 self.reply("+OK Logging out");
                 self.state = State::Done;
@@ -269,32 +272,45 @@ impl Pop3Front {
         }
     }
 
-    fn sasl_step(
-        &mut self,
-        line: &[u8],
-        step: impl FnOnce(Secret) -> Result<SaslStep, SaslError>,
-    ) -> Option<Pop3Event> {
-        if line == b"*" {
-            return self.err("Authentication cancelled");
-        }
-        match sasl::decode_response(line).and_then(step) {
-            Err(e) => self.err(e.text()),
-            Ok(SaslStep::Next(state)) => {
-                self.reply(&format!("+ {}", sasl::LOGIN_PASSWORD_CHALLENGE));
-                self.state = state;
+    /// Frames what the exchange asks for.
+    fn sasl_step(&mut self, exchange: Exchange, step: Step) -> Option<Pop3Event> {
+        match step {
+            Step::Challenge(challenge) => {
+                self.reply(&format!("+ {}", sasl::encode(&challenge)));
+                self.state = State::Sasl { exchange };
                 None
             }
-            Ok(SaslStep::Done(login, password, mechanism)) => self.login(Credentials { login, password, mechanism }),
+            Step::Done(proof) => self.login(proof, Some(exchange)),
+            Step::Failed(e) => self.err(e.text()),
+            Step::Refused => {
+                self.reply(AUTHENTICATION_FAILED);
+                None
+            }
         }
     }
 
-    fn login(&mut self, credentials: Credentials) -> Option<Pop3Event> {
-        if credentials.login.is_empty() && credentials.mechanism != Mechanism::External {
-            self.reply("-ERR [AUTH] Authentication failed.");
+    /// `APOP name digest` (RFC 1939 §7), the digest over the greeting's timestamp.
+    fn apop(&mut self, args: &[u8]) -> Option<Pop3Event> {
+        let Some(seed) = &self.settings.crams else {
+            return self.err(SaslError::NotOffered.text());
+        };
+        let challenge = Secret::new(seed.apop_timestamp());
+        match cram::parse_user_digest(args) {
+            Ok((login, digest)) => {
+                self.login(Proof::ChallengeResponse { login, challenge, digest, kind: ChallengeKind::Apop }, None)
+            }
+            Err(e) => self.err(e.text()),
+        }
+    }
+
+    fn login(&mut self, proof: Proof, exchange: Option<Exchange>) -> Option<Pop3Event> {
+        // A certificate names its user; any other proof without a name cannot be anyone's.
+        if !matches!(proof, Proof::Certificate { .. }) && proof.login().is_empty() {
+            self.reply(AUTHENTICATION_FAILED);
             return None;
         }
-        self.state = State::Verifying;
-        Some(Pop3Event::Login(credentials))
+        self.state = State::Verifying { exchange };
+        Some(Pop3Event::Login(proof))
     }
 
     /// The store accepted the login: pass its `+OK` text on, and return the bytes the client
@@ -305,10 +321,20 @@ impl Pop3Front {
         self.lines.take_rest()
     }
 
-    /// The login failed; the client may try again from USER.
+    /// The login failed; the client may try again from USER. A refused bearer token first
+    /// gets the mechanism's error report as a challenge (RFC 7628 §3.2.2); the `-ERR` follows
+    /// the client's answer to it.
     pub fn reject(&mut self, rejection: &Rejection) {
+        let state = std::mem::replace(&mut self.state, State::Authorization { user: None });
+        if let (Rejection::AuthenticationFailed, State::Verifying { exchange: Some(mut exchange) }) = (rejection, state)
+            && let Some(report) = exchange.refuse()
+        {
+            self.reply(&format!("+ {}", sasl::encode(&report)));
+            self.state = State::Sasl { exchange };
+            return;
+        }
         match rejection {
-            Rejection::AuthenticationFailed => self.reply("-ERR [AUTH] Authentication failed."),
+            Rejection::AuthenticationFailed => self.reply(AUTHENTICATION_FAILED),
             Rejection::Unavailable { alert } => {
                 let text = alert
                     .as_deref()
@@ -365,22 +391,19 @@ impl Pop3Front {
     }
 }
 
-enum SaslStep {
-    Next(State),
-    Done(String, Secret, Mechanism),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings() -> Pop3Settings {
+    pub(super) fn settings() -> Pop3Settings {
         Pop3Settings {
             banner: "mailmux ready".into(),
             stls: false,
             restrict_plaintext: false,
             tls: false,
             client_certificate: false,
+            crams: None,
+            bearer: false,
         }
     }
 
@@ -390,7 +413,7 @@ mod tests {
         f
     }
 
-    fn run(f: &mut Pop3Front, input: &[u8], chunk: usize) -> (String, Option<Pop3Event>) {
+    pub(super) fn run(f: &mut Pop3Front, input: &[u8], chunk: usize) -> (String, Option<Pop3Event>) {
         let mut out = Vec::new();
         let mut event = None;
         for piece in input.chunks(chunk) {
@@ -404,11 +427,15 @@ mod tests {
         (String::from_utf8(out).unwrap(), event)
     }
 
-    fn creds(ev: Option<Pop3Event>) -> (String, Vec<u8>, Mechanism) {
+    pub(super) fn creds(ev: Option<Pop3Event>) -> Proof {
         match ev {
-            Some(Pop3Event::Login(c)) => (c.login, c.password.expose().to_vec(), c.mechanism),
+            Some(Pop3Event::Login(proof)) => proof,
             other => panic!("expected login, got {other:?}"),
         }
+    }
+
+    fn password(login: &str, password: &str) -> Proof {
+        Proof::Password { login: login.into(), password: Secret::new(password) }
     }
 
     #[test]
@@ -417,7 +444,7 @@ mod tests {
             let mut f = front();
             let (out, ev) = run(&mut f, b"USER joe@x.org\r\nPASS pa ss\r\n", chunk);
             assert_eq!(out, "+OK\r\n");
-            assert_eq!(creds(ev), ("joe@x.org".into(), b"pa ss".to_vec(), Mechanism::Password));
+            assert_eq!(creds(ev), password("joe@x.org", "pa ss"));
         }
     }
 
@@ -443,11 +470,11 @@ mod tests {
     fn auth_plain_initial_and_continuation() {
         let mut f = front();
         let (_, ev) = run(&mut f, b"AUTH PLAIN AGpvZQBwdw==\r\n", 3);
-        assert_eq!(creds(ev), ("joe".into(), b"pw".to_vec(), Mechanism::Plain));
+        assert_eq!(creds(ev), password("joe", "pw"));
         let mut f = front();
         let (out, ev) = run(&mut f, b"AUTH PLAIN\r\nAGpvZQBwdw==\r\n", 64);
         assert_eq!(out, "+ \r\n");
-        assert_eq!(creds(ev).0, "joe");
+        assert_eq!(creds(ev), password("joe", "pw"));
     }
 
     #[test]
@@ -455,7 +482,7 @@ mod tests {
         let mut f = front();
         let (out, ev) = run(&mut f, b"AUTH LOGIN\r\nam9l\r\ncHc=\r\n", 64);
         assert_eq!(out, "+ VXNlcm5hbWU6\r\n+ UGFzc3dvcmQ6\r\n");
-        assert_eq!(creds(ev), ("joe".into(), b"pw".to_vec(), Mechanism::Login));
+        assert_eq!(creds(ev), password("joe", "pw"));
         let mut f = front();
         let (out, ev) = run(&mut f, b"AUTH PLAIN\r\n*\r\nAUTH CRAM-MD5\r\n", 64);
         assert_eq!(ev, None);
@@ -512,7 +539,7 @@ mod tests {
         let (out, _) = run(&mut f, b"CAPA\r\n", 64);
         assert!(!out.contains("STLS") && out.contains("USER\r\n") && out.contains("SASL PLAIN LOGIN\r\n"), "{out}");
         let (_, ev) = run(&mut f, b"USER joe\r\nPASS pw\r\n", 64);
-        assert_eq!(creds(ev).0, "joe");
+        assert_eq!(creds(ev), password("joe", "pw"));
     }
 
     #[test]
@@ -523,6 +550,10 @@ mod tests {
         let mut f = Pop3Front::new(Pop3Settings { tls: true, client_certificate: true, ..settings() });
         f.take_output();
         let (_, ev) = run(&mut f, b"AUTH EXTERNAL =\r\n", 64);
-        assert_eq!(creds(ev), (String::new(), Vec::new(), Mechanism::External));
+        assert_eq!(creds(ev), Proof::Certificate { authzid: None });
     }
 }
+
+#[cfg(test)]
+#[path = "front_sasl_tests.rs"]
+mod sasl_tests;

@@ -4,11 +4,21 @@
 //!  Greeting ──"+OK"──▶ [STLS ─"+OK"─▶ StartTls event ─tls_started─▶] USER ──"+OK"──▶ PASS ──"+OK"──▶ LoggedIn
 //!     │        or ──▶ AUTH PLAIN <ir> ──"+OK"──────▶ LoggedIn
 //!     └─ "-ERR" anywhere ─▶ Failed ([AUTH] or no code: rejected; other codes: temporary)
+//!
+//!  bearer token: CAPA ──"+OK" … "SASL … XOAUTH2 …" … "."──▶ AUTH XOAUTH2 <ir> ──"+OK"──▶ LoggedIn
+//!     mechanism not listed (or CAPA refused) ─▶ Failed (Protocol), the token never sent
+//!     AUTH line over 255 octets: "AUTH XOAUTH2" ─"+ "─▶ response (RFC 5034 §4)
+//!     "+ {error report}" ─▶ answer (OAUTHBEARER "AQ==", XOAUTH2 empty) ─▶ Reported ──"-ERR"──▶ Failed
 //! ```
 
+use crate::Secret;
 use crate::line::LineBuffer;
-use crate::login::{ReplayCredentials, ReplayMechanism, StoreFailure};
-use crate::{Secret, sasl};
+use crate::login::{BearerMechanism, ReplayCredentials, ReplayMechanism, StoreFailure};
+use crate::sasl::{self, bearer};
+
+/// RFC 2449 §4 / RFC 5034 §4: a command line, CRLF included, is at most 255 octets; a longer
+/// initial response goes after the server's `+` instead.
+const MAX_COMMAND_LINE: usize = 255;
 
 /// Longest store response line accepted during login, CRLF excluded.
 pub const MAX_LINE: usize = 4096;
@@ -32,9 +42,24 @@ enum State {
     Greeting,
     Stls,
     AwaitingTls,
-    User { pass_line: Secret },
+    User {
+        pass_line: Secret,
+    },
     Pass,
     Auth,
+    /// CAPA sent before a bearer login: its `+OK` (`listing` false), then its lines up to `.`.
+    Capa {
+        listing: bool,
+        offered: bool,
+    },
+    /// AUTH sent without its response, which waits for the store's `+`.
+    AuthContinue {
+        response: Secret,
+    },
+    /// A bearer token was refused: the store's error report was answered, its `-ERR` is due.
+    Reported {
+        report: String,
+    },
     Finished,
 }
 
@@ -57,9 +82,14 @@ impl Pop3Replay {
     /// A machine waiting for the store's greeting.
     pub fn new(mechanism: ReplayMechanism, credentials: ReplayCredentials, starttls: bool) -> Self {
         // USER/PASS cannot carry an authorization identity or a CR/LF; PLAIN can.
-        let needs_plain = credentials.authzid.is_some()
-            || credentials.authcid.contains(['\r', '\n'])
-            || credentials.password.expose().iter().any(|b| matches!(b, b'\r' | b'\n' | 0));
+        let needs_plain = match &credentials {
+            ReplayCredentials::Password { authzid, authcid, password } => {
+                authzid.is_some()
+                    || authcid.contains(['\r', '\n'])
+                    || password.expose().iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
+            }
+            ReplayCredentials::Bearer { .. } => false,
+        };
         Pop3Replay {
             starttls,
             mechanism: if needs_plain { ReplayMechanism::Plain } else { mechanism },
@@ -83,7 +113,10 @@ impl Pop3Replay {
 
     /// Whether the credentials have been handed out (`USER`/`AUTH` is on its way or answered).
     pub fn login_sent(&self) -> bool {
-        matches!(self.state, State::User { .. } | State::Pass | State::Auth)
+        matches!(
+            self.state,
+            State::User { .. } | State::Pass | State::Auth | State::AuthContinue { .. } | State::Reported { .. }
+        )
     }
 
     /// Bytes received from the store and not yet processed; while the machine waits for more
@@ -123,6 +156,27 @@ impl Pop3Replay {
     }
 
     fn on_line(&mut self, line: &str) -> Option<Pop3ReplayEvent> {
+        let mechanism = self.bearer().map_or("", BearerMechanism::as_str);
+        if let State::Capa { listing: true, offered } = &mut self.state {
+            return match line {
+                "." => {
+                    let offered = *offered;
+                    self.after_capa(offered)
+                }
+                _ => {
+                    let mut words = line.split(' ');
+                    if words.next().is_some_and(|w| w.eq_ignore_ascii_case("SASL"))
+                        && words.any(|w| w.eq_ignore_ascii_case(mechanism))
+                    {
+                        *offered = true;
+                    }
+                    None
+                }
+            };
+        }
+        if line == "+" || line.starts_with("+ ") {
+            return self.on_continuation(line.get(2..).unwrap_or_default());
+        }
         let ok = if let Some(text) = strip_status(line, "+OK") {
             Ok(text)
         } else if let Some(text) = strip_status(line, "-ERR") {
@@ -152,12 +206,81 @@ impl Pop3Replay {
                 self.state = State::Pass;
                 None
             }
-            (State::Pass | State::Auth, Ok(text)) => Some(Pop3ReplayEvent::LoggedIn { text: text.to_owned() }),
-            (State::User { .. } | State::Pass | State::Auth, Err(text)) => {
+            (State::Pass | State::Auth | State::Reported { .. }, Ok(text)) => {
+                Some(Pop3ReplayEvent::LoggedIn { text: text.to_owned() })
+            }
+            (State::User { .. } | State::Pass | State::Auth | State::AuthContinue { .. }, Err(text)) => {
                 Some(Pop3ReplayEvent::Failed(classify(text)))
             }
+            (State::Reported { report }, Err(text)) => {
+                Some(Pop3ReplayEvent::Failed(classify(&format!("{text} (error report: {report})"))))
+            }
+            (State::Capa { .. }, Ok(_)) => {
+                self.state = State::Capa { listing: true, offered: false };
+                None
+            }
+            (State::Capa { .. }, Err(text)) => Some(protocol(&format!(
+                "store refused CAPA ({text}), so whether it takes {} is unknown",
+                self.bearer().map_or("", BearerMechanism::as_str)
+            ))),
+            (State::AuthContinue { .. }, Ok(_)) => Some(protocol("AUTH answered +OK before its response was sent")),
             (State::Finished | State::AwaitingTls, _) => None,
         }
+    }
+
+    /// A `+` line: the store wants the response of an AUTH sent without it, or (bearer
+    /// tokens) reports why it refused the token.
+    fn on_continuation(&mut self, text: &str) -> Option<Pop3ReplayEvent> {
+        match (std::mem::replace(&mut self.state, State::Finished), self.bearer()) {
+            (State::AuthContinue { response }, _) => {
+                self.out.extend_from_slice(response.expose());
+                self.out.extend_from_slice(b"\r\n");
+                self.state = State::Auth;
+                None
+            }
+            // RFC 7628 §3.2.2: the report must be answered before the store says -ERR.
+            (State::Auth, Some(mechanism)) => {
+                self.out.extend_from_slice(sasl::encode(bearer::error_answer(mechanism)).as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+                self.state = State::Reported { report: bearer::describe_report(text) };
+                None
+            }
+            _ => Some(protocol("unexpected continuation")),
+        }
+    }
+
+    fn bearer(&self) -> Option<BearerMechanism> {
+        match &self.credentials {
+            ReplayCredentials::Bearer { mechanism, .. } => Some(*mechanism),
+            ReplayCredentials::Password { .. } => None,
+        }
+    }
+
+    /// The end of the CAPA list: send the token if its mechanism is listed.
+    fn after_capa(&mut self, offered: bool) -> Option<Pop3ReplayEvent> {
+        let ReplayCredentials::Bearer { user, token, mechanism } = &self.credentials else {
+            return Some(protocol("CAPA without a bearer token to send"));
+        };
+        let name = mechanism.as_str();
+        if !offered {
+            return Some(protocol(&format!(
+                "the store does not list SASL {name}, the only form the client's bearer token can take"
+            )));
+        }
+        let blob = bearer::encode(*mechanism, user, token);
+        let with_ir = "AUTH ".len() + name.len() + 1 + blob.len() + 2;
+        self.out.extend_from_slice(b"AUTH ");
+        self.out.extend_from_slice(name.as_bytes());
+        if with_ir <= MAX_COMMAND_LINE {
+            self.out.extend_from_slice(b" ");
+            self.out.extend_from_slice(blob.expose());
+            self.out.extend_from_slice(b"\r\n");
+            self.state = State::Auth;
+        } else {
+            self.out.extend_from_slice(b"\r\n");
+            self.state = State::AuthContinue { response: blob };
+        }
+        None
     }
 
     /// The TLS handshake with the store succeeded: forget what the store said in plaintext
@@ -168,17 +291,25 @@ impl Pop3Replay {
     }
 
     fn send_login(&mut self) {
-        let c = &self.credentials;
+        let (authzid, authcid, password) = match &self.credentials {
+            ReplayCredentials::Password { authzid, authcid, password } => (authzid, authcid, password),
+            ReplayCredentials::Bearer { .. } => {
+                // Whether the store takes the token's mechanism is only in its CAPA.
+                self.out.extend_from_slice(b"CAPA\r\n");
+                self.state = State::Capa { listing: false, offered: false };
+                return;
+            }
+        };
         match self.mechanism {
             ReplayMechanism::Login => {
-                self.out.extend_from_slice(format!("USER {}\r\n", c.authcid).as_bytes());
+                self.out.extend_from_slice(format!("USER {authcid}\r\n").as_bytes());
                 let mut pass = Secret::new("PASS ");
-                pass.extend_from_slice(c.password.expose());
+                pass.extend_from_slice(password.expose());
                 pass.extend_from_slice(b"\r\n");
                 self.state = State::User { pass_line: pass };
             }
             ReplayMechanism::Plain => {
-                let blob = sasl::encode_plain(c.authzid.as_deref().unwrap_or(""), &c.authcid, &c.password);
+                let blob = sasl::encode_plain(authzid.as_deref().unwrap_or(""), authcid, password);
                 self.out.extend_from_slice(b"AUTH PLAIN ");
                 self.out.extend_from_slice(blob.expose());
                 self.out.extend_from_slice(b"\r\n");
@@ -225,10 +356,10 @@ mod tests {
     use super::*;
 
     fn creds(pw: &str) -> ReplayCredentials {
-        ReplayCredentials { authzid: None, authcid: "joe".into(), password: Secret::new(pw) }
+        ReplayCredentials::Password { authzid: None, authcid: "joe".into(), password: Secret::new(pw) }
     }
 
-    fn play(m: &mut Pop3Replay, store: &[&str]) -> (String, Option<Pop3ReplayEvent>) {
+    pub(super) fn play(m: &mut Pop3Replay, store: &[&str]) -> (String, Option<Pop3ReplayEvent>) {
         let mut sent = Vec::new();
         for line in store {
             m.feed(format!("{line}\r\n").as_bytes());
@@ -299,3 +430,7 @@ mod tests {
         assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
     }
 }
+
+#[cfg(test)]
+#[path = "replay_bearer_tests.rs"]
+mod bearer_tests;

@@ -17,6 +17,11 @@ impl Front for ImapFront {
             restrict_plaintext: service.config.restrict_plain_passwords,
             tls: tls.active,
             client_certificate: tls.client_certificate,
+            // Offered once the server can verify them (CRAM digests need the clear password
+            // from the directory; tokens a store that takes them): until then, advertising
+            // them would only send clients into refusals.
+            crams: None,
+            bearer: false,
             banner: service.config.banner.clone(),
             limits: Limits::default(),
         })
@@ -32,7 +37,7 @@ impl Front for ImapFront {
 
     fn next_step(&mut self) -> Option<Step<Vec<u8>>> {
         self.next_event().map(|event| match event {
-            FrontEvent::Login { tag, credentials } => Step::Login(tag, credentials),
+            FrontEvent::Login { tag, proof } => Step::Login(tag, proof),
             FrontEvent::StartTls => Step::StartTls,
             FrontEvent::Logout | FrontEvent::Close => Step::Close,
         })

@@ -17,7 +17,7 @@
 
 use mailmux_config::StoreTlsMode;
 use mailmux_config::tcp_access::{Decision, Service as AccessService, TcpAccess};
-use mailmux_proto::{Credentials, Mechanism, ReplayCredentials, Secret, ldap_filter};
+use mailmux_proto::{ChallengeKind, Proof, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
 
 use std::sync::Arc;
@@ -51,20 +51,34 @@ pub struct LoggedIn {
 /// decides between `imap` and `imaps` in access filters).
 pub async fn log_in(
     ctx: &SessionContext,
-    credentials: &Credentials,
+    proof: &Proof,
     certificate: Option<&CertificateDer<'_>>,
     encrypted: bool,
 ) -> Result<LoggedIn, LoginError> {
-    if let Some(problem) = mailmux_proto::login::credentials_problem(&credentials.login, credentials.password.expose())
-    {
-        return Err(LoginError::Unusable(problem));
-    }
-    let found = match credentials.mechanism {
-        Mechanism::External => {
-            let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;
-            by_certificate(ctx, certificate, &credentials.login).await?
+    let found = match proof {
+        Proof::Password { login, password } => {
+            if let Some(problem) = mailmux_proto::login::credentials_problem(login, password.expose()) {
+                return Err(LoginError::Unusable(problem));
+            }
+            by_password(ctx, login, password).await?
         }
-        Mechanism::Password | Mechanism::Plain | Mechanism::Login => by_password(ctx, credentials).await?,
+        Proof::Certificate { authzid } => {
+            let requested = authzid.as_deref().unwrap_or("");
+            if let Some(problem) = mailmux_proto::login::credentials_problem(requested, b"") {
+                return Err(LoginError::Unusable(problem));
+            }
+            let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;
+            by_certificate(ctx, certificate, requested).await?
+        }
+        // The fronts offer neither yet (the sessions leave CRAMs and bearer tokens off); a
+        // proof of either kind is refused rather than guessed at.
+        Proof::ChallengeResponse { kind, .. } => {
+            return Err(LoginError::ProofNotEnabled(match kind {
+                ChallengeKind::CramMd5 => "CRAM-MD5 logins are not enabled",
+                ChallengeKind::Apop => "APOP logins are not enabled",
+            }));
+        }
+        Proof::BearerToken { .. } => return Err(LoginError::ProofNotEnabled("bearer-token logins are not enabled")),
     };
     let Found { identity, entry, domain, who } = found;
     let svc = &ctx.service.config;
@@ -82,11 +96,11 @@ pub async fn log_in(
     let replay_format = replay_format(svc, domain.as_ref());
     let replay_user = replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);
     let replay = match who {
-        Who::User(password) => ReplayCredentials { authzid: None, authcid: replay_user, password },
+        Who::User(password) => ReplayCredentials::Password { authzid: None, authcid: replay_user, password },
         Who::OnBehalf => {
             let (admin, admin_password) =
                 svc.store_admin.clone().ok_or_else(|| unmapped("StoreAdmin is not configured"))?;
-            ReplayCredentials { authzid: Some(replay_user), authcid: admin, password: admin_password }
+            ReplayCredentials::Password { authzid: Some(replay_user), authcid: admin, password: admin_password }
         }
     };
     let (tcp, store) = connect_first(ctx, &stores).await?;
@@ -203,16 +217,12 @@ fn unmapped(reason: &str) -> LoginError {
     LoginError::CertificateUnmapped { reason: reason.to_owned() }
 }
 
-async fn by_password(ctx: &SessionContext, credentials: &Credentials) -> Result<Found, LoginError> {
+async fn by_password(ctx: &SessionContext, login: &str, password: &Secret) -> Result<Found, LoginError> {
     let service = &ctx.service;
     let svc = &service.config;
-    let identity = Identity::parse(
-        &credentials.login,
-        &svc.domain_delims,
-        svc.default_domain.as_deref(),
-        svc.lookup.canonical_delim,
-    )
-    .ok_or(LoginError::EmptyUser)?;
+    let identity =
+        Identity::parse(login, &svc.domain_delims, svc.default_domain.as_deref(), svc.lookup.canonical_delim)
+            .ok_or(LoginError::EmptyUser)?;
     let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
     let token = |t: &mailmux_config::Token| identity.token(t, client_ip, server_ip, None);
     let domain = match (&identity.domain, svc.lookup.hosted_domains) {
@@ -227,7 +237,7 @@ async fn by_password(ctx: &SessionContext, credentials: &Credentials) -> Result<
     tracing::debug!(%filter, ?base, "directory search");
     let query = Query { base, scope: Scope::Subtree, filter: &filter, attrs: &service.search_attrs };
     let entry = service.directory.find_shared(query).await?.ok_or(LoginError::UnknownUser)?;
-    Ok(Found { identity, entry, domain, who: Who::User(credentials.password.clone()) })
+    Ok(Found { identity, entry, domain, who: Who::User(password.clone()) })
 }
 
 /// The attribute holding the user id of a certificate's entry.

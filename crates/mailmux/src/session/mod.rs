@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use mailmux_config::Protocol;
 use mailmux_config::tcp_access::{Client, Decision, Service as AccessService};
-use mailmux_proto::{Credentials, Rejection};
+use mailmux_proto::{Proof, Rejection};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -90,8 +90,8 @@ pub struct TlsState {
 /// What a front machine asks of the session.
 #[derive(Debug)]
 pub enum Step<T> {
-    /// Credentials to verify; answer with [`Front::accept`] or [`Front::reject`].
-    Login(T, Credentials),
+    /// A proof to verify; answer with [`Front::accept`] or [`Front::reject`].
+    Login(T, Proof),
     /// The client was told to start TLS: handshake, then [`Front::tls_started`].
     StartTls,
     /// The client is done (logout, quit, protocol violation): flush and close.

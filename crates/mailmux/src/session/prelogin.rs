@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mailmux_proto::{Credentials, Rejection};
+use mailmux_proto::{Proof, Rejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -103,11 +103,11 @@ async fn converse<F: Front>(
                 })?;
                 front.tls_started(certificate_login_possible(ctx, &client));
             }
-            Some(Step::Login(ticket, credentials)) => {
-                summary.user = Some(credentials.login.clone());
-                match attempt(ctx, &credentials, client.peer_certificate(), client.is_tls(), deadline).await {
+            Some(Step::Login(ticket, proof)) => {
+                summary.user = Some(proof.login().to_owned());
+                match attempt(ctx, &proof, client.peer_certificate(), client.is_tls(), deadline).await {
                     Attempt::LoggedIn(done) => {
-                        tracing::info!(user = %done.user, store = %done.store, mechanism = credentials.mechanism.as_str(), "logged in");
+                        tracing::info!(user = %done.user, store = %done.store, mechanism = proof.mechanism_name(), "logged in");
                         summary.user = Some(done.user);
                         summary.store = Some(done.store);
                         let login = done.login;
@@ -124,11 +124,11 @@ async fn converse<F: Front>(
                         let rejection = e.rejection(svc.server_down_alert.as_deref());
                         match rejection {
                             Rejection::AuthenticationFailed => {
-                                tracing::info!(user = %credentials.login, reason = %e, "login refused");
+                                tracing::info!(user = %proof.login(), reason = %e, "login refused");
                                 leaving = Outcome::AuthFailed;
                             }
                             Rejection::Unavailable { .. } => {
-                                tracing::warn!(user = %credentials.login, reason = %e, "login failed");
+                                tracing::warn!(user = %proof.login(), reason = %e, "login failed");
                                 leaving = Outcome::Unavailable;
                             }
                         }
@@ -208,7 +208,7 @@ enum Attempt {
 /// failure would tell the client which one it was.
 async fn attempt(
     ctx: &SessionContext,
-    credentials: &Credentials,
+    proof: &Proof,
     certificate: Option<&rustls::pki_types::CertificateDer<'_>>,
     encrypted: bool,
     deadline: Instant,
@@ -235,7 +235,7 @@ async fn attempt(
         }
         // The floor counts from here: the wait comes on top of it.
         let started = Instant::now();
-        let result = login::log_in(ctx, credentials, certificate, encrypted).await;
+        let result = login::log_in(ctx, proof, certificate, encrypted).await;
         match &result {
             Ok(_) => badguys.succeeded(key),
             Err(e) => {
