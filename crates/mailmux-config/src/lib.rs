@@ -28,6 +28,7 @@
 //! | [`vdmap`] | the vdmap file: a service's settings per local address (virtual domains) |
 
 pub mod address_list;
+pub mod auth;
 pub mod certmap;
 pub mod conn_limits;
 pub mod diagnostic;

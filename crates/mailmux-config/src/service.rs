@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use mailmux_proto::{ReplayMechanism, Secret};
 
+use crate::auth::AuthConfig;
 use crate::certmap::CertMap;
 use crate::edge::EdgeConfig;
 use crate::lookup::LookupConfig;
@@ -149,6 +150,8 @@ pub struct ServiceConfig {
     pub edge: EdgeConfig,
     /// How users are found: hosted domains or one tree, the canonical delimiter, the cache.
     pub lookup: LookupConfig,
+    /// `PreAuth`, `AuthCache*`, `CRAMs`.
+    pub auth: AuthConfig,
     /// `CertMap` (vdmap entries only): the map of `CertMapFile` named for connections on the
     /// domain's address. Checked at load against the maps the file defines; not yet used by
     /// the certificate login, which chooses a map by issuer.
@@ -180,20 +183,20 @@ impl ServiceConfig {
     }
 }
 
+/// `StoreAdmin` when only `StoreAdminPass` is set: the uid of the site administrator that
+/// Messaging Server's installer creates (`service.siteadmin.userid`).
+pub const DEFAULT_STORE_ADMIN: &str = "admin";
+
 /// What mailmux advertises before login when `Capability` is not set.
 pub const DEFAULT_IMAP_CAPABILITY: &str = "IMAP4rev1 ID LITERAL+ SASL-IR";
 
 /// MMP parameters recognised but not implemented yet.
 pub(crate) const NOT_YET: &[&str] = &[
-    "authcachesize",
-    "authcachettl",
     "authenticationldapattributes",
     "authenticationserver",
     "authservice",
     "authservicettl",
-    "crams",
     "failovertimeout",
-    "preauth",
     "spoofmessagefile",
     "ssladjustciphersuites",
     "adminpolicy",
@@ -276,6 +279,11 @@ const KNOWN: &[&str] = &[
     "ldapcachesize",
     "ldapcachettl",
     "ldapcachemaxstale",
+    // AuthConfig::take
+    "preauth",
+    "authcachesize",
+    "authcachettl",
+    "crams",
     // AService.cfg (crate::load)
     "servicelist",
     "numthreads",
@@ -390,6 +398,7 @@ pub fn build_layered(
         store_admin: None,
         edge: EdgeConfig::default(),
         lookup: LookupConfig::default(),
+        auth: AuthConfig::default(),
         cert_map_name: None,
         virtual_domain_file: None,
         virtual_domains: Vec::new(),
@@ -399,11 +408,18 @@ pub fn build_layered(
     let mut cert_map_line = 0;
     let mut cert_map_name: Option<(String, &Path, usize)> = None;
     let mut saw_ldap_url = false;
+    let mut crams_at: (&Path, usize) = (file, 0);
     let mut tls = TlsParams::default();
     for (at, per_domain, e) in layered {
         let v = e.value.trim();
-        if let Some(result) =
-            tls.take(e, dir, at, diags).or_else(|| svc.edge.take(e, dir)).or_else(|| svc.lookup.take(e))
+        if e.key == "crams" {
+            crams_at = (at, e.line);
+        }
+        if let Some(result) = tls
+            .take(e, dir, at, diags)
+            .or_else(|| svc.edge.take(e, dir))
+            .or_else(|| svc.lookup.take(e))
+            .or_else(|| svc.auth.take(e))
         {
             if let Err(message) = result {
                 diags.error(at, e.line, format!("{}: {message}", e.name));
@@ -564,12 +580,22 @@ pub fn build_layered(
     (svc.tls, svc.store_tls) = tls.finish(&svc.listeners, file, diags);
     svc.store_admin = match (store_admin, store_admin_pass) {
         (Some(user), Some(pass)) => Some((user, pass)),
+        // Messaging Server 7 files set only the password: the administrator is then the
+        // site administrator its installer creates.
+        (None, Some(pass)) => Some((DEFAULT_STORE_ADMIN.to_owned(), pass)),
         (None, None) => None,
-        _ => {
-            diags.error(file, 0, "StoreAdmin and StoreAdminPass must be set together");
+        (Some(_), None) => {
+            diags.error(file, 0, "StoreAdmin needs StoreAdminPass");
             None
         }
     };
+    if svc.auth.crams && svc.store_admin.is_none() {
+        diags.error(
+            crams_at.0,
+            crams_at.1,
+            "CRAMs needs StoreAdminPass: a challenge-response login gives mailmux no password to replay",
+        );
+    }
     if svc.cert_map.is_some() {
         if svc.tls.as_ref().is_none_or(|t| t.client_ca_file.is_none()) {
             diags.error(
@@ -655,6 +681,22 @@ mod tests {
              default:PreAuth no\n";
 
     #[test]
+    fn store_admin_defaults_to_the_site_administrator_and_crams_need_it() {
+        let base = "default:LdapURL ldap://127.0.0.1/o=x\n";
+        let (svc, d) = service(&format!("{base}default:StoreAdminPass s3cret\n"));
+        let svc = svc.unwrap_or_else(|| panic!("{d}"));
+        assert_eq!(svc.store_admin.as_ref().map(|(user, _)| user.as_str()), Some(DEFAULT_STORE_ADMIN));
+        let (svc, d) = service(&format!("{base}default:StoreAdmin mmpstore\n"));
+        assert!(svc.is_none() && d.to_string().contains("StoreAdmin needs StoreAdminPass"), "{d}");
+        let (svc, d) = service(&format!("{base}default:CRAMs yes\n"));
+        assert!(svc.is_none());
+        assert!(d.to_string().contains("ImapProxyAService.cfg:2: error: CRAMs needs StoreAdminPass"), "{d}");
+        let (svc, d) = service(&format!("{base}default:CRAMs yes\ndefault:PreAuth yes\ndefault:StoreAdminPass s\n"));
+        let svc = svc.unwrap_or_else(|| panic!("{d}"));
+        assert!(svc.auth.crams && svc.auth.preauth, "{d}");
+    }
+
+    #[test]
     fn vendor_sample_needs_only_pem_files_to_load() {
         // As shipped, the sample names an NSS certificate: mailmux says what to do instead.
         let (svc, d) = service(VENDOR_SAMPLE);
@@ -668,12 +710,7 @@ mod tests {
             text.contains("ImapProxyAService.cfg:11: warning: SSLCertNicknames: NSS databases are not used by mailmux"),
             "{text}"
         );
-        assert!(
-            text.contains(
-                "ImapProxyAService.cfg:15: warning: PreAuth is an MMP parameter mailmux does not implement yet"
-            ),
-            "{text}"
-        );
+        assert!(!text.contains("PreAuth"), "PreAuth is implemented:\n{text}");
 
         let with_pem =
             format!("{VENDOR_SAMPLE}default:SSLCertFile /etc/mailmux/cert.pem\ndefault:SSLKeyFile key.pem\n");
@@ -751,6 +788,7 @@ mod tests {
             ("tls.rs", include_str!("tls.rs")),
             ("edge.rs", include_str!("edge.rs")),
             ("lookup.rs", include_str!("lookup.rs")),
+            ("auth.rs", include_str!("auth.rs")),
             ("lib.rs", include_str!("lib.rs")),
         ] {
             let code = source.split("#[cfg(test)]").next().unwrap_or(source);

@@ -453,11 +453,7 @@ mod tests {
         assert_eq!(domains[1].entries[3].key, "virtualdomaindelim", "DomainDelim is VirtualDomainDelim");
         assert_eq!(domains[1].entries[3].name, "DomainDelim", "messages use the name as written");
         assert_eq!(domains[3].entries[0].key, "authcachettl", "the guide's AuthCacheSizeTTL");
-        let text = d.to_string();
-        assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(
-            text.contains("vdmap.cfg:15: warning: AuthCacheSizeTTL is an MMP parameter mailmux does not implement yet")
-        );
+        assert!(d.0.is_empty(), "{d}");
     }
 
     #[test]
@@ -545,22 +541,26 @@ mod tests {
 
     #[test]
     fn not_yet_implemented_parameters_are_kept_and_warned_once_per_file() {
-        let vdmap = "vdmap a 127.0.0.2\na:PreAuth yes\na:AuthCacheTTL 60\n\
-                     vdmap b 127.0.0.3\nb:PreAuth no\nb:CRAMs no\n";
-        let (svc, text) = with_vdmap(&format!("{SERVICE}default:PreAuth no\n"), vdmap, &[]);
+        let vdmap = "vdmap a 127.0.0.2\na:AuthService yes\na:AuthServiceTTL 60\n\
+                     vdmap b 127.0.0.3\nb:AuthService no\nb:AuthenticationServer 127.0.0.1:56\n";
+        let (svc, text) = with_vdmap(&format!("{SERVICE}default:AuthService no\n"), vdmap, &[]);
         let svc = svc.unwrap_or_else(|| panic!("{text}"));
-        assert_eq!(text.matches("PreAuth is an MMP parameter").count(), 2, "service file once, vdmap once:\n{text}");
-        assert!(text.contains("vdmap.cfg:2: warning: PreAuth is an MMP parameter"), "{text}");
-        assert!(text.contains("vdmap.cfg:3: warning: AuthCacheTTL"), "{text}");
-        assert!(text.contains("vdmap.cfg:6: warning: CRAMs"), "{text}");
+        assert_eq!(
+            text.matches("AuthService is an MMP parameter").count(),
+            2,
+            "service file once, vdmap once:\n{text}"
+        );
+        assert!(text.contains("vdmap.cfg:2: warning: AuthService is an MMP parameter"), "{text}");
+        assert!(text.contains("vdmap.cfg:3: warning: AuthServiceTTL"), "{text}");
+        assert!(text.contains("vdmap.cfg:6: warning: AuthenticationServer"), "{text}");
         assert!(!text.contains("vdmap.cfg:5:"), "{text}");
         let b = &svc.virtual_domains[1];
-        assert_eq!(b.not_implemented, vec!["PreAuth", "CRAMs"]);
+        assert_eq!(b.not_implemented, vec!["AuthService", "AuthenticationServer"]);
         assert!(b.overrides.is_empty());
-        let preauth: Vec<&str> =
-            b.config.not_implemented.iter().filter(|e| e.key == "preauth").map(|e| e.value.as_str()).collect();
-        assert_eq!(preauth, vec!["no"]);
-        assert_eq!(b.config.not_implemented.iter().find(|e| e.key == "crams").map(|e| e.line), Some(6));
+        let kept: Vec<&str> =
+            b.config.not_implemented.iter().filter(|e| e.key == "authservice").map(|e| e.value.as_str()).collect();
+        assert_eq!(kept, vec!["no"]);
+        assert_eq!(b.config.not_implemented.iter().find(|e| e.key == "authenticationserver").map(|e| e.line), Some(6));
     }
 
     #[test]
@@ -568,9 +568,7 @@ mod tests {
         let (svc, text) = with_vdmap(SERVICE, "vdmap a 127.0.0.2\na:StoreAdmin mmpstore\n", &[]);
         assert!(svc.is_none());
         assert!(
-            text.contains(
-                "vdmap.cfg:1: error: vdmap a over ImapProxyAService.cfg: StoreAdmin and StoreAdminPass must be set together"
-            ),
+            text.contains("vdmap.cfg:1: error: vdmap a over ImapProxyAService.cfg: StoreAdmin needs StoreAdminPass"),
             "{text}"
         );
         // The service's own problems are not repeated per domain.
@@ -686,15 +684,16 @@ mod tests {
             "PopProxyAService.cfg",
             &SERVICE.replace("vdmap.cfg", &dir.path().join("vdmap.cfg").display().to_string()),
         );
-        write("vdmap.cfg", &format!("{VDMAP}siroe:PreAuth yes\nsesta:PreAuth yes\n"));
+        write("vdmap.cfg", &format!("{VDMAP}siroe:AuthService yes\nsesta:AuthService yes\nsesta:PreAuth yes\n"));
         let loaded = crate::load(dir.path(), None).unwrap_or_else(|d| panic!("{d}"));
         let warnings = loaded.warnings.to_string();
         assert_eq!(loaded.warnings.0.len(), 1, "{warnings}");
-        assert!(warnings.contains("vdmap.cfg:14: warning: PreAuth is an MMP parameter"), "{warnings}");
+        assert!(warnings.contains("vdmap.cfg:14: warning: AuthService is an MMP parameter"), "{warnings}");
         for svc in &loaded.config.services {
             assert_eq!(svc.virtual_domains.len(), 3);
             let sesta = svc.for_local_address("127.0.0.3".parse().unwrap());
             assert_eq!((sesta.protocol, sesta.default_domain.as_deref()), (svc.protocol, Some("sesta.com")));
+            assert!(sesta.auth.preauth && !svc.auth.preauth, "PreAuth per vdmap entry");
         }
 
         // An error in an entry stops the load, reported once although both services use it.

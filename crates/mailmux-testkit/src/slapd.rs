@@ -101,6 +101,9 @@ pub struct SlapdConfig {
     pub tls: Option<CertFiles>,
     /// Run with `-d stats`: one log line per operation, which [`Slapd::searches`] counts.
     pub log_stats: bool,
+    /// `access` directives of the database, in order (none: slapd's default, read by all;
+    /// the rootdn is never subject to them).
+    pub access: Vec<String>,
 }
 
 impl Default for SlapdConfig {
@@ -114,6 +117,7 @@ impl Default for SlapdConfig {
             schemas: Schema::standard(),
             tls: None,
             log_stats: false,
+            access: Vec::new(),
         }
     }
 }
@@ -135,6 +139,13 @@ impl SlapdConfig {
     /// Offers StartTLS and `ldaps://` with this certificate.
     pub fn with_tls(mut self, tls: &CertFiles) -> SlapdConfig {
         self.tls = Some(tls.clone());
+        self
+    }
+
+    /// Adds an `access` directive (e.g. `to attrs=userPassword by self write by anonymous auth
+    /// by * none`).
+    pub fn with_access(mut self, rule: &str) -> SlapdConfig {
+        self.access.push(rule.into());
         self
     }
 
@@ -192,11 +203,12 @@ impl Slapd {
                  pidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
                  modulepath /usr/lib/ldap\nmoduleload back_mdb\n\
                  database mdb\nmaxsize 104857600\nsuffix \"{suffix}\"\nrootdn \"{admin}\"\nrootpw {password}\n\
-                 directory {d}/db\nindex uid eq\n{tls}",
+                 directory {d}/db\nindex uid eq\n{access}{tls}",
                 d = dir.display(),
                 suffix = config.suffix,
                 admin = config.admin_dn,
                 password = config.admin_password,
+                access = config.access.iter().map(|rule| format!("access {rule}\n")).collect::<String>(),
                 tls = config.tls.as_ref().map_or(String::new(), |t| format!(
                     "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
                     t.cert.display(),
@@ -269,6 +281,46 @@ impl Slapd {
             .lines()
             .filter_map(|l| l.find(" SRCH base=").map(|i| l[i + " SRCH ".len()..].to_owned()))
             .collect()
+    }
+
+    /// The DNs slapd was asked to bind as since it was first started, as logged (`-d stats`
+    /// lines `conn=N op=N BIND dn="…" method=128`; a successful bind adds a second `BIND`
+    /// line with `mech=`, not counted); the rootdn's binds included.
+    ///
+    /// Fails the test unless slapd was started with [`SlapdConfig::log_stats`].
+    pub fn bind_log(&self) -> Vec<String> {
+        assert!(self.log_stats, "this slapd was started without log_stats: its binds are not logged");
+        self.daemon
+            .log_text()
+            .lines()
+            .filter_map(|l| {
+                let rest = &l[l.find(" BIND dn=\"")? + " BIND dn=\"".len()..];
+                let (dn, after) = rest.split_once('"')?;
+                after.contains(" method=").then(|| dn.to_owned())
+            })
+            .collect()
+    }
+
+    /// How many times slapd was asked to bind as `dn` (compared ignoring case).
+    pub fn binds_as(&self, dn: &str) -> usize {
+        self.bind_log().iter().filter(|d| d.eq_ignore_ascii_case(dn)).count()
+    }
+
+    /// Runs `ldapmodify -x` as the administrator with `ldif` (changetype records); fails the
+    /// test if it fails. Each change is in effect when it returns.
+    pub fn ldapmodify(&self, ldif: &str) {
+        use std::io::Write;
+        let ldapmodify = require_binary("ldapmodify", "ldap-utils");
+        let mut child = Command::new(ldapmodify)
+            .args(["-x", "-H", &self.url, "-D", &self.admin_dn, "-w", &self.admin_password])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ldapmodify");
+        child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("write to ldapmodify");
+        let out = child.wait_with_output().expect("ldapmodify output");
+        assert!(out.status.success(), "ldapmodify failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
 
     /// How many searches slapd received so far (see [`Slapd::search_log`]).

@@ -32,6 +32,21 @@ pub enum LoginError {
     /// No directory entry matches.
     #[error("no such user")]
     UnknownUser,
+    /// mailmux checked the password itself (PreAuth, CRAM-MD5, APOP) and it is wrong.
+    #[error("wrong password for {dn}: {how}")]
+    WrongPassword {
+        /// The user's entry.
+        dn: String,
+        /// How it was found wrong.
+        how: &'static str,
+    },
+    /// CRAM-MD5 or APOP for a user whose `userPassword` is hashed, or not readable with
+    /// `BindDN`'s rights: the digest cannot be checked.
+    #[error("{dn} has no cleartext userPassword that BindDN can read; CRAM-MD5 and APOP need one")]
+    NoCleartextPassword {
+        /// The user's entry.
+        dn: String,
+    },
     /// The login's hosted domain has no entry.
     #[error("domain '{domain}' not found in LDAP")]
     UnknownDomain {
@@ -106,6 +121,8 @@ impl LoginError {
             | LoginError::ProofNotEnabled(_)
             | LoginError::CertificateUnmapped { .. }
             | LoginError::UnknownUser
+            | LoginError::WrongPassword { .. }
+            | LoginError::NoCleartextPassword { .. }
             | LoginError::UnknownDomain { .. }
             | LoginError::Inactive { .. }
             // Said before the password was checked: telling more would confirm the user exists.

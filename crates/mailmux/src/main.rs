@@ -88,7 +88,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
     let mut ok = true;
     for svc in &loaded.config.services {
         let listeners: Vec<String> = svc.listeners.iter().map(ToString::to_string).collect();
-        match Service::build(svc.clone(), &mailmux::directory::route_cache(svc)) {
+        match Service::build(svc.clone(), &mailmux::server::Caches::for_config(svc)) {
             Ok(service) => {
                 for warning in &service.warnings {
                     println!("warning: {warning}");
@@ -104,6 +104,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
                 for domain in &svc.virtual_domains {
                     ok &= check_virtual_domain(domain, &service.warnings);
                 }
+                ok &= check_crams(std::sync::Arc::new(service));
             }
             Err(e) => {
                 println!("{e}");
@@ -113,6 +114,32 @@ fn check(args: &ConfigArgs) -> ExitCode {
     }
     println!("{}: {}, {} warning(s)", args.dir.display(), if ok { "ok" } else { "errors" }, loaded.warnings.0.len());
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// With `CRAMs yes` here or in a vdmap entry: asks the directory whether `BindDN` can read
+/// the cleartext passwords CRAM-MD5 and APOP need; `false` when it cannot. A directory that
+/// cannot be asked is a warning (check may run where the directory is not reachable).
+fn check_crams(service: std::sync::Arc<Service>) -> bool {
+    let services: Vec<_> = service.and_virtual_domains().filter(|s| s.config.auth.crams).collect();
+    if services.is_empty() {
+        return true;
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        println!("warning: cannot start a runtime to check CRAMs");
+        return true;
+    };
+    let mut ok = true;
+    for s in services {
+        match runtime.block_on(s.crams_problem()) {
+            None => {}
+            Some(problem @ mailmux::service::CramsProblem::Certain(_)) => {
+                println!("error: {problem}");
+                ok = false;
+            }
+            Some(problem) => println!("warning: {problem}"),
+        }
+    }
+    ok
 }
 
 /// Prints what a vdmap entry changes and checks its configuration the way a service's is
@@ -125,7 +152,7 @@ fn check_virtual_domain(domain: &mailmux_config::VirtualDomain, service_warnings
         format!("; not in effect (not implemented yet): {}", domain.not_implemented.join(", "))
     };
     println!("  vdmap {} {}: overrides {overrides}{pending}", domain.name, domain.address);
-    match Service::build((*domain.config).clone(), &mailmux::directory::route_cache(&domain.config)) {
+    match Service::build((*domain.config).clone(), &mailmux::server::Caches::for_config(&domain.config)) {
         Ok(built) => {
             // The service's own warnings were printed with it.
             for warning in built.warnings.iter().filter(|w| !service_warnings.contains(w)) {

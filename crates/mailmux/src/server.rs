@@ -29,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Edge, budget};
-use crate::directory::{self, cache::RouteCache};
+use crate::directory;
 use crate::listen;
-pub use crate::service::{Service, StartError, VirtualService};
+pub use crate::service::{Caches, Service, StartError, VirtualService};
 use crate::store::health::StoreHealth;
 
 /// What a listener serves: a service of the current generation, and whether the port speaks
@@ -91,8 +91,8 @@ struct State {
     /// By the address written in `ServiceList` (port 0 stays port 0, so a test's listeners
     /// are the same listeners after a reload).
     listeners: HashMap<ListenerKey, Listener>,
-    /// Route caches per service, with the parameters they were made for.
-    caches: HashMap<Protocol, ((u64, Duration), Arc<RouteCache>)>,
+    /// Route caches and AuthCaches per service, with the parameters they were made for.
+    caches: HashMap<Protocol, (CacheParams, Caches)>,
     drain: Duration,
     /// Set by [`Server::run`]: listeners added by a reload start at once.
     shutdown: Option<CancellationToken>,
@@ -200,6 +200,7 @@ impl Server {
                 self.shared.start(listener, &shutdown);
             }
         }
+        self.shared.check_crams();
         shutdown.cancelled().await;
         let sessions = &self.shared.sessions;
         sessions.close();
@@ -271,6 +272,7 @@ impl ServerHandle {
         }
         drop(state);
         tracing::info!(kept = ?summary.kept, added = ?summary.added, removed = ?summary.removed, "configuration reloaded");
+        self.shared.check_crams();
         Ok(summary)
     }
 }
@@ -278,6 +280,28 @@ impl ServerHandle {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Logs, in the background, why CRAM-MD5 and APOP cannot work where `CRAMs` is on.
+    fn check_crams(&self) {
+        let mut services: Vec<Arc<Service>> = Vec::new();
+        for listener in self.lock().listeners.values() {
+            let service = listener.role.borrow().service.clone();
+            for s in service.and_virtual_domains() {
+                if s.config.auth.crams && !services.iter().any(|known| Arc::ptr_eq(known, &s)) {
+                    services.push(s);
+                }
+            }
+        }
+        for service in services {
+            tokio::spawn(async move {
+                match service.crams_problem().await {
+                    Some(problem @ crate::service::CramsProblem::Certain(_)) => tracing::error!("{problem}"),
+                    Some(problem) => tracing::warn!("{problem}"),
+                    None => {}
+                }
+            });
+        }
     }
 
     /// Starts a listener's accept loop (once: it takes the socket).
@@ -318,8 +342,8 @@ fn build_generation(shared: &Shared, config: &Config) -> Result<Generation, Star
     let mut drain = Duration::ZERO;
     let mut ephemeral = HashMap::new();
     for svc in &config.services {
-        let cache = route_cache(shared, svc);
-        let service = Arc::new(Service::build(svc.clone(), &cache)?);
+        let caches = caches_for(shared, svc);
+        let service = Arc::new(Service::build(svc.clone(), &caches)?);
         for warning in &service.warnings {
             tracing::warn!("{warning}");
         }
@@ -339,15 +363,26 @@ fn build_generation(shared: &Shared, config: &Config) -> Result<Generation, Star
     Ok(Generation { listeners, drain })
 }
 
-fn route_cache(shared: &Shared, svc: &ServiceConfig) -> Arc<RouteCache> {
-    let params = (svc.lookup.cache_size, svc.lookup.cache_ttl + svc.lookup.cache_max_stale);
+/// What a cache was sized and timed for: a reload that changes neither keeps it.
+type CacheParams = ((u64, Duration), (u64, Duration));
+
+/// The caches of a service: the ones the server holds when the service's parameters are
+/// unchanged, else new ones.
+fn caches_for(shared: &Shared, svc: &ServiceConfig) -> Caches {
+    let params = (
+        (svc.lookup.cache_size, svc.lookup.cache_ttl + svc.lookup.cache_max_stale),
+        (svc.auth.cache_size, crate::service::auth_cache_keep(svc)),
+    );
     let mut state = shared.lock();
-    match state.caches.get(&svc.protocol) {
-        Some((kept, cache)) if *kept == params => cache.clone(),
-        _ => {
-            let cache = directory::route_cache(svc);
-            state.caches.insert(svc.protocol, (params, cache.clone()));
-            cache
-        }
-    }
+    let kept = state.caches.get(&svc.protocol).map(|(kept, caches)| (*kept, caches.clone()));
+    let caches = match kept {
+        Some((kept, caches)) if kept == params => caches,
+        Some((kept, caches)) => Caches {
+            routes: if kept.0 == params.0 { caches.routes } else { directory::route_cache(svc) },
+            proofs: if kept.1 == params.1 { caches.proofs } else { crate::service::auth_cache_for(svc) },
+        },
+        None => Caches::for_config(svc),
+    };
+    state.caches.insert(svc.protocol, (params, caches.clone()));
+    caches
 }

@@ -6,9 +6,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mailmux_config::ServiceConfig;
 
+use crate::directory::auth_cache::AuthCache;
 use crate::directory::cache::RouteCache;
 use crate::directory::{self, Directory};
 use crate::tls::{self, TlsSetupError};
@@ -19,6 +21,10 @@ pub struct Service {
     pub config: ServiceConfig,
     /// Where users are found.
     pub directory: Arc<dyn Directory>,
+    /// Which directory that is (its URLs and bind identity): the AuthCache keys proofs by it.
+    pub directory_key: String,
+    /// Successful pre-authentications, shared with the vdmap entries and kept across reloads.
+    pub auth_cache: Arc<AuthCache>,
     /// Attributes a user search asks for: the mail-host attributes and those `ReplayFormat` uses.
     pub search_attrs: Vec<String>,
     /// TLS toward clients, built once for this configuration generation.
@@ -49,12 +55,30 @@ impl std::fmt::Debug for Service {
         f.debug_struct("Service")
             .field("config", &self.config)
             .field("directory", &self.directory)
+            .field("auth_cache", &self.auth_cache)
             .field("search_attrs", &self.search_attrs)
             .field("tls", &self.tls.is_some())
             .field("store_tls", &self.store_tls.is_some())
             .field("warnings", &self.warnings)
             .field("virtual_domains", &self.virtual_domains)
             .finish()
+    }
+}
+
+/// Why CRAM-MD5 and APOP cannot work ([`Service::crams_problem`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CramsProblem {
+    /// The directory answered: they cannot.
+    Certain(String),
+    /// The directory could not be asked.
+    Unknown(String),
+}
+
+impl std::fmt::Display for CramsProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CramsProblem::Certain(text) | CramsProblem::Unknown(text) => f.write_str(text),
+        }
     }
 }
 
@@ -90,13 +114,45 @@ pub enum StartError {
     },
 }
 
+/// What a service keeps across reloads: owned by the server, lent to each generation.
+#[derive(Debug, Clone)]
+pub struct Caches {
+    /// Directory answers (`LdapCache*`).
+    pub routes: Arc<RouteCache>,
+    /// Successful pre-authentications (`AuthCache*`).
+    pub proofs: Arc<AuthCache>,
+}
+
+impl Caches {
+    /// New caches sized and timed for `config` (and its vdmap entries).
+    pub fn for_config(config: &ServiceConfig) -> Caches {
+        Caches { routes: directory::route_cache(config), proofs: auth_cache_for(config) }
+    }
+}
+
+/// An AuthCache for a service, sized by the service's `AuthCacheSize`.
+pub fn auth_cache_for(config: &ServiceConfig) -> Arc<AuthCache> {
+    AuthCache::new(config.auth.cache_size, auth_cache_keep(config))
+}
+
+/// How long an AuthCache keeps a proof: the longest `AuthCacheTTL` of the service and its
+/// vdmap entries (each lookup applies its own).
+pub fn auth_cache_keep(config: &ServiceConfig) -> Duration {
+    config.virtual_domains.iter().map(|d| d.config.auth.cache_ttl).fold(config.auth.cache_ttl, Duration::max)
+}
+
+/// Which directory a configuration reaches, and as whom.
+fn directory_key(config: &ServiceConfig) -> String {
+    format!("{:?} {:?}", config.directory, config.bind_dn)
+}
+
 impl Service {
     /// Builds the shared state of a service (reads LDIF files; opens no connection). Its
-    /// directory answers are cached in `cache`, which outlives the service.
-    pub fn build(config: ServiceConfig, cache: &Arc<RouteCache>) -> Result<Service, StartError> {
+    /// directory answers and proofs are kept in `caches`, which outlive the service.
+    pub fn build(config: ServiceConfig, caches: &Caches) -> Result<Service, StartError> {
         let directory_tls = tls::directory_config(&config)
             .map_err(|source| StartError::Tls { file: config.file.display().to_string(), source })?;
-        let directory = directory::from_config(&config, directory_tls, cache)
+        let directory = directory::from_config(&config, directory_tls, &caches.routes)
             .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
         let search_attrs = search_attrs_of(&config);
         let file = config.file.display().to_string();
@@ -139,6 +195,8 @@ impl Service {
                 })?
             };
             let service = Service {
+                directory_key: directory_key(vd),
+                auth_cache: caches.proofs.clone(),
                 config: (**vd).clone(),
                 directory,
                 search_attrs: search_attrs_of(vd),
@@ -153,7 +211,46 @@ impl Service {
                 service: Arc::new(service),
             });
         }
-        Ok(Service { config, directory, search_attrs, tls, store_tls, warnings, virtual_domains })
+        Ok(Service {
+            directory_key: directory_key(&config),
+            auth_cache: caches.proofs.clone(),
+            config,
+            directory,
+            search_attrs,
+            tls,
+            store_tls,
+            warnings,
+            virtual_domains,
+        })
+    }
+
+    /// With `CRAMs yes`, what keeps CRAM-MD5 and APOP from working, if anything: `BindDN`
+    /// cannot read `userPassword`, or the passwords are hashed. Said at start-up, at reload
+    /// and by `mailmux check`, rather than by each user's failed login.
+    pub async fn crams_problem(&self) -> Option<CramsProblem> {
+        if !self.config.auth.crams {
+            return None;
+        }
+        let file = self.config.file.display();
+        let who = self.config.bind_dn.as_deref().unwrap_or("an anonymous bind");
+        match self.directory.password_probe(self.config.bind_dn.as_deref()).await {
+            Ok(directory::PasswordProbe::Readable) => None,
+            Ok(directory::PasswordProbe::HashedOnly) => Some(CramsProblem::Certain(format!(
+                "{file}: CRAMs yes, but userPassword is hashed: CRAM-MD5 and APOP need passwords stored in clear"
+            ))),
+            Ok(directory::PasswordProbe::Hidden) => Some(CramsProblem::Certain(format!(
+                "{file}: CRAMs yes, but {who} cannot read userPassword: CRAM-MD5 and APOP logins will fail \
+                 (give BindDN read access to userPassword, or turn CRAMs off)"
+            ))),
+            Err(e) => Some(CramsProblem::Unknown(format!(
+                "{file}: CRAMs yes, but whether {who} can read userPassword is unknown: {e}"
+            ))),
+        }
+    }
+
+    /// This service and those of its vdmap entries.
+    pub fn and_virtual_domains(self: &Arc<Self>) -> impl Iterator<Item = Arc<Service>> + '_ {
+        std::iter::once(self.clone()).chain(self.virtual_domains.iter().map(|d| d.service.clone()))
     }
 
     /// The service for connections that arrived on `local`: a vdmap entry's, or this one.

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use mailmux_proto::Secret;
+
 use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 
 /// How long "no such entry" is remembered at most: a user created a moment ago should not
@@ -155,6 +157,22 @@ impl Directory for CachedDirectory {
     fn find_shared<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Arc<Entry>>, DirectoryError>> {
         Box::pin(self.find_cached(query))
     }
+
+    fn authenticate<'a>(&'a self, dn: &'a str, password: &'a Secret) -> BoxFuture<'a, Result<bool, DirectoryError>> {
+        self.inner.authenticate(dn, password)
+    }
+
+    /// Straight from the directory: passwords are never cached here.
+    fn stored_passwords<'a>(&'a self, dn: &'a str) -> BoxFuture<'a, Result<Vec<Secret>, DirectoryError>> {
+        self.inner.stored_passwords(dn)
+    }
+
+    fn password_probe<'a>(
+        &'a self,
+        bind_dn: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<super::PasswordProbe, DirectoryError>> {
+        self.inner.password_probe(bind_dn)
+    }
 }
 
 /// The whole query as one string: NUL cannot occur in a filter (user input is escaped) or a
@@ -191,9 +209,25 @@ mod tests {
                 if self.down.load(Ordering::Relaxed) {
                     return Err(DirectoryError::Unavailable("down".into()));
                 }
-                Ok(query.filter.contains("joe").then(|| Entry::new("uid=joe", [("mailhost", "store1")])))
+                let joe = query.filter.contains("joe") || matches!(&query.base, Base::Dn(dn) if dn.contains("joe"));
+                Ok(joe.then(|| Entry::new("uid=joe", [("mailhost", "store1"), ("userpassword", "secret")])))
             })
         }
+
+        fn authenticate<'a>(&'a self, _: &'a str, password: &'a Secret) -> BoxFuture<'a, Result<bool, DirectoryError>> {
+            Box::pin(async move { Ok(password.expose() == b"secret") })
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_and_binds_go_past_the_cache() {
+        let (inner, cached) = cached(Duration::from_secs(60));
+        for _ in 0..3 {
+            let passwords = cached.stored_passwords("uid=joe").await.unwrap();
+            assert_eq!(passwords.iter().map(|p| p.expose().to_vec()).collect::<Vec<_>>(), vec![b"secret".to_vec()]);
+            assert!(cached.authenticate("uid=joe", &Secret::new("secret")).await.unwrap());
+        }
+        assert_eq!(inner.searches.load(Ordering::Relaxed), 3, "every read of the password asked the directory");
     }
 
     fn query(filter: &str) -> Query<'_> {

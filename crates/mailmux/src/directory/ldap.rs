@@ -20,6 +20,10 @@
 //!   `LdapTimeout` again;
 //! * a search asks for two entries at most: one is the answer, two mean the filter is
 //!   ambiguous, and a broad filter cannot make the server send the whole tree.
+//!
+//! PreAuth binds as the user on connections of their own ([`BIND_POOL_SIZE`], opened
+//! without `BindDN`): a bind changes who a connection is, so a search connection is never
+//! bound as a user, and a bind connection is used by one bind at a time.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,8 +41,18 @@ use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 /// holding up the rest without opening a connection per session.
 const POOL_SIZE: usize = 4;
 
+/// Connections for PreAuth binds, per service.
+pub const BIND_POOL_SIZE: usize = 4;
+
 /// How long a server that failed to connect or bind is skipped.
 pub const DOWN_FOR: Duration = Duration::from_secs(5);
+
+/// A bind with a wrong password (or, for some servers, a DN that does not exist).
+const INVALID_CREDENTIALS: u32 = 49;
+/// Servers that refuse a bind outright (an empty password, a locked account) say this.
+const UNWILLING_TO_PERFORM: u32 = 53;
+/// A bind as a DN whose entry is gone, with servers that say so.
+const INAPPROPRIATE_AUTHENTICATION: u32 = 48;
 
 /// LDAP result codes that mean "no such entry" rather than trouble.
 const NO_SUCH_OBJECT: u32 = 32;
@@ -115,6 +129,9 @@ pub struct LdapDirectory {
     timeout: Duration,
     slots: Vec<Slot>,
     next: AtomicUsize,
+    /// PreAuth's connections (each with the index of its server), one bind at a time each.
+    bind_slots: Vec<tokio::sync::Mutex<Option<(Ldap, usize)>>>,
+    bind_next: AtomicUsize,
 }
 
 impl LdapDirectory {
@@ -142,6 +159,8 @@ impl LdapDirectory {
             timeout: svc.ldap_timeout,
             slots: (0..POOL_SIZE).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
+            bind_slots: (0..BIND_POOL_SIZE).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            bind_next: AtomicUsize::new(0),
         }
     }
 
@@ -156,6 +175,13 @@ impl LdapDirectory {
         if let Some(live) = slot.live() {
             return Ok(live);
         }
+        let (ldap, index) = self.open(true).await?;
+        Ok(slot.set(ldap, index))
+    }
+
+    /// A new connection to the first server that is not down, bound as `BindDN` when
+    /// `as_bind_dn` (PreAuth's connections are not), and the index of its server.
+    async fn open(&self, as_bind_dn: bool) -> Result<(Ldap, usize), DirectoryError> {
         let mut last_error = String::from("no LDAP server configured");
         let now = Instant::now();
         for (index, server) in self.servers.iter().enumerate() {
@@ -163,10 +189,10 @@ impl LdapDirectory {
                 last_error = format!("{}: down (failed within the last {} s)", server.url, DOWN_FOR.as_secs());
                 continue;
             }
-            match tokio::time::timeout(self.timeout, self.connect(server)).await {
+            match tokio::time::timeout(self.timeout, self.connect(server, as_bind_dn)).await {
                 Ok(Ok(ldap)) => {
                     server.mark(false);
-                    return Ok(slot.set(ldap, index));
+                    return Ok((ldap, index));
                 }
                 Ok(Err(e)) => last_error = format!("{}: {e}", server.url),
                 Err(_) => last_error = format!("{}: no answer within {} s", server.url, self.timeout.as_secs()),
@@ -177,7 +203,7 @@ impl LdapDirectory {
         Err(DirectoryError::Unavailable(last_error))
     }
 
-    async fn connect(&self, server: &Server) -> Result<Ldap, String> {
+    async fn connect(&self, server: &Server, as_bind_dn: bool) -> Result<Ldap, String> {
         let mut settings = LdapConnSettings::new().set_conn_timeout(self.timeout);
         if let Some(config) = &self.tls {
             // Our own configuration: the ring provider and LdapCAFile, never ldap3's defaults.
@@ -186,7 +212,7 @@ impl LdapDirectory {
         }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.url).await.map_err(|e| e.to_string())?;
         ldap3::drive!(conn);
-        if let Some((dn, pw)) = &self.bind {
+        if let Some((dn, pw)) = self.bind.as_ref().filter(|_| as_bind_dn) {
             let pw = std::str::from_utf8(pw.expose()).map_err(|_| "BindPass is not UTF-8".to_owned())?;
             ldap.with_timeout(self.timeout)
                 .simple_bind(dn, pw)
@@ -282,6 +308,60 @@ impl LdapDirectory {
     }
 }
 
+impl LdapDirectory {
+    /// PreAuth: a simple bind as `dn` with `password`, on a bind connection.
+    async fn bind_as(&self, dn: &str, password: &Secret) -> Result<bool, DirectoryError> {
+        // An empty password makes a simple bind an unauthenticated one (RFC 4513 5.1.2),
+        // which servers accept: it proves nothing.
+        let Ok(password) = std::str::from_utf8(password.expose()) else {
+            tracing::debug!(%dn, "password is not UTF-8; an LDAP simple bind cannot carry it");
+            return Ok(false);
+        };
+        if password.is_empty() || dn.is_empty() {
+            return Ok(false);
+        }
+        // A free connection if there is one; else wait for the next in turn.
+        let start = self.bind_next.fetch_add(1, Ordering::Relaxed);
+        let slots = &self.bind_slots;
+        let free = (0..slots.len()).find_map(|i| slots[(start + i) % slots.len()].try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => slots[start % slots.len()].lock().await,
+        };
+        for attempt in 0..2 {
+            let (mut ldap, server) = match slot.take() {
+                Some(live) => live,
+                None => self.open(false).await?,
+            };
+            match ldap.with_timeout(self.timeout).simple_bind(dn, password).await {
+                Ok(result) => {
+                    *slot = Some((ldap, server));
+                    return match result.rc {
+                        0 => Ok(true),
+                        INVALID_CREDENTIALS | UNWILLING_TO_PERFORM | INAPPROPRIATE_AUTHENTICATION => Ok(false),
+                        rc => Err(DirectoryError::Unavailable(format!(
+                            "bind as the user failed with result code {rc}: {}",
+                            result.text
+                        ))),
+                    };
+                }
+                Err(LdapError::Timeout { .. }) => {
+                    self.servers[server].mark(true);
+                    return Err(DirectoryError::Unavailable(format!(
+                        "{}: bind unanswered within {} s",
+                        self.servers[server].url,
+                        self.timeout.as_secs()
+                    )));
+                }
+                // The connection broke (a restarted server): once more on a new one.
+                Err(e) if attempt == 0 => tracing::debug!(error = %e, "LDAP bind connection failed; reconnecting"),
+                Err(e) => return Err(DirectoryError::Unavailable(e.to_string())),
+            }
+        }
+        Err(DirectoryError::Unavailable("bind connection failed twice".into()))
+    }
+}
+
 enum Failure {
     /// The connection broke: worth one retry on a new connection.
     Transport(LdapError),
@@ -292,5 +372,9 @@ enum Failure {
 impl Directory for LdapDirectory {
     fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
         Box::pin(self.search(query))
+    }
+
+    fn authenticate<'a>(&'a self, dn: &'a str, password: &'a Secret) -> BoxFuture<'a, Result<bool, DirectoryError>> {
+        Box::pin(self.bind_as(dn, password))
     }
 }

@@ -45,9 +45,10 @@ use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use mailmux_proto::Secret;
 use mailmux_proto::ldap_filter::{self, Filter};
 
-use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
+use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope, normalize_dn};
 
 /// Entries loaded from an LDIF file.
 #[derive(Debug)]
@@ -262,6 +263,31 @@ impl Directory for LdifDirectory {
     fn find<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
         Box::pin(async move { self.search(&query) })
     }
+
+    /// Checks the entry's `userPassword` values, as slapd's bind would.
+    fn authenticate<'a>(&'a self, dn: &'a str, password: &'a Secret) -> BoxFuture<'a, Result<bool, DirectoryError>> {
+        Box::pin(async move {
+            if password.is_empty() {
+                return Ok(false);
+            }
+            let mut unknown = false;
+            for stored in self.stored_passwords(dn).await? {
+                let check = match std::str::from_utf8(stored.expose()) {
+                    Ok(text) => super::password::check(text, password.expose()),
+                    Err(_) => super::password::Check::Mismatch,
+                };
+                match check {
+                    super::password::Check::Match => return Ok(true),
+                    super::password::Check::Mismatch => {}
+                    super::password::Check::UnknownScheme => unknown = true,
+                }
+            }
+            if unknown {
+                tracing::warn!(%dn, "userPassword uses a scheme the LDIF directory cannot check; PreAuth refuses");
+            }
+            Ok(false)
+        })
+    }
 }
 
 /// An entry with what searches compare, computed once.
@@ -284,10 +310,6 @@ impl Indexed {
     fn values(&self, attr: &str) -> &[String] {
         self.lowercased.get(attr).map(Vec::as_slice).unwrap_or(&[])
     }
-}
-
-fn normalize_dn(dn: &str) -> String {
-    dn.split(',').map(|rdn| rdn.trim().to_lowercase()).collect::<Vec<_>>().join(",")
 }
 
 enum Value {

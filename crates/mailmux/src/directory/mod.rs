@@ -9,9 +9,11 @@
 //! escaped (RFC 4515), and return at most one entry: a filter that matches several entries
 //! is an error, because routing one login to an arbitrary store would be worse than refusing it.
 
+pub mod auth_cache;
 pub mod cache;
 pub mod ldap;
 pub mod ldif;
+pub mod password;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use mailmux_config::{DirectoryUrl, ServiceConfig};
-use mailmux_proto::ldap_filter;
+use mailmux_proto::{Secret, ldap_filter};
 
 /// An entry: its DN and attributes (names lower-cased).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,6 +142,76 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Option<Entry>, DirectoryError>> {
         self.find(Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs })
     }
+
+    /// Whether `password` is the password of entry `dn` (PreAuth): `Ok(false)` for a wrong
+    /// password, an error when the directory cannot say. LDAP binds as `dn`, on connections
+    /// apart from the search connections; the LDIF directory checks `userPassword`.
+    fn authenticate<'a>(&'a self, dn: &'a str, password: &'a Secret) -> BoxFuture<'a, Result<bool, DirectoryError>>;
+
+    /// The `userPassword` values of entry `dn`, read with the directory's own credentials
+    /// (`BindDN`) and never cached: CRAM-MD5 and APOP need the cleartext.
+    fn stored_passwords<'a>(&'a self, dn: &'a str) -> BoxFuture<'a, Result<Vec<Secret>, DirectoryError>> {
+        Box::pin(async move {
+            let attrs = [USER_PASSWORD.to_owned()];
+            let query =
+                Query { base: Base::Dn(dn.to_owned()), scope: Scope::Base, filter: "(userPassword=*)", attrs: &attrs };
+            Ok(self.find(query).await?.map(|entry| passwords_of(&entry)).unwrap_or_default())
+        })
+    }
+
+    /// Whether `BindDN` can read users' passwords (checked at start-up and by `mailmux check`
+    /// when `CRAMs` is on): a search for any entry with a `userPassword`. Servers evaluate a
+    /// filter on an attribute the client may not read as undefined, so hidden passwords find
+    /// nothing. `bind_dn`'s own entry does not count: access rules commonly let an identity
+    /// read its own password.
+    fn password_probe<'a>(&'a self, bind_dn: Option<&'a str>) -> BoxFuture<'a, Result<PasswordProbe, DirectoryError>> {
+        Box::pin(async move {
+            let attrs = [USER_PASSWORD.to_owned()];
+            let query =
+                Query { base: Base::Configured, scope: Scope::Subtree, filter: "(userPassword=*)", attrs: &attrs };
+            let own = |entry: &Entry| bind_dn.is_some_and(|dn| normalize_dn(dn) == normalize_dn(&entry.dn));
+            match self.find(query).await {
+                Ok(None) => Ok(PasswordProbe::Hidden),
+                Ok(Some(entry)) if own(&entry) => Ok(PasswordProbe::Hidden),
+                Ok(Some(entry)) => {
+                    let passwords = passwords_of(&entry);
+                    let clear = passwords
+                        .iter()
+                        .any(|p| std::str::from_utf8(p.expose()).ok().and_then(password::cleartext).is_some());
+                    Ok(if clear { PasswordProbe::Readable } else { PasswordProbe::HashedOnly })
+                }
+                Err(DirectoryError::Ambiguous(_)) => Ok(PasswordProbe::Readable),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+/// What `BindDN` may read of users' passwords, for `CRAMs yes` (see
+/// [`Directory::password_probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordProbe {
+    /// Some entry's `userPassword` is visible (stored in clear, or several entries match
+    /// and were not read one by one).
+    Readable,
+    /// The one entry found holds only hashed values: CRAM-MD5 and APOP cannot be checked.
+    HashedOnly,
+    /// No entry shows a `userPassword`: access controls hide it from `BindDN`.
+    Hidden,
+}
+
+/// A DN as compared: each RDN trimmed and lower-cased.
+pub(crate) fn normalize_dn(dn: &str) -> String {
+    dn.split(',').map(|rdn| rdn.trim().to_lowercase()).collect::<Vec<_>>().join(",")
+}
+
+/// The attribute holding a user's password (RFC 4519).
+pub const USER_PASSWORD: &str = "userpassword";
+
+/// An entry's `userPassword` values (text or, as LDAP may send them, binary).
+pub fn passwords_of(entry: &Entry) -> Vec<Secret> {
+    let text = entry.values(USER_PASSWORD).iter().map(|v| Secret::new(v.as_bytes()));
+    text.chain(entry.binary_values(USER_PASSWORD).iter().map(|v| Secret::new(v.as_slice()))).collect()
 }
 
 /// A directory could not be built.

@@ -17,10 +17,9 @@ impl Front for ImapFront {
             restrict_plaintext: service.config.restrict_plain_passwords,
             tls: tls.active,
             client_certificate: tls.client_certificate,
-            // Offered once the server can verify them (CRAM digests need the clear password
-            // from the directory; tokens a store that takes them): until then, advertising
-            // them would only send clients into refusals.
-            crams: None,
+            crams: super::verify::challenge_seed(service),
+            // Offered once a store that takes them is known: until then, advertising them
+            // would only send clients into refusals.
             bearer: false,
             banner: service.config.banner.clone(),
             limits: Limits::default(),

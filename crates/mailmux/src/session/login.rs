@@ -1,15 +1,17 @@
 //! From credentials to a logged-in store connection.
 //!
 //! ```text
-//! password ─▶ identity (delimiters, default domain) ─┬─ hosted domain: domain entry ─▶ DomainSearchFormat below its base ─┐
-//!                                                    └─ else: SearchFormat below the LdapURL base ─────────────────────┤
-//! certificate (EXTERNAL) ─▶ certmap.conf mapping ─▶ search [VerifyCert] ───────────────────────────────────────────────┤
-//!   ◀──────────────────────────────────────────────────────────────────────────────────────────────────────────────────┘
-//!   status ─▶ the user's access filter ─▶ route (stores in order) ─▶ connect (skipping stores that are down) ─▶ replay
+//! password, CRAM ─▶ identity (delimiters, default domain) ─┬─ hosted domain: domain entry ─▶ DomainSearchFormat below its base ─┐
+//!                                                          └─ else: SearchFormat below the LdapURL base ─────────────────────┤
+//! certificate (EXTERNAL) ─▶ certmap.conf mapping ─▶ search [VerifyCert] ─────────────────────────────────────────────────────┤
+//!   ◀────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┘
+//!   status ─▶ the user's access filter ─▶ [PreAuth | CRAM digest] ─▶ route (stores in order) ─▶ connect (skipping stores that are down) ─▶ replay
 //! ```
 //!
-//! A password login replays the user's own credentials. A certificate login has no password,
-//! so mailmux logs in as `StoreAdmin` with the user as SASL PLAIN authorization identity.
+//! A password login replays the user's own credentials, after PreAuth has checked them when
+//! it is on ([`verify::preauth`]). A certificate, CRAM-MD5 or APOP login has no password to
+//! replay, so mailmux logs in as `StoreAdmin` with the user as SASL PLAIN authorization
+//! identity (CRAM-MD5 and APOP digests are checked first, [`verify::challenge_response`]).
 //! When the user's first store cannot be reached (refused, or no answer within
 //! `BacksideTimeout`), the next `mailHost` is tried, and the failed store is skipped by every
 //! session for a short while (`store::health`); a store that answers and refuses the login
@@ -17,7 +19,7 @@
 
 use mailmux_config::StoreTlsMode;
 use mailmux_config::tcp_access::{Decision, Service as AccessService, TcpAccess};
-use mailmux_proto::{ChallengeKind, Proof, ReplayCredentials, Secret, ldap_filter};
+use mailmux_proto::{Proof, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
 
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use mailmux_config::Template;
 use tokio::net::TcpStream;
 
-use super::SessionContext;
+use super::{SessionContext, verify};
 use crate::certificate;
 use crate::directory::{Base, Entry, Query, Scope};
 use crate::error::LoginError;
@@ -55,12 +57,24 @@ pub async fn log_in(
     certificate: Option<&CertificateDer<'_>>,
     encrypted: bool,
 ) -> Result<LoggedIn, LoginError> {
+    let svc = &ctx.service.config;
     let found = match proof {
         Proof::Password { login, password } => {
             if let Some(problem) = mailmux_proto::login::credentials_problem(login, password.expose()) {
                 return Err(LoginError::Unusable(problem));
             }
-            by_password(ctx, login, password).await?
+            by_login(ctx, login, Who::User(password.clone())).await?
+        }
+        Proof::ChallengeResponse { login, .. } => {
+            // The fronts offer CRAM-MD5 and APOP only with `CRAMs yes`; a vdmap entry may
+            // have turned them off for this address.
+            if !svc.auth.crams {
+                return Err(LoginError::ProofNotEnabled("CRAM-MD5 and APOP are not enabled (CRAMs)"));
+            }
+            if let Some(problem) = mailmux_proto::login::credentials_problem(login, b"") {
+                return Err(LoginError::Unusable(problem));
+            }
+            by_login(ctx, login, Who::OnBehalf).await?
         }
         Proof::Certificate { authzid } => {
             let requested = authzid.as_deref().unwrap_or("");
@@ -70,20 +84,21 @@ pub async fn log_in(
             let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;
             by_certificate(ctx, certificate, requested).await?
         }
-        // The fronts offer neither yet (the sessions leave CRAMs and bearer tokens off); a
-        // proof of either kind is refused rather than guessed at.
-        Proof::ChallengeResponse { kind, .. } => {
-            return Err(LoginError::ProofNotEnabled(match kind {
-                ChallengeKind::CramMd5 => "CRAM-MD5 logins are not enabled",
-                ChallengeKind::Apop => "APOP logins are not enabled",
-            }));
-        }
         Proof::BearerToken { .. } => return Err(LoginError::ProofNotEnabled("bearer-token logins are not enabled")),
     };
     let Found { identity, entry, domain, who } = found;
-    let svc = &ctx.service.config;
     status::check(&entry, &status::USER_STATUS_ATTRS, &format!("user '{}'", identity.user_at_domain()))?;
     user_access(ctx, &entry, encrypted).await?;
+    // Checked last, so that a disabled or barred user costs the directory no bind.
+    match proof {
+        Proof::Password { password, .. } => {
+            verify::preauth(ctx, &identity.user_at_domain(), &entry, domain.as_ref(), password).await?;
+        }
+        Proof::ChallengeResponse { challenge, digest, kind, .. } => {
+            verify::challenge_response(ctx, &entry, challenge, digest, *kind).await?;
+        }
+        Proof::Certificate { .. } | Proof::BearerToken { .. } => {}
+    }
     let port = match svc.store_tls.mode {
         StoreTlsMode::Implicit { port } => port,
         StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
@@ -217,7 +232,8 @@ fn unmapped(reason: &str) -> LoginError {
     LoginError::CertificateUnmapped { reason: reason.to_owned() }
 }
 
-async fn by_password(ctx: &SessionContext, login: &str, password: &Secret) -> Result<Found, LoginError> {
+/// Finds the user a login name names; `who` says whose credentials will go to the store.
+async fn by_login(ctx: &SessionContext, login: &str, who: Who) -> Result<Found, LoginError> {
     let service = &ctx.service;
     let svc = &service.config;
     let identity =
@@ -237,7 +253,7 @@ async fn by_password(ctx: &SessionContext, login: &str, password: &Secret) -> Re
     tracing::debug!(%filter, ?base, "directory search");
     let query = Query { base, scope: Scope::Subtree, filter: &filter, attrs: &service.search_attrs };
     let entry = service.directory.find_shared(query).await?.ok_or(LoginError::UnknownUser)?;
-    Ok(Found { identity, entry, domain, who: Who::User(password.clone()) })
+    Ok(Found { identity, entry, domain, who })
 }
 
 /// The attribute holding the user id of a certificate's entry.

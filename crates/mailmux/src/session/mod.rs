@@ -19,6 +19,7 @@ pub mod imap;
 pub mod login;
 pub mod pop3;
 mod prelogin;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,8 +17,9 @@ impl Front for Pop3Front {
             restrict_plaintext: service.config.restrict_plain_passwords,
             tls: tls.active,
             client_certificate: tls.client_certificate,
-            // APOP, CRAM-MD5 and bearer tokens are not verified by the server yet; see imap.rs.
-            crams: None,
+            crams: super::verify::challenge_seed(service),
+            // Offered once a store that takes them is known: until then, advertising them
+            // would only send clients into refusals.
             bearer: false,
         })
     }
