@@ -121,7 +121,7 @@ async fn main() {
     let a = args();
     eprintln!("starting the lab ({} users, two Dovecot stores) …", a.sessions.max(100));
     // The cache workload needs a real LDAP server; the others use the LDIF directory.
-    let with_slapd = a.only.as_deref() == Some("cache");
+    let with_slapd = matches!(a.only.as_deref(), Some("cache" | "preauth"));
     let lab = Arc::new(Lab::start(a.sessions.max(100), with_slapd));
     if a.runs("relay") {
         let message = big_message(a.message_mib << 20);
@@ -280,8 +280,11 @@ async fn main() {
     if a.only.as_deref() == Some("edge") {
         edge(&lab, imap).await;
     }
-    if with_slapd {
+    if a.only.as_deref() == Some("cache") {
         cache(&a, &lab, imap).await;
+    }
+    if a.only.as_deref() == Some("preauth") {
+        preauth(&a, &lab).await;
     }
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = child.wait();
@@ -499,5 +502,68 @@ async fn cache(a: &Args, lab: &Arc<Lab>, imap: SocketAddr) {
             n as f64 / elapsed.as_secs_f64(),
             a.concurrency
         );
+    }
+}
+
+/// Logins with PreAuth off, on with a cold AuthCache, and on with a warm one, in one run: two
+/// more mailmux processes on the lab's slapd, the route cache off in both so that every login
+/// searches once and PreAuth's bind (or cached proof) is the only difference.
+async fn preauth(a: &Args, lab: &Arc<Lab>) {
+    let users = Arc::new(lab.users.clone());
+    let n = users.len();
+    let store_port = lab.imap_port;
+    let login = |addr: SocketAddr, user: mailmux_testkit::User| async move {
+        let mut s = Transcript::connect(addr).await;
+        s.expect("* OK").await;
+        s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+        s.expect("a OK").await;
+        s.send("b LOGOUT").await;
+        s.expect_closed().await;
+    };
+    let direct = users.clone();
+    run_jobs(n, a.concurrency, move |i| {
+        let user = direct[i].clone();
+        login(SocketAddr::from((STORE_IPS[user.store], store_port)), user)
+    })
+    .await;
+    for (label, extra, passes) in [
+        ("PreAuth off", "default:LdapCacheSize 0\n", &["timed"][..]),
+        ("PreAuth on", "default:LdapCacheSize 0\ndefault:PreAuth yes\n", &["cold AuthCache", "warm AuthCache"][..]),
+    ] {
+        let cfg = lab.write_config(DirectoryKind::Ldap, extra, "");
+        let port = free_port();
+        std::fs::write(
+            cfg.join("AService.cfg"),
+            format!("default:ServiceList imapproxy@127.0.0.1:{port}\ndefault:LogLevel 4\n"),
+        )
+        .expect("write AService.cfg");
+        let mut child = Command::new(&a.mailmux)
+            .args(["run", "--log-stderr", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mailmux");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for pass in passes {
+            let users = users.clone();
+            let cpu_before = cpu_ms(child.id());
+            let elapsed = run_jobs(n, a.concurrency, move |i| login(addr, users[i].clone())).await;
+            let cpu = cpu_ms(child.id()) - cpu_before;
+            println!(
+                "preauth: {n} IMAP LOGIN+LOGOUT, {label}, {pass}: {:.0}/s, mailmux CPU {:.3} ms per login (concurrency {})",
+                n as f64 / elapsed.as_secs_f64(),
+                cpu as f64 / n as f64,
+                a.concurrency
+            );
+        }
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = child.wait();
     }
 }
