@@ -6,6 +6,7 @@
 //! | `AuthCacheSize` | 10000 | successful pre-authentications remembered (0: none) |
 //! | `AuthCacheTTL` (also `AuthCacheSizeTTL`) | 900 s | how long one is remembered: a changed password takes effect for the old one after this |
 //! | `CRAMs` | no | offer CRAM-MD5 (IMAP, POP3) and APOP, verified against the user's cleartext `userPassword` |
+//! | `OAuthBearer` | no | offer OAUTHBEARER and XOAUTH2 and hand the client's token to the store, which checks it (new; set it only where every store accepts bearer tokens) |
 //!
 //! A hosted domain's `mailAccessProxyPreAuth` overrides `PreAuth` for its users.
 
@@ -24,11 +25,20 @@ pub struct AuthConfig {
     pub cache_ttl: Duration,
     /// `CRAMs`.
     pub crams: bool,
+    /// `OAuthBearer`: mailmux cannot check a token itself, so offering the mechanisms is the
+    /// operator's statement that the stores can.
+    pub bearer: bool,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { preauth: false, cache_size: 10_000, cache_ttl: Duration::from_secs(900), crams: false }
+        AuthConfig {
+            preauth: false,
+            cache_size: 10_000,
+            cache_ttl: Duration::from_secs(900),
+            crams: false,
+            bearer: false,
+        }
     }
 }
 
@@ -40,6 +50,7 @@ impl AuthConfig {
         Some(match entry.key.as_str() {
             "preauth" => parse_bool(v).map(|b| self.preauth = b),
             "crams" => parse_bool(v).map(|b| self.crams = b),
+            "oauthbearer" => parse_bool(v).map(|b| self.bearer = b),
             "authcachesize" => {
                 v.parse::<u64>().map(|n| self.cache_size = n).map_err(|_| format!("'{v}' is not a number"))
             }
@@ -64,13 +75,22 @@ mod tests {
     #[test]
     fn mmp_defaults_and_both_spellings_of_the_ttl() {
         let d = AuthConfig::default();
-        assert!(!d.preauth && !d.crams);
+        assert!(!d.preauth && !d.crams && !d.bearer);
         assert_eq!((d.cache_size, d.cache_ttl), (10_000, Duration::from_secs(900)));
         let mut c = AuthConfig::default();
-        for (name, value) in [("PreAuth", "yes"), ("CRAMs", "1"), ("AuthCacheSize", "0"), ("AuthCacheSizeTTL", "60")] {
+        for (name, value) in [
+            ("PreAuth", "yes"),
+            ("CRAMs", "1"),
+            ("AuthCacheSize", "0"),
+            ("AuthCacheSizeTTL", "60"),
+            ("OAuthBearer", "yes"),
+        ] {
             assert_eq!(c.take(&entry(name, value)), Some(Ok(())), "{name}");
         }
-        assert_eq!(c, AuthConfig { preauth: true, cache_size: 0, cache_ttl: Duration::from_secs(60), crams: true });
+        assert_eq!(
+            c,
+            AuthConfig { preauth: true, cache_size: 0, cache_ttl: Duration::from_secs(60), crams: true, bearer: true }
+        );
         assert_eq!(c.take(&entry("AuthCacheTTL", "30")), Some(Ok(())));
         assert_eq!(c.cache_ttl, Duration::from_secs(30));
         assert!(matches!(c.take(&entry("PreAuth", "sometimes")), Some(Err(_))));

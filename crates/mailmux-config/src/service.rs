@@ -284,6 +284,7 @@ const KNOWN: &[&str] = &[
     "authcachesize",
     "authcachettl",
     "crams",
+    "oauthbearer",
     // AService.cfg (crate::load)
     "servicelist",
     "numthreads",

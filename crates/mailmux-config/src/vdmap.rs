@@ -27,7 +27,7 @@
 //! ```
 //!
 //! Only the parameters of [`PER_DOMAIN`] may be set in an entry (the MMP 6.x list, with the
-//! ones the wikis show "under vdomain"). `DomainDelim` is `VirtualDomainDelim`, and the
+//! ones the wikis show "under vdomain", and mailmux's own `OAuthBearer`). `DomainDelim` is `VirtualDomainDelim`, and the
 //! administrator's guide's `AuthCacheSizeTTL` is read as `AuthCacheTTL`. `CertMap` exists
 //! only here: it names a map of the service's `CertMapFile`.
 //!
@@ -79,6 +79,7 @@ pub const PER_DOMAIN: &[&str] = &[
     "ldapcachettl",
     "ldapurl",
     "mailhostattrs",
+    "oauthbearer",
     "preauth",
     "replayformat",
     "restrictplainpasswords",

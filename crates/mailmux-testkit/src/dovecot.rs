@@ -61,6 +61,18 @@ impl Dovecot {
     /// Starts a store in `dir`. `users` all get a password; those whose `store` is the
     /// spec's index get the marker message.
     pub fn start(dir: &Path, spec: &StoreSpec, users: &[User]) -> Dovecot {
+        Dovecot::launch(dir, spec, users, None)
+    }
+
+    /// Like [`Dovecot::start`], and the store also takes bearer tokens (`AUTH=OAUTHBEARER`,
+    /// `AUTH=XOAUTH2`, POP3 `SASL` likewise), checked by an `oauth2` passdb that asks the RFC 7662
+    /// endpoint at `introspection_url` (see [`crate::oauth2::Introspection`]). Passwords work
+    /// as on any store.
+    pub fn start_with_oauth2(dir: &Path, spec: &StoreSpec, users: &[User], introspection_url: &str) -> Dovecot {
+        Dovecot::launch(dir, spec, users, Some(introspection_url))
+    }
+
+    fn launch(dir: &Path, spec: &StoreSpec, users: &[User], introspection_url: Option<&str>) -> Dovecot {
         let dovecot = require_binary("dovecot", "dovecot-imapd");
         require_binary("doveadm", "dovecot-core");
         assert!(
@@ -94,6 +106,28 @@ impl Dovecot {
         );
         let StoreSpec { ip, imap_port, pop3_port, imaps_port, pop3s_port, .. } = spec;
         let (cert, key) = (spec.tls.cert.display(), spec.tls.key.display());
+        // The oauth2 passdb comes first and only for the bearer mechanisms, so passwords never
+        // reach the introspection endpoint.
+        let (auth_mechanisms, oauth2_passdb) = match introspection_url {
+            None => ("plain login", String::new()),
+            Some(url) => {
+                std::fs::write(
+                    dir.join("oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = username\n\
+                         active_attribute = active\nactive_value = true\nforce_introspection = yes\n"
+                    ),
+                )
+                .expect("write oauth2.conf.ext");
+                (
+                    "plain login oauthbearer xoauth2",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}/oauth2.conf.ext\n}}\n",
+                        dir.display()
+                    ),
+                )
+            }
+        };
         std::fs::write(
             &conf,
             format!(
@@ -109,14 +143,14 @@ ssl_key = <{key}
 ssl_dh = </usr/share/dovecot/dh.pem
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 auth_master_user_separator = *
 mail_location = maildir:{d}/mail/%u
 login_trusted_networks = 127.0.0.0/8
 mail_max_userip_connections = 1000
 default_client_limit = 4000
 pop3_uidl_format = %08Xu%08Xv
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   master = yes
   pass = yes

@@ -16,6 +16,7 @@
 //! | [`hosted`] | a hosted-domain directory (DC tree, alias, Schema 2) and the store logins it needs |
 //! | [`delay`] | a TCP relay that slows a server down, adjustable while the test runs |
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
+//! | [`oauth2`] | an RFC 7662 token introspection endpoint for Dovecot's `oauth2` passdb |
 //! | [`hostile`] | stores and directories that hang, babble or die on purpose |
 //! | [`pki`] | a test CA: server and client certificates, CRLs |
 //! | [`subject`] | hand-made certificate subjects: multi-valued RDNs, any string type, bad values |
@@ -28,6 +29,7 @@ pub mod dovecot;
 pub mod hosted;
 pub mod hostile;
 pub mod lab;
+pub mod oauth2;
 pub mod pki;
 pub mod ports;
 pub mod slapd;

@@ -25,8 +25,8 @@ pub enum LoginError {
     /// Credentials no user could have: control characters in the name, a NUL in the password.
     #[error("unusable credentials: {0}")]
     Unusable(&'static str),
-    /// A kind of proof the server does not verify (yet): the front offered a mechanism the
-    /// session cannot check.
+    /// A kind of proof this address's service does not take (`CRAMs` or `OAuthBearer` off,
+    /// e.g. by a vdmap entry), though the front accepted the mechanism.
     #[error("{0}")]
     ProofNotEnabled(&'static str),
     /// No directory entry matches.

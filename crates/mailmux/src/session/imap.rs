@@ -18,9 +18,7 @@ impl Front for ImapFront {
             tls: tls.active,
             client_certificate: tls.client_certificate,
             crams: super::verify::challenge_seed(service),
-            // Offered once a store that takes them is known: until then, advertising them
-            // would only send clients into refusals.
-            bearer: false,
+            bearer: service.config.auth.bearer,
             banner: service.config.banner.clone(),
             limits: Limits::default(),
         })

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! A password login replays the user's own credentials, after PreAuth has checked them when
-//! it is on ([`verify::preauth`]). A certificate, CRAM-MD5 or APOP login has no password to
+//! it is on ([`verify::preauth`]). A bearer token (OAUTHBEARER, XOAUTH2) names its user, who is
+//! routed like anyone else; the token itself is handed to the store unchanged, since only the
+//! store can check it (`OAuthBearer`). A certificate, CRAM-MD5 or APOP login has no password to
 //! replay, so mailmux logs in as `StoreAdmin` with the user as SASL PLAIN authorization
 //! identity (CRAM-MD5 and APOP digests are checked first, [`verify::challenge_response`]).
 //! When the user's first store cannot be reached (refused, or no answer within
@@ -19,7 +21,7 @@
 
 use mailmux_config::StoreTlsMode;
 use mailmux_config::tcp_access::{Decision, Service as AccessService, TcpAccess};
-use mailmux_proto::{Proof, ReplayCredentials, Secret, ldap_filter};
+use mailmux_proto::{BearerMechanism, Proof, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
 
 use std::sync::Arc;
@@ -84,7 +86,17 @@ pub async fn log_in(
             let certificate = certificate.ok_or_else(|| unmapped("no client certificate"))?;
             by_certificate(ctx, certificate, requested).await?
         }
-        Proof::BearerToken { .. } => return Err(LoginError::ProofNotEnabled("bearer-token logins are not enabled")),
+        Proof::BearerToken { login, token, mechanism, .. } => {
+            // The fronts offer the mechanisms only with `OAuthBearer yes`; a vdmap entry may
+            // have turned it off for this address.
+            if !svc.auth.bearer {
+                return Err(LoginError::ProofNotEnabled("bearer tokens are not enabled (OAuthBearer)"));
+            }
+            if let Some(problem) = mailmux_proto::login::credentials_problem(login, b"") {
+                return Err(LoginError::Unusable(problem));
+            }
+            by_login(ctx, login, Who::Token(token.clone(), *mechanism)).await?
+        }
     };
     let Found { identity, entry, domain, who } = found;
     status::check(&entry, &status::USER_STATUS_ATTRS, &format!("user '{}'", identity.user_at_domain()))?;
@@ -97,6 +109,7 @@ pub async fn log_in(
         Proof::ChallengeResponse { challenge, digest, kind, .. } => {
             verify::challenge_response(ctx, &entry, challenge, digest, *kind).await?;
         }
+        // Only the store can check a token: mailmux has no key to verify one with.
         Proof::Certificate { .. } | Proof::BearerToken { .. } => {}
     }
     let port = match svc.store_tls.mode {
@@ -117,6 +130,9 @@ pub async fn log_in(
                 svc.store_admin.clone().ok_or_else(|| unmapped("StoreAdmin is not configured"))?;
             ReplayCredentials::Password { authzid: Some(replay_user), authcid: admin, password: admin_password }
         }
+        // The token goes on unchanged; the user it names becomes the store's login name, as a
+        // password login's would.
+        Who::Token(token, mechanism) => ReplayCredentials::Bearer { user: replay_user, token, mechanism },
     };
     let (tcp, store) = connect_first(ctx, &stores).await?;
     let setup = store::StoreSetup {
@@ -217,6 +233,8 @@ enum Who {
     User(Secret),
     /// `StoreAdmin`'s, acting for the user.
     OnBehalf,
+    /// The client's bearer token, for the store to check.
+    Token(Secret, BearerMechanism),
 }
 
 /// Who the credentials name: the login taken apart, the user's entry, the hosted domain
