@@ -200,3 +200,57 @@ async fn cached_routes_do_not_wait_for_a_slow_directory_and_one_search_serves_ma
     assert_eq!(h.slapd.searches() - before, 1, "{:?}", &h.slapd.search_log()[before..]);
     mm.stop().await;
 }
+
+/// Sets (or with `None` removes) a domain entry's `mailAccessProxyPreAuth`, and removes it again
+/// when dropped, so a failing test leaves the shared directory as it found it.
+struct DomainPreAuth<'a> {
+    slapd: &'a Slapd,
+    dn: String,
+}
+
+impl<'a> DomainPreAuth<'a> {
+    fn set(slapd: &'a Slapd, dn: String, value: &str) -> DomainPreAuth<'a> {
+        slapd.ldapmodify(&format!(
+            "dn: {dn}\nchangetype: modify\nreplace: mailAccessProxyPreAuth\nmailAccessProxyPreAuth: {value}\n"
+        ));
+        DomainPreAuth { slapd, dn }
+    }
+}
+
+impl Drop for DomainPreAuth<'_> {
+    fn drop(&mut self) {
+        self.slapd.ldapmodify(&format!("dn: {}\nchangetype: modify\nreplace: mailAccessProxyPreAuth\n", self.dn));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domains_mail_access_proxy_preauth_overrides_the_services_preauth() {
+    let _turn = TURN.lock().await;
+    let h = hosted();
+    let url = hosted::ldap_url(&h.slapd);
+    let (siroe_joe, sesta_joe) = (h.site.user("joe", SIROE), h.site.user("joe", SESTA));
+    // siroe.com turns PreAuth on for its users; the service leaves it off.
+    let _siroe = DomainPreAuth::set(&h.slapd, h.site.domain(SIROE).entry_dn(), "yes");
+    let lines = hosted_lines(h, &url, "default:PreAuth no\ndefault:LdapCacheSize 0\n");
+    let mm = Mailmux::start(&h.lab.write_config(DirectoryKind::Ldif, &lines, "")).await;
+    let (siroe_binds, sesta_binds) = (h.slapd.binds_as(&siroe_joe.dn()), h.slapd.binds_as(&sesta_joe.dn()));
+    let (answer, _) = login(mm.imap, "joe@siroe.com", "wrong").await;
+    assert!(answer.starts_with("a NO [AUTHENTICATIONFAILED]"), "{answer}");
+    login_reaches(mm.imap, "joe@siroe.com", &siroe_joe.password, 0).await;
+    login_reaches(mm.imap, "joe@sesta.com", &sesta_joe.password, 1).await;
+    assert_eq!(h.slapd.binds_as(&siroe_joe.dn()), siroe_binds + 2, "siroe's users are bound as themselves");
+    assert_eq!(h.slapd.binds_as(&sesta_joe.dn()), sesta_binds, "sesta's are not");
+    let logs = captured_logs();
+    assert!(logs.contains(") joe@siroe.com pre-authenticated - 127.0.0.1, 127.0.0.1"), "{logs}");
+    assert!(!logs.contains("joe@sesta.com pre-authenticated"), "{logs}");
+    mm.stop().await;
+
+    // sesta.com turns it off for its users; the service has it on.
+    let _sesta = DomainPreAuth::set(&h.slapd, h.site.domain(SESTA).entry_dn(), "no");
+    let lines = hosted_lines(h, &url, "default:PreAuth yes\ndefault:LdapCacheSize 0\n");
+    let mm = Mailmux::start(&h.lab.write_config(DirectoryKind::Ldif, &lines, "")).await;
+    let sesta_binds = h.slapd.binds_as(&sesta_joe.dn());
+    login_reaches(mm.imap, "joe@sesta.com", &sesta_joe.password, 1).await;
+    assert_eq!(h.slapd.binds_as(&sesta_joe.dn()), sesta_binds, "mailAccessProxyPreAuth no: no bind");
+    mm.stop().await;
+}
