@@ -1,8 +1,13 @@
 //! After login: copy bytes both ways until the session ends.
 //!
-//! Nothing is parsed here. Each direction has one fixed buffer, so a session costs the same
-//! memory however much mail it moves; a slow reader slows its writer through TCP flow
-//! control instead of growing a queue. When one side closes its sending half, the other
+//! Nothing is parsed here. A session owns no buffer: each read goes into a 16 KiB scratch
+//! buffer the worker thread lends ([`CHUNK`]) and is written straight out; only what the
+//! writer does not take at once is kept on the heap, and given back when the direction is
+//! idle again. So an idle session costs its two streams and little more. A slow client may
+//! fall behind its store by its [`Lag`] allowance (`SlowClientBuffer`), taken from a budget
+//! the whole process shares (`SlowClientBufferTotal`), so the store finishes and moves on;
+//! past that, and toward stores, a slow reader slows its writer through TCP flow control
+//! instead of growing a queue. When one side closes its sending half, the other
 //! side's sending half is shut down too (half-close) and the opposite direction goes on until
 //! it ends as well. The session ends when both directions are done, when either fails, or
 //! when nothing has moved for the idle timeout.
@@ -28,14 +33,63 @@
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// Bytes buffered per direction.
-pub const BUFFER_SIZE: usize = 16 * 1024;
+/// Bytes read at a time, into a buffer each worker thread lends to whichever session is
+/// moving bytes: a session owns no buffer while it is idle.
+pub const CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; CHUNK].into_boxed_slice());
+}
+
+/// Memory the relays of the whole process may hold for clients that read slower than their
+/// stores write (`SlowClientBufferTotal`). Lives in the server, outside configuration
+/// generations. When it is spent, slow clients get TCP flow control, as without it.
+#[derive(Debug)]
+pub struct LagBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl LagBudget {
+    /// A budget of `limit` bytes.
+    pub const fn new(limit: usize) -> LagBudget {
+        LagBudget { limit, used: AtomicUsize::new(0) }
+    }
+
+    /// Bytes held now, by every session.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| used.checked_add(n).filter(|&u| u <= self.limit))
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        if n > 0 {
+            self.used.fetch_sub(n, Ordering::AcqRel);
+        }
+    }
+}
+
+/// How far the store-to-client direction of one session may read ahead of its client
+/// (`SlowClientBuffer`), so a slow client does not hold its store for as long as it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Lag<'a> {
+    /// Bytes one session may hold (at least one [`CHUNK`]).
+    pub per_session: usize,
+    /// The process's budget.
+    pub budget: &'a LagBudget,
+}
 
 /// How the relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,20 +128,22 @@ pub struct RelayStats {
 }
 
 /// Relays until the session ends. `client_pending` (bytes the client sent after its login)
-/// goes to the store first; `store_pending` goes to the client first.
+/// goes to the store first; `store_pending` goes to the client first. `lag`: how far the
+/// store may get ahead of a slow client (`None`: one chunk, then TCP flow control).
 pub async fn relay<C, S>(
     mut client: C,
     client_pending: Vec<u8>,
     mut store: S,
     store_pending: Vec<u8>,
     idle: Duration,
+    lag: Option<Lag<'_>>,
 ) -> RelayStats
 where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut up = Pump::new(client_pending);
-    let mut down = Pump::new(store_pending);
+    let mut up = Pump::new(client_pending, None);
+    let mut down = Pump::new(store_pending, lag);
     let mut first_closed = None;
     let mut last_activity = Instant::now();
     let timer = tokio::time::sleep(idle);
@@ -136,13 +192,16 @@ where
     RelayStats { client_to_store: up.copied, store_to_client: down.copied, end }
 }
 
-/// One direction: reads into its buffer, writes the buffer out, flushes before waiting.
-struct Pump {
-    /// Starts out holding the pending bytes (if any), then reused for every read.
-    buf: Box<[u8]>,
-    /// `buf[pos..end]` has been read and not yet written.
-    pos: usize,
-    end: usize,
+/// One direction: reads a chunk into the worker's scratch buffer, writes it straight out, and
+/// keeps on the heap only what the writer did not take (up to its [`Lag`] allowance).
+struct Pump<'a> {
+    /// Read and not yet written: `backlog[start..]`. No heap while the writer keeps up.
+    backlog: Vec<u8>,
+    start: usize,
+    /// How far this direction may read ahead of a slow writer, and from which budget.
+    lag: Option<Lag<'a>>,
+    /// Bytes of `lag`'s budget this pump holds.
+    reserved: usize,
     /// Something was written since the last flush: a TLS writer may still hold it.
     unflushed: bool,
     /// The reader reached its end; what is left is writing out, then the half-close.
@@ -153,14 +212,46 @@ struct Pump {
     copied: u64,
 }
 
-impl Pump {
-    fn new(pending: Vec<u8>) -> Pump {
-        let end = pending.len();
-        let mut buf = pending;
-        if buf.len() < BUFFER_SIZE {
-            buf.resize(BUFFER_SIZE, 0);
+impl<'a> Pump<'a> {
+    fn new(pending: Vec<u8>, lag: Option<Lag<'a>>) -> Pump<'a> {
+        Pump { backlog: pending, start: 0, lag, reserved: 0, unflushed: false, eof: false, done: false, copied: 0 }
+    }
+
+    fn held(&self) -> usize {
+        self.backlog.len() - self.start
+    }
+
+    /// How much may be read while the writer cannot take more: one chunk is every pump's
+    /// right (the fixed buffer of a plain proxy); more only within the session's allowance,
+    /// taken from the process's budget a chunk at a time. 0: wait for the writer.
+    fn room_while_blocked(&mut self) -> usize {
+        let held = self.held();
+        let mut allowed = CHUNK + self.reserved;
+        if held >= allowed {
+            let Some(lag) = self.lag else { return 0 };
+            if allowed + CHUNK > lag.per_session.max(CHUNK) || !lag.budget.try_take(CHUNK) {
+                return 0;
+            }
+            self.reserved += CHUNK;
+            allowed += CHUNK;
         }
-        Pump { buf: buf.into_boxed_slice(), pos: 0, end, unflushed: false, eof: false, done: false, copied: 0 }
+        (allowed - held).min(CHUNK)
+    }
+
+    /// The backlog is empty: its heap goes back (when `idle`, or when it grew past a chunk),
+    /// and so does the budget it held.
+    fn drained(&mut self, idle: bool) {
+        self.backlog.clear();
+        self.start = 0;
+        if idle || self.backlog.capacity() > 2 * CHUNK {
+            self.backlog = Vec::new();
+        }
+        if let Some(lag) = self.lag
+            && self.reserved > 0
+        {
+            lag.budget.give_back(self.reserved);
+            self.reserved = 0;
+        }
     }
 
     /// Moves bytes until the reader would block (`Pending`, after flushing the writer), the
@@ -176,48 +267,98 @@ impl Pump {
             return Poll::Pending;
         }
         loop {
-            while self.pos < self.end {
-                let n = ready!(writer.as_mut().poll_write(cx, &self.buf[self.pos..self.end]))?;
-                if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            let mut writer_blocked = false;
+            while self.start < self.backlog.len() {
+                match writer.as_mut().poll_write(cx, &self.backlog[self.start..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        self.start += n;
+                        self.copied += n as u64;
+                        self.unflushed = true;
+                        *moved = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        writer_blocked = true;
+                        break;
+                    }
                 }
-                self.pos += n;
-                self.copied += n as u64;
-                self.unflushed = true;
-                *moved = true;
             }
-            if self.buf.len() > BUFFER_SIZE {
-                // Pending bytes larger than a buffer are out: back to the usual size.
-                self.buf = vec![0u8; BUFFER_SIZE].into_boxed_slice();
+            if !writer_blocked && self.start > 0 {
+                self.drained(false);
             }
             if self.eof {
+                if writer_blocked {
+                    return Poll::Pending;
+                }
                 // Shutting down flushes first. A peer that is already gone cannot take the
                 // half-close; the other direction still decides how the session ends.
                 let _ = ready!(writer.as_mut().poll_shutdown(cx));
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
-            let mut read = ReadBuf::new(&mut self.buf);
-            match reader.as_mut().poll_read(cx, &mut read) {
+            let room = if writer_blocked { self.room_while_blocked() } else { CHUNK };
+            if room == 0 {
+                // The writer's waker is registered: it calls when the client reads again.
+                return Poll::Pending;
+            }
+            let read = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let mut buf = ReadBuf::new(&mut scratch[..room]);
+                ready!(reader.as_mut().poll_read(cx, &mut buf))?;
+                let n = buf.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Ok(0));
+                }
+                *moved = true;
+                let mut written = 0;
+                if !writer_blocked {
+                    // The common case: straight from the scratch buffer to the writer.
+                    while written < n {
+                        match writer.as_mut().poll_write(cx, &scratch[written..n]) {
+                            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                            Poll::Ready(Ok(k)) => {
+                                written += k;
+                                self.copied += k as u64;
+                                self.unflushed = true;
+                            }
+                            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                            Poll::Pending => break,
+                        }
+                    }
+                }
+                if written < n {
+                    if self.start > 0 && self.start >= self.backlog.len() / 2 {
+                        self.backlog.drain(..self.start);
+                        self.start = 0;
+                    }
+                    self.backlog.extend_from_slice(&scratch[written..n]);
+                }
+                Poll::Ready(Ok(n))
+            });
+            match read {
                 Poll::Pending => {
                     if self.unflushed {
                         ready!(writer.as_mut().poll_flush(cx))?;
                         self.unflushed = false;
                     }
+                    if self.held() == 0 {
+                        self.drained(true);
+                    }
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {
-                    let n = read.filled().len();
-                    self.pos = 0;
-                    self.end = n;
-                    if n == 0 {
-                        self.eof = true;
-                    } else {
-                        *moved = true;
-                    }
-                }
+                Poll::Ready(Ok(0)) => self.eof = true,
+                Poll::Ready(Ok(_)) => {}
             }
+        }
+    }
+}
+
+impl Drop for Pump<'_> {
+    fn drop(&mut self) {
+        if let Some(lag) = self.lag {
+            lag.budget.give_back(self.reserved);
         }
     }
 }
@@ -233,8 +374,14 @@ mod tests {
     async fn pending_bytes_first_then_both_ways_with_half_close() {
         let (client, mut client_peer) = duplex(1024);
         let (store, mut store_peer) = duplex(1024);
-        let relay =
-            tokio::spawn(relay(client, b"c-pending ".to_vec(), store, b"s-pending ".to_vec(), Duration::from_secs(5)));
+        let relay = tokio::spawn(relay(
+            client,
+            b"c-pending ".to_vec(),
+            store,
+            b"s-pending ".to_vec(),
+            Duration::from_secs(5),
+            None,
+        ));
 
         client_peer.write_all(b"hello store").await.unwrap();
         client_peer.shutdown().await.unwrap();
@@ -262,7 +409,7 @@ mod tests {
         let (store, _store_peer) = duplex(64);
         let stats = tokio::time::timeout(
             Duration::from_secs(5),
-            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100)),
+            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100), None),
         )
         .await
         .expect("idle timeout fired");
@@ -273,7 +420,7 @@ mod tests {
     async fn store_closing_first_is_reported() {
         let (client, mut client_peer) = duplex(64);
         let (store, store_peer) = duplex(64);
-        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(5)));
+        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(5), None));
         drop(store_peer);
         let mut rest = Vec::new();
         client_peer.read_to_end(&mut rest).await.unwrap();
@@ -333,7 +480,7 @@ mod tests {
     async fn tls_client_gets_every_byte_while_the_store_waits() {
         let (client, mut client_peer) = tls_pipe(1024).await;
         let (store, mut store_peer) = duplex(64 * 1024);
-        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30)));
+        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30), None));
         let response = pattern(1024 * 1024 + 17);
         let writer = {
             let response = response.clone();
@@ -361,7 +508,8 @@ mod tests {
     async fn tls_store_gets_every_byte_while_the_client_waits() {
         let (mut store_peer, store) = tls_pipe(1024).await;
         let (client, mut client_peer) = duplex(64 * 1024);
-        let relay = tokio::spawn(relay(client, b"a APPEND ".to_vec(), store, Vec::new(), Duration::from_secs(30)));
+        let relay =
+            tokio::spawn(relay(client, b"a APPEND ".to_vec(), store, Vec::new(), Duration::from_secs(30), None));
         let upload = pattern(512 * 1024 + 5);
         let writer = {
             let upload = upload.clone();
@@ -383,5 +531,73 @@ mod tests {
         let stats = relay.await.unwrap();
         assert_eq!(stats.client_to_store, upload.len() as u64 + 9);
         assert_eq!(stats.end, RelayEnd::ClientClosed);
+    }
+
+    /// A direction that has moved its bytes and waits on its reader owns no heap: the chunk
+    /// it read went straight from the worker's scratch buffer to the writer.
+    #[tokio::test]
+    async fn an_idle_direction_holds_no_heap() {
+        let (mut source_peer, mut source) = duplex(64 * 1024);
+        let (mut sink, mut sink_peer) = duplex(64 * 1024);
+        let mut pump = Pump::new(b"pending ".to_vec(), None);
+        let data = pattern(40_000);
+        source_peer.write_all(&data).await.unwrap();
+        let mut moved = false;
+        let polled =
+            poll_fn(|cx| Poll::Ready(pump.poll(cx, Pin::new(&mut source), Pin::new(&mut sink), &mut moved))).await;
+        assert!(polled.is_pending() && moved);
+        assert_eq!((pump.backlog.capacity(), pump.copied), (0, 40_008));
+        let got = read_all_within(&mut sink_peer, 40_008).await;
+        assert!(got[..8] == *b"pending " && got[8..] == data[..]);
+    }
+
+    /// Feeds `len` bytes from a store into a relay whose client reads nothing for a while:
+    /// whether the store got rid of them all within `patience`, then what the client read.
+    async fn store_ahead_of_a_stalled_client(len: usize, lag: Lag<'_>, patience: Duration) -> (bool, Vec<u8>) {
+        let (client, mut client_peer) = duplex(1024);
+        let (store, mut store_peer) = duplex(16 * 1024);
+        let data = pattern(len);
+        let relaying = relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30), Some(lag));
+        let test = async {
+            let mut written = 0;
+            let finished = tokio::time::timeout(patience, async {
+                while written < len {
+                    written += store_peer.write(&data[written..]).await.unwrap();
+                }
+            })
+            .await
+            .is_ok();
+            let (_, got) = tokio::join!(store_peer.write_all(&data[written..]), read_all_within(&mut client_peer, len));
+            drop(store_peer);
+            client_peer.shutdown().await.unwrap();
+            drop(client_peer);
+            (finished, got)
+        };
+        let (stats, (finished, got)) = tokio::join!(relaying, test);
+        assert_eq!(stats.store_to_client, len as u64);
+        assert!(got == data, "bytes changed on the way");
+        (finished, got)
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_lets_its_store_finish_within_the_allowance() {
+        static BUDGET: LagBudget = LagBudget::new(1 << 20);
+        let lag = Lag { per_session: 256 * 1024, budget: &BUDGET };
+        let (finished, _) = store_ahead_of_a_stalled_client(250 * 1024, lag, Duration::from_secs(2)).await;
+        assert!(finished, "the store had to wait for the client");
+        assert_eq!(BUDGET.used(), 0, "the budget is returned once the client has caught up");
+    }
+
+    #[tokio::test]
+    async fn beyond_the_allowance_or_the_budget_the_store_waits() {
+        static EMPTY: LagBudget = LagBudget::new(0);
+        let lag = Lag { per_session: 256 * 1024, budget: &EMPTY };
+        let (finished, _) = store_ahead_of_a_stalled_client(250 * 1024, lag, Duration::from_millis(300)).await;
+        assert!(!finished, "no budget: flow control, as without the allowance");
+        static PLENTY: LagBudget = LagBudget::new(64 << 20);
+        let lag = Lag { per_session: 64 * 1024, budget: &PLENTY };
+        let (finished, _) = store_ahead_of_a_stalled_client(400 * 1024, lag, Duration::from_millis(300)).await;
+        assert!(!finished, "a session holds no more than its allowance");
+        assert_eq!(PLENTY.used(), 0);
     }
 }

@@ -279,6 +279,7 @@ async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, 
                 handed.store,
                 handed.store_pending,
                 ctx.service.config.timeout,
+                None,
             )
             .await;
             summary.up = stats.client_to_store;
