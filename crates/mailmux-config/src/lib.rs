@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use directory_url::DirectoryUrl;
-pub use service::{LogLevel, Protocol, ServiceConfig};
+pub use service::{LogFormat, LogLevel, Protocol, ServiceConfig};
 pub use template::{Template, Token};
 pub use tls::{ServerTls, StoreTls, StoreTlsMode};
 pub use vdmap::VirtualDomain;
@@ -65,6 +65,8 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// `LogLevel` of `AService.cfg`.
     pub log_level: LogLevel,
+    /// `LogFormat` (mailmux) of `AService.cfg`: text lines or JSON lines.
+    pub log_format: LogFormat,
     /// `MaxSessions` (mailmux): sessions served at once; by default as many as the
     /// process's descriptor limit allows.
     pub max_sessions: Option<usize>,
@@ -106,6 +108,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     };
     let mut log_dir = None;
     let mut log_level = LogLevel::default();
+    let mut log_format = LogFormat::default();
     let (mut max_sessions, mut max_prelogin_sessions, mut max_prelogin_per_network) = (None, None, None);
     let mut pid_file = default_pid_file(dir, instance);
     let mut service_list = None;
@@ -119,6 +122,10 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
             "loglevel" => match LogLevel::parse(&entry.value) {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
+            },
+            "logformat" => match LogFormat::parse(&entry.value) {
+                Ok(format) => log_format = format,
+                Err(e) => diags.error(&aservice_path, entry.line, format!("LogFormat: {e}")),
             },
             "maxsessions" | "maxpreloginsessions" | "maxpreloginpernetwork" => {
                 match entry.value.trim().parse::<usize>() {
@@ -172,6 +179,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         dir: dir.to_path_buf(),
         log_dir,
         log_level,
+        log_format,
         max_sessions,
         max_prelogin_sessions,
         max_prelogin_per_network,

@@ -58,7 +58,8 @@ impl Protocol {
     }
 }
 
-/// `LogLevel`: a syslog severity, 3 (errors) to 7 (debug). 5 (notice) is the default.
+/// `LogLevel`: a syslog severity, the highest written: 1 alert, 2 critical, 3 error,
+/// 4 warning, 5 notice (the default), 6 information, 7 debug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogLevel(pub u8);
 
@@ -69,11 +70,41 @@ impl Default for LogLevel {
 }
 
 impl LogLevel {
-    /// Parses a level; values below 3 (the pre-6.3 scale) are read as 3.
+    /// Parses a level from 0 to 7; 0 (emergency) reads as 1, since mailmux writes no
+    /// emergency lines and a log that shows nothing at all helps nobody.
     pub fn parse(value: &str) -> Result<LogLevel, String> {
         match value.trim().parse::<u8>() {
-            Ok(n) if n <= 7 => Ok(LogLevel(n.max(3))),
-            _ => Err(format!("'{value}' is not a level from 0 to 7")),
+            Ok(n) if n <= 7 => Ok(LogLevel(n.max(1))),
+            _ => Err(format!("'{value}' is not a level from 1 (alerts only) to 7 (debug)")),
+        }
+    }
+}
+
+/// `LogFormat` (mailmux): how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json`.
+    pub fn parse(value: &str) -> Result<LogFormat, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("'{value}' is not 'text' or 'json'")),
+        }
+    }
+
+    /// The name as written in the files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
         }
     }
 }
@@ -135,6 +166,8 @@ pub struct ServiceConfig {
     pub log_dir: Option<PathBuf>,
     /// `LogLevel` of this service.
     pub log_level: Option<LogLevel>,
+    /// `LogFormat` (mailmux) of this service's log.
+    pub log_format: Option<LogFormat>,
     /// TLS toward clients (`SSLEnable yes`).
     pub tls: Option<ServerTls>,
     /// TLS toward stores.
@@ -237,6 +270,7 @@ const KNOWN: &[&str] = &[
     "serverdownalert",
     "logdir",
     "loglevel",
+    "logformat",
     "virtualdomainfile",
     // TlsParams::take
     "sslenable",
@@ -391,6 +425,7 @@ pub fn build_layered(
         server_down_alert: None,
         log_dir: None,
         log_level: None,
+        log_format: None,
         tls: None,
         store_tls: StoreTls::default(),
         restrict_plain_passwords: false,
@@ -558,6 +593,7 @@ pub fn build_layered(
                 Ok(())
             }
             "loglevel" => LogLevel::parse(v).map(|l| svc.log_level = Some(l)),
+            "logformat" => LogFormat::parse(v).map(|f| svc.log_format = Some(f)),
             key if NOT_YET.contains(&key) => {
                 diags.warn(
                     at,
@@ -727,6 +763,24 @@ mod tests {
     }
 
     #[test]
+    fn log_levels_are_the_syslog_scale_and_formats_text_or_json() {
+        let level = |v: &str| LogLevel::parse(v).map(|l| l.0);
+        assert_eq!((1..=7).map(|n| level(&n.to_string())).collect::<Vec<_>>(), (1..=7).map(Ok).collect::<Vec<_>>());
+        assert_eq!(level("0"), Ok(1), "no emergency lines: 0 reads as alerts only");
+        assert!(level("8").is_err() && level("notice").is_err());
+        assert_eq!(LogLevel::default().0, 5);
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:LogLevel 6\ndefault:LogFormat JSON\n");
+        let svc = svc.unwrap_or_else(|| panic!("{d}"));
+        assert_eq!((svc.log_level, svc.log_format), (Some(LogLevel(6)), Some(LogFormat::Json)));
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:LogFormat xml\n");
+        assert!(svc.is_none());
+        assert!(
+            d.to_string().contains("ImapProxyAService.cfg:2: error: LogFormat: 'xml' is not 'text' or 'json'"),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn search_format_without_parentheses_gets_them() {
         let (svc, _) = service("default:LdapURL ldif:u\ndefault:SearchFormat uid=%s\n");
         assert_eq!(svc.unwrap().search_format.source(), "(uid=%s)");
@@ -796,8 +850,8 @@ mod tests {
                 let arm = line.split("=>").next().unwrap_or_default();
                 let arm = arm.split(" if ").next().unwrap_or_default();
                 for name in arm.split('|').map(|n| n.trim().trim_matches('"')) {
-                    // ReplayMechanism's values, not parameter names.
-                    if !["login", "plain"].contains(&name) {
+                    // ReplayMechanism's and LogFormat's values, not parameter names.
+                    if !["login", "plain", "text", "json"].contains(&name) {
                         assert!(is_known(name), "{file}: '{name}' is parsed but missing from KNOWN");
                     }
                 }

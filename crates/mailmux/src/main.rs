@@ -174,10 +174,24 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     for warning in &loaded.warnings.0 {
         tracing::warn!("{warning}");
     }
-    let pid_file = PidFile::write(&loaded.config.pid_file)?;
+    let served = serve(args, &loaded.config, log_files);
+    if let Err(e) = &served {
+        // Standard error may go nowhere under a service manager: the log says it too.
+        tracing::error!(target: mailmux::log_severity::ALERT, "cannot serve: {e:#}; exiting");
+    }
+    served
+}
+
+/// Serves `config` until a stop signal, then drains.
+fn serve(
+    args: &ConfigArgs,
+    config: &mailmux_config::Config,
+    log_files: mailmux::logging::LogFiles,
+) -> anyhow::Result<()> {
+    let pid_file = PidFile::write(&config.pid_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::bind(&loaded.config).await?;
+        let server = Server::bind(config).await?;
         let handle = server.handle();
         let shutdown = CancellationToken::new();
         let mut term = signal(SignalKind::terminate())?;

@@ -120,6 +120,11 @@ async fn run_serves_until_sigterm_and_says_goodbye_and_logs_per_service() {
     c.expect("a1 OK").await;
     c.send("a2 LOGOUT").await;
     c.expect("* BYE").await;
+    c.expect("a2 OK").await;
+    c.expect_closed().await;
+    // Closed both ways, the session ends and writes its summary (with the user) before the
+    // drain: at LogLevel 5 that line is the only one naming the user.
+    drop(c);
 
     let mut p = Transcript::connect(([127, 0, 0, 1], pop3_port).into()).await;
     p.expect("+OK").await;
