@@ -26,6 +26,8 @@
 //! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
 //! | [`address_list`] | address ranges (`IP\|MASK`, CIDR) and the `BGExcluded` list or file |
 //! | [`vdmap`] | the vdmap file: a service's settings per local address (virtual domains) |
+//! | [`origin`] | where each setting was written, file and line |
+//! | [`effective`] | every parameter's effective value and origin (`mailmux check --effective`) |
 
 pub mod address_list;
 pub mod auth;
@@ -35,7 +37,9 @@ pub mod diagnostic;
 pub mod directory_url;
 pub mod dn;
 pub mod edge;
+pub mod effective;
 pub mod lookup;
+pub mod origin;
 pub mod raw;
 pub mod service;
 pub mod service_list;
@@ -82,6 +86,8 @@ pub struct Config {
     pub pid_file: PathBuf,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
+    /// Where `AService.cfg`'s settings were written.
+    pub origins: origin::Origins,
 }
 
 /// A configuration and the warnings found while loading it.
@@ -112,7 +118,9 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     let (mut max_sessions, mut max_prelogin_sessions, mut max_prelogin_per_network) = (None, None, None);
     let mut pid_file = default_pid_file(dir, instance);
     let mut service_list = None;
+    let mut origins = origin::Origins::default();
     for entry in &entries {
+        origins.set(&entry.key, &aservice_path, entry.line, false);
         match entry.key.as_str() {
             "servicelist" => {
                 service_list = Some(service_list::parse(&entry.value, &aservice_path, entry.line, &mut diags));
@@ -185,6 +193,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         max_prelogin_per_network,
         pid_file,
         services,
+        origins,
     };
     Ok(Loaded { config, warnings: diags })
 }

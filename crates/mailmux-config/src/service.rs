@@ -194,6 +194,10 @@ pub struct ServiceConfig {
     /// The vdmap entries: per local address, a complete configuration of its own. Empty in
     /// the configurations of the domains themselves. See [`ServiceConfig::for_local_address`].
     pub virtual_domains: Vec<VirtualDomain>,
+    /// Where each setting was written (file and line), for `mailmux check --effective`.
+    pub origins: crate::origin::Origins,
+    /// `CertMapFile`: the file `cert_map` was read from.
+    pub cert_map_file: Option<PathBuf>,
     /// MMP parameters mailmux recognises but does not implement yet (`NOT_YET`), as written
     /// and unchecked, so that each feature finds its value (per virtual domain, too) when it
     /// lands. None of them is a secret, which is why they may appear in `Debug`.
@@ -327,6 +331,12 @@ const KNOWN: &[&str] = &[
     "pidfile",
 ];
 
+/// Every parameter name mailmux knows, implemented or not, lower case (aliases included).
+#[cfg(test)]
+pub(crate) fn known_names() -> impl Iterator<Item = &'static str> {
+    KNOWN.iter().chain(NOT_YET).copied()
+}
+
 /// Whether a (lower-case) name is a parameter mailmux knows, implemented or not.
 pub(crate) fn is_known(key: &str) -> bool {
     let key = canonical_key(key);
@@ -346,6 +356,7 @@ pub(crate) fn canonical_key(key: &str) -> &str {
         "domaindelim" => "virtualdomaindelim",
         // The 6.x administrator's guide lists "AuthCacheSize and AuthCacheSizeTTL".
         "authcachesizettl" => "authcachettl",
+        "canonicaldomaindelim" => "canonicalvirtualdomaindelim",
         other => other,
     }
 }
@@ -438,6 +449,8 @@ pub fn build_layered(
         virtual_domain_file: None,
         virtual_domains: Vec::new(),
         not_implemented: Vec::new(),
+        origins: crate::origin::Origins::default(),
+        cert_map_file: None,
     };
     let (mut store_admin, mut store_admin_pass) = (None, None);
     let mut cert_map_line = 0;
@@ -447,6 +460,7 @@ pub fn build_layered(
     let mut tls = TlsParams::default();
     for (at, per_domain, e) in layered {
         let v = e.value.trim();
+        svc.origins.set(canonical_key(&e.key), at, e.line, per_domain);
         if e.key == "crams" {
             crams_at = (at, e.line);
         }
@@ -555,6 +569,7 @@ pub fn build_layered(
             "certmapfile" => {
                 cert_map_line = e.line;
                 let path = crate::resolve(dir, v);
+                svc.cert_map_file = Some(path.clone());
                 std::fs::read_to_string(&path)
                     .map(|text| svc.cert_map = Some(crate::certmap::parse(&path, &text, diags)))
                     .map_err(|err| format!("cannot read {}: {err}", path.display()))
