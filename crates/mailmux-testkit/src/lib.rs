@@ -17,6 +17,7 @@
 //! | [`delay`] | a TCP relay that slows a server down, adjustable while the test runs |
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
 //! | [`hostile`] | stores and directories that hang, babble or die on purpose |
+//! | [`haproxy`] | HAProxy in front of several mailmux instances: round robin, PROXY protocol v2 |
 //! | [`pki`] | a test CA: server and client certificates, CRLs |
 //! | [`subject`] | hand-made certificate subjects: multi-valued RDNs, any string type, bad values |
 //! | [`lab`] | the whole site, and mailmux configuration directories pointing at it |
@@ -25,6 +26,7 @@
 pub mod daemon;
 pub mod delay;
 pub mod dovecot;
+pub mod haproxy;
 pub mod hosted;
 pub mod hostile;
 pub mod lab;
@@ -46,7 +48,7 @@ pub fn require_binary(name: &str, package: &str) -> PathBuf {
     }
     panic!(
         "`{name}` is not installed: this test needs a real {name}. Install the Debian package `{package}` \
-         (`.ci/run` does: apt-get install slapd ldap-utils dovecot-imapd dovecot-pop3d)."
+         (`scripts/install-test-deps` installs every one of them)."
     );
 }
 
