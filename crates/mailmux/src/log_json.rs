@@ -227,7 +227,60 @@ pub fn json_string(out: &mut String, value: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
     use super::*;
+
+    /// A writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_session_line_names_its_session_and_types_its_fields() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(SessionRecorder)
+            .with(tracing_subscriber::fmt::layer().event_format(JsonLines).with_writer(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let client: std::net::SocketAddr = "192.0.2.7:50312".parse().expect("address");
+            let span = tracing::info_span!("pop3", id = 42u64, client = %client, local = "198.51.100.1:110", vdmap = tracing::field::Empty);
+            span.record("vdmap", "siroe");
+            span.in_scope(|| tracing::info!(user = "jo\"e\n", tls = true, bytes_in = 7u64, "session end"));
+            tracing::warn!("outside any session");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+            .expect("UTF-8");
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let session = &lines[0];
+        assert_eq!(session["service"], "pop3");
+        assert_eq!(session["sid"], 42);
+        assert_eq!(session["client"], "192.0.2.7:50312");
+        assert_eq!(session["local"], "198.51.100.1:110");
+        assert_eq!(session["vdmap"], "siroe", "recorded after the span was made");
+        assert_eq!((session["level"].clone(), session["severity"].clone()), ("notice".into(), 5.into()));
+        assert_eq!(session["message"], "session end");
+        assert_eq!(session["fields"]["user"], "jo\"e\n", "read back exactly");
+        assert_eq!(session["fields"]["tls"], true);
+        assert_eq!(session["fields"]["bytes_in"], 7);
+        let process = &lines[1];
+        assert!(process.get("sid").is_none() && process.get("client").is_none(), "{text}");
+        assert_eq!(process["level"], "warning");
+    }
 
     #[test]
     fn strings_cannot_end_the_line_or_the_object() {

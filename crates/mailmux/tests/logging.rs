@@ -198,3 +198,37 @@ async fn json_lines_parse_and_name_their_session() {
     assert!(hostile_seen, "the hostile name, read back exactly:\n{log}");
     assert!(!log.contains('\u{202e}'), "an unescaped bidirectional override:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_cannot_serve_says_so_at_level_one() {
+    let lab = lab(2);
+    let dir = lab.write_config(DirectoryKind::Ldif, "", "");
+    // Another process holds the IMAP port: binding it fails after the log is open.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    std::fs::write(
+        dir.join("AService.cfg"),
+        format!(
+            "default:ServiceList imapproxy@127.0.0.1:{port}\ndefault:LogDir {}/log\ndefault:LogLevel 1\n\
+             default:LogFormat json\n",
+            dir.display()
+        ),
+    )
+    .expect("write AService.cfg");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailmux"))
+        .arg("run")
+        .arg("-c")
+        .arg(&dir)
+        .output()
+        .await
+        .expect("run mailmux");
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(dir.join("log/mailmux.log")).expect("the log was opened");
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(lines.len(), 1, "at LogLevel 1 only the alert:\n{log}");
+    assert_eq!(lines[0]["level"], "alert", "{log}");
+    let message = lines[0]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("cannot serve: ") && message.contains(&port.to_string()), "{log}");
+    drop(taken);
+}
