@@ -12,7 +12,7 @@
 //! | warning | 4 | `warn!` | stores and directories failing, refused connections, failed store logins |
 //! | notice | 5 | `info!` | each session's summary line, refused logins with the reason, BadGuy, start, reload, stop |
 //! | information | 6 | `info!` with target [`INFORMATION`] | logins, pre-authentications, TLS failures, host names, limits |
-//! | debug | 7 | `debug!`, `trace!` | search filters, reconnections, skipped stores |
+//! | debug | 7 | `debug!` | search filters, reconnections, skipped stores (`trace!` is never written) |
 //!
 //! Spans are not filtered by severity: a session's span must exist in every log, whatever its
 //! level, or the lines inside it would lose their session id (a `warn!` inside an `info` span
