@@ -1,4 +1,4 @@
-//! `LogDir` and `LogLevel` to tracing subscribers, one log per file that sets them.
+//! `LogDir`, `LogLevel` and `LogFormat` to tracing subscribers, one log per file that sets them.
 //!
 //! As in the MMP, each file's `LogDir`/`LogLevel` governs its own lines:
 //!
@@ -15,9 +15,10 @@
 //! (`imap{id=… client=… local=…}` / `pop3{…}`; `sid`, `client` … in JSON), whatever the level.
 //! `RUST_LOG`, when set, narrows every log further, for debugging.
 //!
-//! Every field of every line, span fields and messages included, is written through
-//! [`crate::log_safe::Escaped`] ([`safe_fields`]): values that come from peers cannot break a
-//! line or forge one, whichever call site logs them.
+//! Every field of every text line, span fields and messages included, is written through
+//! [`crate::log_safe::Escaped`] ([`safe_fields`]), and every string of a JSON line through
+//! [`crate::log_json::json_string`]: values that come from peers cannot break a line or forge
+//! one, whichever call site logs them.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
