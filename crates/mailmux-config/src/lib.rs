@@ -26,6 +26,8 @@
 //! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
 //! | [`address_list`] | address ranges (`IP\|MASK`, CIDR) and the `BGExcluded` list or file |
 //! | [`vdmap`] | the vdmap file: a service's settings per local address (virtual domains) |
+//! | [`origin`] | where each setting was written, file and line |
+//! | [`effective`] | every parameter's effective value and origin (`mailmux check --effective`) |
 
 pub mod address_list;
 pub mod auth;
@@ -35,7 +37,9 @@ pub mod diagnostic;
 pub mod directory_url;
 pub mod dn;
 pub mod edge;
+pub mod effective;
 pub mod lookup;
+pub mod origin;
 pub mod raw;
 pub mod service;
 pub mod service_list;
@@ -48,7 +52,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use directory_url::DirectoryUrl;
-pub use service::{LogLevel, Protocol, ServiceConfig};
+pub use service::{LogFormat, LogLevel, Protocol, ServiceConfig};
 pub use template::{Template, Token};
 pub use tls::{ServerTls, StoreTls, StoreTlsMode};
 pub use vdmap::VirtualDomain;
@@ -65,6 +69,8 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     /// `LogLevel` of `AService.cfg`.
     pub log_level: LogLevel,
+    /// `LogFormat` (mailmux) of `AService.cfg`: text lines or JSON lines.
+    pub log_format: LogFormat,
     /// `MaxSessions` (mailmux): sessions served at once; by default as many as the
     /// process's descriptor limit allows.
     pub max_sessions: Option<usize>,
@@ -80,6 +86,8 @@ pub struct Config {
     pub pid_file: PathBuf,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
+    /// Where `AService.cfg`'s settings were written.
+    pub origins: origin::Origins,
 }
 
 /// A configuration and the warnings found while loading it.
@@ -106,10 +114,13 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     };
     let mut log_dir = None;
     let mut log_level = LogLevel::default();
+    let mut log_format = LogFormat::default();
     let (mut max_sessions, mut max_prelogin_sessions, mut max_prelogin_per_network) = (None, None, None);
     let mut pid_file = default_pid_file(dir, instance);
     let mut service_list = None;
+    let mut origins = origin::Origins::default();
     for entry in &entries {
+        origins.set(&entry.key, &aservice_path, entry.line, false);
         match entry.key.as_str() {
             "servicelist" => {
                 service_list = Some(service_list::parse(&entry.value, &aservice_path, entry.line, &mut diags));
@@ -119,6 +130,10 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
             "loglevel" => match LogLevel::parse(&entry.value) {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
+            },
+            "logformat" => match LogFormat::parse(&entry.value) {
+                Ok(format) => log_format = format,
+                Err(e) => diags.error(&aservice_path, entry.line, format!("LogFormat: {e}")),
             },
             "maxsessions" | "maxpreloginsessions" | "maxpreloginpernetwork" => {
                 match entry.value.trim().parse::<usize>() {
@@ -172,11 +187,13 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         dir: dir.to_path_buf(),
         log_dir,
         log_level,
+        log_format,
         max_sessions,
         max_prelogin_sessions,
         max_prelogin_per_network,
         pid_file,
         services,
+        origins,
     };
     Ok(Loaded { config, warnings: diags })
 }

@@ -58,7 +58,8 @@ impl Protocol {
     }
 }
 
-/// `LogLevel`: a syslog severity, 3 (errors) to 7 (debug). 5 (notice) is the default.
+/// `LogLevel`: a syslog severity, the highest written: 1 alert, 2 critical, 3 error,
+/// 4 warning, 5 notice (the default), 6 information, 7 debug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogLevel(pub u8);
 
@@ -69,11 +70,41 @@ impl Default for LogLevel {
 }
 
 impl LogLevel {
-    /// Parses a level; values below 3 (the pre-6.3 scale) are read as 3.
+    /// Parses a level from 0 to 7; 0 (emergency) reads as 1, since mailmux writes no
+    /// emergency lines and a log that shows nothing at all helps nobody.
     pub fn parse(value: &str) -> Result<LogLevel, String> {
         match value.trim().parse::<u8>() {
-            Ok(n) if n <= 7 => Ok(LogLevel(n.max(3))),
-            _ => Err(format!("'{value}' is not a level from 0 to 7")),
+            Ok(n) if n <= 7 => Ok(LogLevel(n.max(1))),
+            _ => Err(format!("'{value}' is not a level from 1 (alerts only) to 7 (debug)")),
+        }
+    }
+}
+
+/// `LogFormat` (mailmux): how log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json`.
+    pub fn parse(value: &str) -> Result<LogFormat, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("'{value}' is not 'text' or 'json'")),
+        }
+    }
+
+    /// The name as written in the files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
         }
     }
 }
@@ -135,6 +166,8 @@ pub struct ServiceConfig {
     pub log_dir: Option<PathBuf>,
     /// `LogLevel` of this service.
     pub log_level: Option<LogLevel>,
+    /// `LogFormat` (mailmux) of this service's log.
+    pub log_format: Option<LogFormat>,
     /// TLS toward clients (`SSLEnable yes`).
     pub tls: Option<ServerTls>,
     /// TLS toward stores.
@@ -161,6 +194,10 @@ pub struct ServiceConfig {
     /// The vdmap entries: per local address, a complete configuration of its own. Empty in
     /// the configurations of the domains themselves. See [`ServiceConfig::for_local_address`].
     pub virtual_domains: Vec<VirtualDomain>,
+    /// Where each setting was written (file and line), for `mailmux check --effective`.
+    pub origins: crate::origin::Origins,
+    /// `CertMapFile`: the file `cert_map` was read from.
+    pub cert_map_file: Option<PathBuf>,
     /// MMP parameters mailmux recognises but does not implement yet (`NOT_YET`), as written
     /// and unchecked, so that each feature finds its value (per virtual domain, too) when it
     /// lands. None of them is a secret, which is why they may appear in `Debug`.
@@ -237,6 +274,7 @@ const KNOWN: &[&str] = &[
     "serverdownalert",
     "logdir",
     "loglevel",
+    "logformat",
     "virtualdomainfile",
     // TlsParams::take
     "sslenable",
@@ -294,6 +332,12 @@ const KNOWN: &[&str] = &[
     "pidfile",
 ];
 
+/// Every parameter name mailmux knows, implemented or not, lower case (aliases included).
+#[cfg(test)]
+pub(crate) fn known_names() -> impl Iterator<Item = &'static str> {
+    KNOWN.iter().chain(NOT_YET).copied()
+}
+
 /// Whether a (lower-case) name is a parameter mailmux knows, implemented or not.
 pub(crate) fn is_known(key: &str) -> bool {
     let key = canonical_key(key);
@@ -313,6 +357,7 @@ pub(crate) fn canonical_key(key: &str) -> &str {
         "domaindelim" => "virtualdomaindelim",
         // The 6.x administrator's guide lists "AuthCacheSize and AuthCacheSizeTTL".
         "authcachesizettl" => "authcachettl",
+        "canonicaldomaindelim" => "canonicalvirtualdomaindelim",
         other => other,
     }
 }
@@ -392,6 +437,7 @@ pub fn build_layered(
         server_down_alert: None,
         log_dir: None,
         log_level: None,
+        log_format: None,
         tls: None,
         store_tls: StoreTls::default(),
         restrict_plain_passwords: false,
@@ -404,6 +450,8 @@ pub fn build_layered(
         virtual_domain_file: None,
         virtual_domains: Vec::new(),
         not_implemented: Vec::new(),
+        origins: crate::origin::Origins::default(),
+        cert_map_file: None,
     };
     let (mut store_admin, mut store_admin_pass) = (None, None);
     let mut cert_map_line = 0;
@@ -413,6 +461,7 @@ pub fn build_layered(
     let mut tls = TlsParams::default();
     for (at, per_domain, e) in layered {
         let v = e.value.trim();
+        svc.origins.set(canonical_key(&e.key), at, e.line, per_domain);
         if e.key == "crams" {
             crams_at = (at, e.line);
         }
@@ -521,6 +570,7 @@ pub fn build_layered(
             "certmapfile" => {
                 cert_map_line = e.line;
                 let path = crate::resolve(dir, v);
+                svc.cert_map_file = Some(path.clone());
                 std::fs::read_to_string(&path)
                     .map(|text| svc.cert_map = Some(crate::certmap::parse(&path, &text, diags)))
                     .map_err(|err| format!("cannot read {}: {err}", path.display()))
@@ -559,6 +609,7 @@ pub fn build_layered(
                 Ok(())
             }
             "loglevel" => LogLevel::parse(v).map(|l| svc.log_level = Some(l)),
+            "logformat" => LogFormat::parse(v).map(|f| svc.log_format = Some(f)),
             key if NOT_YET.contains(&key) => {
                 diags.warn(
                     at,
@@ -728,6 +779,24 @@ mod tests {
     }
 
     #[test]
+    fn log_levels_are_the_syslog_scale_and_formats_text_or_json() {
+        let level = |v: &str| LogLevel::parse(v).map(|l| l.0);
+        assert_eq!((1..=7).map(|n| level(&n.to_string())).collect::<Vec<_>>(), (1..=7).map(Ok).collect::<Vec<_>>());
+        assert_eq!(level("0"), Ok(1), "no emergency lines: 0 reads as alerts only");
+        assert!(level("8").is_err() && level("notice").is_err());
+        assert_eq!(LogLevel::default().0, 5);
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:LogLevel 6\ndefault:LogFormat JSON\n");
+        let svc = svc.unwrap_or_else(|| panic!("{d}"));
+        assert_eq!((svc.log_level, svc.log_format), (Some(LogLevel(6)), Some(LogFormat::Json)));
+        let (svc, d) = service("default:LdapURL ldif:u\ndefault:LogFormat xml\n");
+        assert!(svc.is_none());
+        assert!(
+            d.to_string().contains("ImapProxyAService.cfg:2: error: LogFormat: 'xml' is not 'text' or 'json'"),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn search_format_without_parentheses_gets_them() {
         let (svc, _) = service("default:LdapURL ldif:u\ndefault:SearchFormat uid=%s\n");
         assert_eq!(svc.unwrap().search_format.source(), "(uid=%s)");
@@ -797,8 +866,8 @@ mod tests {
                 let arm = line.split("=>").next().unwrap_or_default();
                 let arm = arm.split(" if ").next().unwrap_or_default();
                 for name in arm.split('|').map(|n| n.trim().trim_matches('"')) {
-                    // ReplayMechanism's values, not parameter names.
-                    if !["login", "plain"].contains(&name) {
+                    // ReplayMechanism's and LogFormat's values, not parameter names.
+                    if !["login", "plain", "text", "json"].contains(&name) {
                         assert!(is_known(name), "{file}: '{name}' is parsed but missing from KNOWN");
                     }
                 }

@@ -18,6 +18,7 @@
 //! | [`dovecot`] | a Dovecot IMAP/POP3 store with a passwd-file and marker messages |
 //! | [`oauth2`] | an RFC 7662 token introspection endpoint for Dovecot's `oauth2` passdb |
 //! | [`hostile`] | stores and directories that hang, babble or die on purpose |
+//! | [`haproxy`] | HAProxy in front of several mailmux instances: round robin, PROXY protocol v2 |
 //! | [`pki`] | a test CA: server and client certificates, CRLs |
 //! | [`subject`] | hand-made certificate subjects: multi-valued RDNs, any string type, bad values |
 //! | [`lab`] | the whole site, and mailmux configuration directories pointing at it |
@@ -26,6 +27,7 @@
 pub mod daemon;
 pub mod delay;
 pub mod dovecot;
+pub mod haproxy;
 pub mod hosted;
 pub mod hostile;
 pub mod lab;
@@ -48,7 +50,7 @@ pub fn require_binary(name: &str, package: &str) -> PathBuf {
     }
     panic!(
         "`{name}` is not installed: this test needs a real {name}. Install the Debian package `{package}` \
-         (`.ci/run` does: apt-get install slapd ldap-utils dovecot-imapd dovecot-pop3d)."
+         (`scripts/install-test-deps` installs every one of them)."
     );
 }
 

@@ -29,7 +29,9 @@
 //! | [`tls`] | rustls configurations per generation, STARTTLS-capable streams |
 //! | [`error`] | what went wrong in a login: what the client is told, what is logged |
 //! | [`outcome`] | how a session ended: the bounded words of the summary line |
-//! | [`logging`] | `LogDir` / `LogLevel` to a tracing subscriber |
+//! | [`logging`] | `LogDir` / `LogLevel` / `LogFormat` to a tracing subscriber |
+//! | [`log_severity`] | `LogLevel`'s syslog scale over tracing's levels |
+//! | [`log_json`] | `LogFormat json`: one JSON object per line |
 //! | [`log_safe`] | peer data escaped in every log line |
 
 pub mod access;
@@ -39,7 +41,9 @@ pub mod error;
 pub mod hosted;
 pub mod identity;
 pub mod listen;
+pub mod log_json;
 pub mod log_safe;
+pub mod log_severity;
 pub mod logging;
 pub mod outcome;
 pub mod proxy_header;

@@ -73,6 +73,12 @@ pub async fn accept_loop(a: Acceptor) {
                 backoff = Duration::from_millis(5);
                 pair
             }
+            Err(e) if out_of_resources(&e) => {
+                tracing::error!(target: crate::log_severity::CRITICAL, error = %e, "cannot accept connections; pausing {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; pausing {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -112,4 +118,12 @@ pub async fn accept_loop(a: Acceptor) {
             }
         });
     }
+}
+
+/// Whether an accept error means the listener cannot take connections until something is
+/// freed (descriptors, memory): critical, unlike a connection reset before it was accepted.
+fn out_of_resources(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    Errno::from_io_error(e)
+        .is_some_and(|errno| [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].contains(&errno))
 }

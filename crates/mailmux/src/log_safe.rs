@@ -42,7 +42,7 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// Characters that must not reach a log line as they are.
-fn needs_escape(c: char) -> bool {
+pub(crate) fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{ad}' // soft hyphen

@@ -1,4 +1,4 @@
-//! `LogDir` and `LogLevel` to tracing subscribers, one log per file that sets them.
+//! `LogDir`, `LogLevel` and `LogFormat` to tracing subscribers, one log per file that sets them.
 //!
 //! As in the MMP, each file's `LogDir`/`LogLevel` governs its own lines:
 //!
@@ -9,24 +9,26 @@
 //! | `AService.cfg` | `LogDir/mailmux.log` | start-up, shutdown, and the sessions of services without a `LogDir` of their own |
 //!
 //! Without any `LogDir` (or with `--log-stderr`) everything goes to standard error. `LogLevel` is
-//! the syslog scale: 3 errors, 4 warnings, 5 and 6 notices and information (each session's
-//! summary line), 7 debug; a service without its own level uses `AService.cfg`'s. Sessions are
-//! told apart by their span (`imap{…}` / `pop3{…}`). `RUST_LOG`, when set, narrows every log
-//! further, for debugging.
+//! the syslog scale, 1 (alerts) to 7 (debug), mapped as [`crate::log_severity`] says; a service
+//! without its own level uses `AService.cfg`'s. `LogFormat` chooses text lines or JSON lines
+//! ([`crate::log_json`]) per file the same way. Every line of a session carries its span
+//! (`imap{id=… client=… local=…}` / `pop3{…}`; `sid`, `client` … in JSON), whatever the level.
+//! `RUST_LOG`, when set, narrows every log further, for debugging.
 //!
-//! Every field of every line, span fields and messages included, is written through
-//! [`crate::log_safe::Escaped`] ([`safe_fields`]): values that come from peers cannot break a
-//! line or forge one, whichever call site logs them.
+//! Every field of every text line, span fields and messages included, is written through
+//! [`crate::log_safe::Escaped`] ([`safe_fields`]), and every string of a JSON line through
+//! [`crate::log_json::json_string`]: values that come from peers cannot break a line or forge
+//! one, whichever call site logs them.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use mailmux_config::{Config, LogLevel, Protocol};
+use mailmux_config::{Config, LogFormat, LogLevel, Protocol};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::filter::{LevelFilter, Targets, dynamic_filter_fn};
-use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::filter::{FilterFn, dynamic_filter_fn, filter_fn};
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -160,14 +162,11 @@ impl Visit for SafeVisitor<'_> {
     }
 }
 
-/// The tracing level for a syslog level.
-pub fn level_filter(level: LogLevel) -> LevelFilter {
-    match level.0 {
-        0..=3 => LevelFilter::ERROR,
-        4 => LevelFilter::WARN,
-        5 | 6 => LevelFilter::INFO,
-        _ => LevelFilter::DEBUG,
-    }
+/// What a file at `level` writes ([`crate::log_severity`]), minus ldap3's own lines (it
+/// logs every connection error itself; our lines say it better).
+fn severity_filter(level: LogLevel) -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    filter_fn(move |meta| crate::log_severity::enabled(meta, level.0) && !meta.target().starts_with("ldap3"))
+        .with_max_level_hint(crate::log_severity::max_level(level.0))
 }
 
 /// Whether the event or span being filtered belongs to a session span called `name`.
@@ -180,6 +179,22 @@ where
 }
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// A formatting layer in `format` writing to `writer`.
+fn format_layer<W>(writer: W, format: LogFormat, ansi: bool) -> BoxedLayer
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(safe_fields())
+        .with_ansi(ansi && format == LogFormat::Text)
+        .with_target(false)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.event_format(crate::log_json::JsonLines).boxed(),
+    }
+}
 
 fn file_writer(
     dir: &Path,
@@ -200,26 +215,21 @@ fn file_writer(
 pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<(Vec<LogGuard>, LogFiles)> {
     let mut guards = Vec::new();
     let mut files = LogFiles::default();
-    let mut layers: Vec<BoxedLayer> = Vec::new();
-    // ldap3 logs every connection error itself; our lines say it better.
-    let targets =
-        |level: LogLevel| Targets::new().with_default(level_filter(level)).with_target("ldap3", LevelFilter::OFF);
+    // The session fields JSON lines need, kept by every session span.
+    let mut layers: Vec<BoxedLayer> = vec![crate::log_json::SessionRecorder.boxed()];
 
     let mut own_files: Vec<&'static str> = Vec::new();
     let mut main_level = config.log_level;
     for svc in &config.services {
         let level = svc.log_level.unwrap_or(config.log_level);
+        let format = svc.log_format.unwrap_or(config.log_format);
         match (&svc.log_dir, to_stderr) {
             (Some(dir), false) => {
                 let name = session_span_name(svc.protocol);
                 own_files.push(name);
                 let writer = file_writer(dir, log_file_name(svc.protocol), &mut guards, &mut files)?;
-                let layer = tracing_subscriber::fmt::layer()
-                    .fmt_fields(safe_fields())
-                    .with_ansi(false)
-                    .with_target(false)
-                    .with_writer(writer)
-                    .with_filter(targets(level))
+                let layer = format_layer(writer, format, false)
+                    .with_filter(severity_filter(level))
                     .with_filter(dynamic_filter_fn(move |meta, cx| within(meta, cx, name)));
                 layers.push(layer.boxed());
             }
@@ -227,21 +237,17 @@ pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<(Vec<LogGuard>,
         }
     }
     let not_elsewhere = dynamic_filter_fn(move |meta, cx| !own_files.iter().any(|name| within(meta, cx, name)));
-    let main = tracing_subscriber::fmt::layer().fmt_fields(safe_fields()).with_target(false);
     let main: BoxedLayer = match (&config.log_dir, to_stderr) {
         (Some(dir), false) => {
             let writer = file_writer(dir, "mailmux.log", &mut guards, &mut files)?;
-            main.with_ansi(false)
-                .with_writer(writer)
-                .with_filter(targets(main_level))
+            format_layer(writer, config.log_format, false)
+                .with_filter(severity_filter(main_level))
                 .with_filter(not_elsewhere)
                 .boxed()
         }
         // Colour only for a person at a terminal: a pipe or a journal gets plain text.
-        _ => main
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_writer(std::io::stderr)
-            .with_filter(targets(main_level))
+        _ => format_layer(std::io::stderr, config.log_format, std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(severity_filter(main_level))
             .with_filter(not_elsewhere)
             .boxed(),
     };

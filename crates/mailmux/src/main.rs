@@ -43,6 +43,10 @@ enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Then print every parameter's effective value and where it came from (default,
+        /// file:line, vdmap), per service and per vdmap entry; secrets print as <hidden>.
+        #[arg(long)]
+        effective: bool,
     },
     /// Make the running instance re-read its configuration (SIGHUP): sessions in progress
     /// go on; a configuration with errors changes nothing (the instance's log says why).
@@ -61,7 +65,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, effective } => check(&config, effective),
         Command::Reload { config } => signal_instance(&config, Signal::HUP),
         Command::Stop { config } => signal_instance(&config, Signal::TERM),
         Command::Run { config, log_stderr } => match run(&config, log_stderr) {
@@ -74,7 +78,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(args: &ConfigArgs) -> ExitCode {
+fn check(args: &ConfigArgs, effective: bool) -> ExitCode {
     let loaded = match mailmux_config::load(&args.dir, args.instance.as_deref()) {
         Ok(loaded) => loaded,
         Err(diags) => {
@@ -113,6 +117,9 @@ fn check(args: &ConfigArgs) -> ExitCode {
         }
     }
     println!("{}: {}, {} warning(s)", args.dir.display(), if ok { "ok" } else { "errors" }, loaded.warnings.0.len());
+    if effective {
+        print!("\n{}", mailmux_config::effective::report(&loaded.config));
+    }
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -174,10 +181,24 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     for warning in &loaded.warnings.0 {
         tracing::warn!("{warning}");
     }
-    let pid_file = PidFile::write(&loaded.config.pid_file)?;
+    let served = serve(args, &loaded.config, log_files);
+    if let Err(e) = &served {
+        // Standard error may go nowhere under a service manager: the log says it too.
+        tracing::error!(target: mailmux::log_severity::ALERT, "cannot serve: {e:#}; exiting");
+    }
+    served
+}
+
+/// Serves `config` until a stop signal, then drains.
+fn serve(
+    args: &ConfigArgs,
+    config: &mailmux_config::Config,
+    log_files: mailmux::logging::LogFiles,
+) -> anyhow::Result<()> {
+    let pid_file = PidFile::write(&config.pid_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::bind(&loaded.config).await?;
+        let server = Server::bind(config).await?;
         let handle = server.handle();
         let shutdown = CancellationToken::new();
         let mut term = signal(SignalKind::terminate())?;

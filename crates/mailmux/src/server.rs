@@ -132,13 +132,18 @@ impl Server {
     pub async fn bind(config: &Config) -> Result<Server, StartError> {
         let limit = budget::raise_descriptor_limit();
         match &limit.error {
-            None => tracing::info!(was = limit.was, now = limit.soft, "open-files limit raised to the hard limit"),
+            None => tracing::info!(
+                target: crate::log_severity::INFORMATION,
+                was = limit.was,
+                now = limit.soft,
+                "open-files limit raised to the hard limit"
+            ),
             Some(e) => tracing::warn!(error = %e, now = limit.soft, "cannot raise the open-files limit"),
         }
         let sessions = budget::session_limit(limit.soft, config.max_sessions);
         let prelogin = budget::prelogin_limit(sessions, config.max_prelogin_sessions);
         let per_network = budget::prelogin_per_network(prelogin, config.max_prelogin_per_network);
-        tracing::info!(sessions, prelogin, per_network, descriptors = limit.soft, "session limits");
+        tracing::info!(target: crate::log_severity::INFORMATION, sessions, prelogin, per_network, descriptors = limit.soft, "session limits");
         let shared = Arc::new(Shared {
             edge: Arc::new(Edge::new(sessions, prelogin, per_network)),
             stores: Arc::default(),

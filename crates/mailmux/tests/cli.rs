@@ -120,6 +120,11 @@ async fn run_serves_until_sigterm_and_says_goodbye_and_logs_per_service() {
     c.expect("a1 OK").await;
     c.send("a2 LOGOUT").await;
     c.expect("* BYE").await;
+    c.expect("a2 OK").await;
+    c.expect_closed().await;
+    // Closed both ways, the session ends and writes its summary (with the user) before the
+    // drain: at LogLevel 5 that line is the only one naming the user.
+    drop(c);
 
     let mut p = Transcript::connect(([127, 0, 0, 1], pop3_port).into()).await;
     p.expect("+OK").await;
@@ -161,4 +166,68 @@ fn log_lines_to_a_pipe_carry_no_colour_codes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("listening"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "ANSI escapes in a pipe: {stderr:?}");
+}
+
+/// The shipped examples in a temporary directory, their vdmap file enabled.
+fn examples_with_vdmap() -> tempfile::TempDir {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mmp");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(&examples).expect("examples/mmp") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read an example");
+        let text = text.replace("#default:VirtualDomainFile vdmap.cfg", "default:VirtualDomainFile vdmap.cfg");
+        std::fs::write(dir.path().join(path.file_name().expect("a file name")), text).expect("write");
+    }
+    dir
+}
+
+#[test]
+fn check_effective_prints_every_value_with_its_origin_and_hides_secrets() {
+    let dir = examples_with_vdmap();
+    let out = Command::new(MAILMUX)
+        .args(["check", "--effective", "-c"])
+        .arg(dir.path())
+        .output()
+        .expect("run mailmux check --effective");
+    let out_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out_text}");
+    let line_of = |file: &str, needle: &str| {
+        let text = std::fs::read_to_string(dir.path().join(file)).expect("read");
+        text.lines().position(|l| l.starts_with(needle)).unwrap_or_else(|| panic!("{needle} in {file}")) + 1
+    };
+    // The sections, in order: AService.cfg, each service, the IMAP service's vdmap entries.
+    let sections: Vec<&str> = out_text.lines().filter(|l| l.starts_with("# ")).collect();
+    let vdmap = |name: &str| format!("# imap: vdmap {name} 192.0.2.1");
+    assert!(sections[0].ends_with("AService.cfg"), "{out_text}");
+    assert!(sections[1].starts_with("# imap: ImapProxyAService.cfg"), "{out_text}");
+    assert!(sections[2].starts_with(&vdmap("org")), "{out_text}");
+    assert!(sections[3].starts_with(&vdmap("net")), "{out_text}");
+    assert!(sections.iter().any(|s| s.starts_with("# pop3: PopProxyAService.cfg")), "{out_text}");
+    let section = |header: &str| -> Vec<&str> {
+        out_text.lines().skip_while(|l| !l.starts_with(header)).skip(1).take_while(|l| !l.is_empty()).collect()
+    };
+    let setting = |lines: &[&str], name: &str| -> String {
+        let prefix = format!("{name} = ");
+        lines.iter().find(|l| l.starts_with(&prefix)).map(|l| (*l).to_owned()).unwrap_or_else(|| panic!("{name}"))
+    };
+    let imap = section("# imap: ImapProxyAService.cfg");
+    let origin = |line: usize| format!("# ImapProxyAService.cfg:{line}");
+    let timeout = setting(&imap, "Timeout");
+    assert!(
+        timeout.starts_with("Timeout = 1800 ")
+            && timeout.ends_with(&origin(line_of("ImapProxyAService.cfg", "default:Timeout"))),
+        "{timeout}"
+    );
+    let bind_pass = setting(&imap, "BindPass");
+    assert!(bind_pass.starts_with("BindPass = <hidden> "), "{bind_pass}");
+    assert!(bind_pass.ends_with(&origin(line_of("ImapProxyAService.cfg", "default:BindPass"))), "{bind_pass}");
+    assert!(setting(&imap, "LdapCacheTTL").ends_with("# default"), "{out_text}");
+    assert!(setting(&imap, "LdapURL").contains(&format!("ldif:{}", dir.path().join("users.ldif").display())));
+    let net = section(&vdmap("net"));
+    let vdmap_origin = |needle: &str| format!("# vdmap: vdmap.cfg:{}", line_of("vdmap.cfg", needle));
+    assert!(setting(&net, "BindPass").ends_with(&vdmap_origin("net:BindPass")), "{out_text}");
+    assert!(setting(&net, "DefaultDomain").starts_with("DefaultDomain = example.net "), "{out_text}");
+    assert!(setting(&net, "SearchFormat").ends_with(&origin(line_of("ImapProxyAService.cfg", "default:SearchFormat"))));
+    assert!(!net.iter().any(|l| l.starts_with("Timeout = ")), "not a vdmap parameter:\n{out_text}");
+    assert!(!out_text.contains("net-secret") && !out_text.contains("= secret"), "a secret printed:\n{out_text}");
 }

@@ -168,14 +168,22 @@ pub async fn serve<F: Front>(mut accepted: Accepted, permit: OwnedSemaphorePermi
     let edge_config = &accepted.service.config.edge;
     if edge_config.proxy_from.contains(client.ip()) {
         let deadline = Instant::now() + accepted.service.config.preauth_timeout;
-        match proxy_header::read(&mut accepted.tcp, deadline).await {
+        // The session's span does not exist yet (it carries the real addresses): a line
+        // about the header still names the session and goes to the service's log.
+        let protocol = accepted.service.config.protocol;
+        let id = accepted.id;
+        let header_span = match protocol {
+            Protocol::Imap => tracing::info_span!("imap", id, peer = %client),
+            Protocol::Pop3 => tracing::info_span!("pop3", id, peer = %client),
+        };
+        match proxy_header::read(&mut accepted.tcp, deadline).instrument(header_span.clone()).await {
             Ok(Some((from, to))) => {
                 client = SocketAddr::new(from.ip().to_canonical(), from.port());
                 local = SocketAddr::new(to.ip().to_canonical(), to.port());
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(peer = %client, error = %e, "connection from a trusted proxy closed");
+                header_span.in_scope(|| tracing::warn!(error = %e, "connection from a trusted proxy closed"));
                 return;
             }
         }
@@ -245,7 +253,7 @@ async fn check_access(ctx: &SessionContext, implicit_tls: bool) -> Result<(), Re
     let service = AccessService::of(ctx.service.config.protocol, implicit_tls);
     if edge.client_lookup {
         let host = ctx.client_host().await.describe();
-        tracing::info!(%host, "client host name");
+        tracing::info!(target: crate::log_severity::INFORMATION, %host, "client host name");
     }
     if edge.tcp_access.is_empty() {
         return Ok(());

@@ -43,7 +43,7 @@ pub(super) async fn run<F: Front>(
     let deadline = Instant::now() + ctx.service.config.preauth_timeout;
     let client = if implicit_tls {
         handshake(ctx, tcp, deadline).await.map_err(|e| {
-            tracing::info!(error = %e, "TLS negotiation failed");
+            tracing::info!(target: crate::log_severity::INFORMATION, error = %e, "TLS negotiation failed");
             Outcome::TlsFailed
         })?
     } else {
@@ -98,7 +98,7 @@ async fn converse<F: Front>(
                     return Err(Outcome::ClosedBeforeLogin);
                 };
                 client = handshake(ctx, tcp, deadline).await.map_err(|e| {
-                    tracing::info!(error = %e, "STARTTLS negotiation failed");
+                    tracing::info!(target: crate::log_severity::INFORMATION, error = %e, "STARTTLS negotiation failed");
                     Outcome::TlsFailed
                 })?;
                 front.tls_started(certificate_login_possible(ctx, &client));
@@ -107,7 +107,13 @@ async fn converse<F: Front>(
                 summary.user = Some(proof.login().to_owned());
                 match attempt(ctx, &proof, client.peer_certificate(), client.is_tls(), deadline).await {
                     Attempt::LoggedIn(done) => {
-                        tracing::info!(user = %done.user, store = %done.store, mechanism = proof.mechanism_name(), "logged in");
+                        tracing::info!(
+                            target: crate::log_severity::INFORMATION,
+                            user = %done.user,
+                            store = %done.store,
+                            mechanism = proof.mechanism_name(),
+                            "logged in"
+                        );
                         summary.user = Some(done.user);
                         summary.store = Some(done.store);
                         let login = done.login;

@@ -63,7 +63,7 @@ pub async fn preauth(
         verdict => {
             tracing::debug!(cached = verdict == Verdict::Cached, "password checked by PreAuth");
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            tracing::info!("{}", preauth_line(now.as_secs(), ctx.id, user, ctx.client.ip(), ctx.local.ip()));
+            tracing::info!(target: crate::log_severity::INFORMATION, "{}", preauth_line(now.as_secs(), ctx.id, user, ctx.client.ip(), ctx.local.ip()));
             Ok(())
         }
     }

@@ -140,8 +140,9 @@ pub struct MailmuxProcess {
 }
 
 impl MailmuxProcess {
-    /// Rewrites `dir`'s AService.cfg to listen on fixed free ports (plus `aservice_extra`
-    /// lines), starts `mailmux run`, and waits until it listens. `MAILMUX_TEST_BINARY`, when
+    /// Rewrites `dir`'s AService.cfg to listen on fixed free ports and log to `dir/log` at
+    /// level 6 (plus `aservice_extra` lines, which may set another `LogLevel`), starts
+    /// `mailmux run`, and waits until it listens. `MAILMUX_TEST_BINARY`, when
     /// set, names another build to run instead (to show a test failing on an older one).
     pub async fn start(dir: &Path, aservice_extra: &str) -> MailmuxProcess {
         use mailmux_testkit::ports::free_port;
@@ -150,8 +151,9 @@ impl MailmuxProcess {
             dir.join("AService.cfg"),
             format!(
                 "default:ServiceList imapproxy@127.0.0.1:{imap_port} popproxy@127.0.0.1:{pop3_port}\n\
-                 default:LogDir {}/log\ndefault:LogLevel 6\n{aservice_extra}",
-                dir.display()
+                 default:LogDir {}/log\n{}{aservice_extra}",
+                dir.display(),
+                if aservice_extra.to_ascii_lowercase().contains(":loglevel ") { "" } else { "default:LogLevel 6\n" }
             ),
         )
         .expect("write AService.cfg");
