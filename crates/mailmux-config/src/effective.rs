@@ -155,6 +155,7 @@ pub const SERVICE_PARAMETERS: &[(&str, Render)] = &[
     ("AuthCacheSize", |s, _| Value::from(s.auth.cache_size.to_string())),
     ("AuthCacheTTL", |s, _| Value::from(seconds(s.auth.cache_ttl))),
     ("CRAMs", |s, _| Value::from(yes_no(s.auth.crams))),
+    ("OAuthBearer", |s, _| Value::from(yes_no(s.auth.bearer))),
     ("Banner", |s, _| Value::from(s.banner.clone())),
     ("Capability", |s, _| Value::from(s.capability.clone())),
     ("ServerDownAlert", |s, _| Value::from(opt_str(s.server_down_alert.as_deref()))),
