@@ -161,6 +161,7 @@ pub const SERVICE_PARAMETERS: &[(&str, Render)] = &[
     ("ServerDownAlert", |s, _| Value::from(opt_str(s.server_down_alert.as_deref()))),
     ("Timeout", |s, _| Value::from(seconds(s.timeout))),
     ("PreAuthTimeout", |s, _| Value::from(seconds(s.preauth_timeout))),
+    ("SlowClientBuffer", |s, _| Value::from(s.slow_client_buffer.to_string())),
     ("ShutdownTimeout", |s, _| Value::from(seconds(s.shutdown_timeout))),
     ("LogDir", |s, _| match &s.log_dir {
         Some(d) => Value::from(d.display().to_string()),
@@ -268,6 +269,7 @@ pub const ASERVICE_PARAMETERS: &[(&str, RenderProcess)] = &[
         c.max_prelogin_per_network
             .map_or_else(|| Value::noted("", "an eighth of MaxPreLoginSessions"), |n| Value::from(n.to_string()))
     }),
+    ("SlowClientBufferTotal", |c| Value::from(c.slow_client_buffer_total.to_string())),
     ("NumThreads", |_| Value::noted("", "ignored: one worker per core")),
 ];
 

@@ -84,11 +84,17 @@ pub struct Config {
     /// and `mailmux stop`; by default `mailmux.pid` (`mailmux-INSTANCE.pid`) in the
     /// configuration directory.
     pub pid_file: PathBuf,
+    /// `SlowClientBufferTotal` (mailmux): bytes all relayed sessions together may hold for
+    /// clients slower than their stores (each up to its service's `SlowClientBuffer`).
+    pub slow_client_buffer_total: usize,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
     /// Where `AService.cfg`'s settings were written.
     pub origins: origin::Origins,
 }
+
+/// `SlowClientBufferTotal`'s default: 256 MiB.
+pub const DEFAULT_SLOW_CLIENT_BUFFER_TOTAL: usize = 256 << 20;
 
 /// A configuration and the warnings found while loading it.
 #[derive(Debug)]
@@ -117,6 +123,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     let mut log_format = LogFormat::default();
     let (mut max_sessions, mut max_prelogin_sessions, mut max_prelogin_per_network) = (None, None, None);
     let mut pid_file = default_pid_file(dir, instance);
+    let mut slow_client_buffer_total = DEFAULT_SLOW_CLIENT_BUFFER_TOTAL;
     let mut service_list = None;
     let mut origins = origin::Origins::default();
     for entry in &entries {
@@ -127,6 +134,10 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
             }
             "logdir" => log_dir = Some(resolve(dir, &entry.value)),
             "pidfile" => pid_file = resolve(dir, &entry.value),
+            "slowclientbuffertotal" => match raw::parse_size(&entry.value) {
+                Ok(n) => slow_client_buffer_total = n,
+                Err(e) => diags.error(&aservice_path, entry.line, format!("SlowClientBufferTotal: {e}")),
+            },
             "loglevel" => match LogLevel::parse(&entry.value) {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
@@ -192,6 +203,7 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         max_prelogin_sessions,
         max_prelogin_per_network,
         pid_file,
+        slow_client_buffer_total,
         services,
         origins,
     };

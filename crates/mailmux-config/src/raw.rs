@@ -144,6 +144,27 @@ fn unquote(value: &str) -> Option<String> {
     inner[end + 1..].trim().is_empty().then(|| inner[..end].to_owned())
 }
 
+/// A size in bytes: a number, optionally followed by `K`, `M` or `G` (powers of 1024).
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let v = value.trim();
+    let (digits, unit) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => v.split_at(at),
+        None => (v, ""),
+    };
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("'{value}' is not a size (a number of bytes, or with K, M or G)")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("'{value}' is not a size (a number of bytes, or with K, M or G)"))
+}
+
 /// Parses a boolean the way the MMP's files and its 7.x successor write them.
 pub fn parse_bool(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
@@ -156,6 +177,18 @@ pub fn parse_bool(value: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_in_bytes_or_with_a_binary_unit() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size(" 1 MiB "), Ok(1 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        for bad in ["", "K", "-1", "1.5M", "1T", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 
     fn entries(text: &str, instance: Option<&str>) -> (Vec<(String, String, usize)>, Diagnostics) {
         let mut d = Diagnostics::default();

@@ -109,6 +109,9 @@ impl LogFormat {
     }
 }
 
+/// `SlowClientBuffer`'s default: 1 MiB per session, a few large messages' worth of slack.
+pub const DEFAULT_SLOW_CLIENT_BUFFER: usize = 1 << 20;
+
 /// Everything one proxy service needs, from its configuration file.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -150,6 +153,10 @@ pub struct ServiceConfig {
     pub timeout: Duration,
     /// `PreAuthTimeout` (mailmux): how long a client may take to log in.
     pub preauth_timeout: Duration,
+    /// `SlowClientBuffer` (mailmux): bytes a relayed session may read from its store ahead of
+    /// a client that reads slower, so the store finishes and moves on (the MMP's "buffering so
+    /// that slow clients do not slow down the Messaging Server"). 0: flow control only.
+    pub slow_client_buffer: usize,
     /// `LdapTimeout` (mailmux): limit for one directory operation, connecting included.
     pub ldap_timeout: Duration,
     /// `BacksideTimeout` (mailmux): limit for connecting to and logging into a store.
@@ -262,6 +269,7 @@ const KNOWN: &[&str] = &[
     "backsideport",
     "timeout",
     "preauthtimeout",
+    "slowclientbuffer",
     "ldaptimeout",
     "backsidetimeout",
     "shutdowntimeout",
@@ -330,6 +338,7 @@ const KNOWN: &[&str] = &[
     "maxpreloginsessions",
     "maxpreloginpernetwork",
     "pidfile",
+    "slowclientbuffertotal",
 ];
 
 /// Every parameter name mailmux knows, implemented or not, lower case (aliases included).
@@ -426,6 +435,7 @@ pub fn build_layered(
         backside_port: protocol.default_store_port(),
         timeout: Duration::from_secs(1800),
         preauth_timeout: Duration::from_secs(120),
+        slow_client_buffer: DEFAULT_SLOW_CLIENT_BUFFER,
         ldap_timeout: Duration::from_secs(10),
         backside_timeout: Duration::from_secs(15),
         shutdown_timeout: Duration::from_secs(30),
@@ -534,6 +544,7 @@ pub fn build_layered(
             "backsideport" => parse_port(v).map(|p| svc.backside_port = p),
             "timeout" => parse_seconds(v).map(|d| svc.timeout = d),
             "preauthtimeout" => parse_seconds(v).map(|d| svc.preauth_timeout = d),
+            "slowclientbuffer" => crate::raw::parse_size(v).map(|n| svc.slow_client_buffer = n),
             "ldaptimeout" => parse_seconds(v).map(|d| svc.ldap_timeout = d),
             "backsidetimeout" => parse_seconds(v).map(|d| svc.backside_timeout = d),
             "shutdowntimeout" => parse_seconds(v).map(|d| svc.shutdown_timeout = d),
@@ -846,8 +857,15 @@ mod tests {
     #[test]
     fn the_known_names_are_the_parsed_names() {
         // Listed, so parsed: build does not call it unknown (AService.cfg's names are load's).
-        let aservice =
-            ["servicelist", "numthreads", "maxsessions", "maxpreloginsessions", "maxpreloginpernetwork", "pidfile"];
+        let aservice = [
+            "servicelist",
+            "numthreads",
+            "maxsessions",
+            "maxpreloginsessions",
+            "maxpreloginpernetwork",
+            "pidfile",
+            "slowclientbuffertotal",
+        ];
         for key in KNOWN.iter().chain(NOT_YET).filter(|k| !aservice.contains(k)) {
             let (_, d) = service(&format!("default:LdapURL ldif:u\ndefault:{key} 1\n"));
             assert!(!d.to_string().contains("unknown parameter"), "{key}: {d}");

@@ -96,6 +96,19 @@ impl Transcript {
         Transcript::tls_over(tcp, addr, connector).await
     }
 
+    /// A plaintext client on a slow link: a receive buffer of `window` bytes, fixed, so its
+    /// kernel does not absorb what the client has not read yet.
+    pub async fn connect_slow_link(addr: SocketAddr, window: usize) -> Transcript {
+        let socket =
+            socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).expect("socket");
+        socket.set_tcp_mss(1460).expect("TCP_MAXSEG");
+        socket.set_recv_buffer_size(window).expect("SO_RCVBUF");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+        let stream = socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Transcript { stream: BufReader::new(Box::new(stream)), log: Vec::new() }
+    }
+
     async fn tls_over(tcp: TcpStream, addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Transcript {
         let name = ServerName::from(addr.ip());
         let tls = connector.connect(name, tcp).await.unwrap_or_else(|e| panic!("TLS handshake with {addr}: {e}"));

@@ -53,14 +53,19 @@ thread_local! {
 /// generations. When it is spent, slow clients get TCP flow control, as without it.
 #[derive(Debug)]
 pub struct LagBudget {
-    limit: usize,
+    limit: AtomicUsize,
     used: AtomicUsize,
 }
 
 impl LagBudget {
     /// A budget of `limit` bytes.
     pub const fn new(limit: usize) -> LagBudget {
-        LagBudget { limit, used: AtomicUsize::new(0) }
+        LagBudget { limit: AtomicUsize::new(limit), used: AtomicUsize::new(0) }
+    }
+
+    /// A reload's new limit; bytes held beyond it are given back as their clients catch up.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Bytes held now, by every session.
@@ -70,7 +75,9 @@ impl LagBudget {
 
     fn try_take(&self, n: usize) -> bool {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| used.checked_add(n).filter(|&u| u <= self.limit))
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|&u| u <= self.limit.load(Ordering::Relaxed))
+            })
             .is_ok()
     }
 

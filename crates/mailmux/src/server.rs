@@ -156,6 +156,7 @@ impl Server {
                 shutdown: None,
             }),
         });
+        shared.edge.slow_clients.set_limit(config.slow_client_buffer_total);
         let generation = build_generation(&shared, config)?;
         let mut state = shared.lock();
         state.drain = generation.drain;
@@ -221,6 +222,7 @@ impl ServerHandle {
     /// Serves `config` from now on, or changes nothing and says why.
     pub async fn reload(&self, config: Config) -> Result<ReloadSummary, StartError> {
         let shared = self.shared.clone();
+        let config_budget = config.slow_client_buffer_total;
         // Building reads LDIF and PEM files: off the runtime's threads.
         let generation = tokio::task::spawn_blocking(move || build_generation(&shared, &config))
             .await
@@ -242,6 +244,7 @@ impl ServerHandle {
             }
         }
         let mut summary = ReloadSummary::default();
+        self.shared.edge.slow_clients.set_limit(config_budget);
         let mut state = self.shared.lock();
         state.drain = generation.drain;
         let shutdown = state.shutdown.clone();

@@ -74,6 +74,8 @@ pub struct Edge {
     badguys: [BadGuys; 2],
     /// Refusal log lines this second, per [`Refusal`] kind (see [`Edge::log_refusal`]).
     refusal_lines: [LogThrottle; 5],
+    /// What relays may hold for slow clients, all sessions together (`SlowClientBufferTotal`).
+    pub slow_clients: crate::relay::LagBudget,
 }
 
 impl Edge {
@@ -90,6 +92,7 @@ impl Edge {
             prelogin_networks: Arc::new(ConnCounts::default()),
             badguys: [BadGuys::new(), BadGuys::new()],
             refusal_lines: Default::default(),
+            slow_clients: crate::relay::LagBudget::new(mailmux_config::DEFAULT_SLOW_CLIENT_BUFFER_TOTAL),
         }
     }
 

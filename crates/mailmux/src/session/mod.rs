@@ -287,7 +287,7 @@ async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, 
                 handed.store,
                 handed.store_pending,
                 ctx.service.config.timeout,
-                None,
+                Some(relay::Lag { per_session: ctx.service.config.slow_client_buffer, budget: &ctx.edge.slow_clients }),
             )
             .await;
             summary.up = stats.client_to_store;
