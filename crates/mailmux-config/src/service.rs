@@ -291,6 +291,9 @@ const KNOWN: &[&str] = &[
     "maxpreloginsessions",
     "maxpreloginpernetwork",
     "pidfile",
+    "metricslisten",
+    "metricsallowremote",
+    "adminlisten",
 ];
 
 /// Whether a (lower-case) name is a parameter mailmux knows, implemented or not.
@@ -776,8 +779,17 @@ mod tests {
     #[test]
     fn the_known_names_are_the_parsed_names() {
         // Listed, so parsed: build does not call it unknown (AService.cfg's names are load's).
-        let aservice =
-            ["servicelist", "numthreads", "maxsessions", "maxpreloginsessions", "maxpreloginpernetwork", "pidfile"];
+        let aservice = [
+            "servicelist",
+            "numthreads",
+            "maxsessions",
+            "maxpreloginsessions",
+            "maxpreloginpernetwork",
+            "pidfile",
+            "metricslisten",
+            "metricsallowremote",
+            "adminlisten",
+        ];
         for key in KNOWN.iter().chain(NOT_YET).filter(|k| !aservice.contains(k)) {
             let (_, d) = service(&format!("default:LdapURL ldif:u\ndefault:{key} 1\n"));
             assert!(!d.to_string().contains("unknown parameter"), "{key}: {d}");
