@@ -185,7 +185,6 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
         let mut hup = signal(SignalKind::hangup())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
         let stopper = shutdown.clone();
-        let (dir, instance) = (args.dir.clone(), args.instance.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -193,7 +192,8 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
                     _ = int.recv() => break,
                     _ = hup.recv() => {
                         reopen(&log_files);
-                        reload(&handle, &dir, instance.as_deref()).await;
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        let _ = mailmux::control::reload::from_files(&handle).await;
                     }
                     _ = usr1.recv() => reopen(&log_files),
                 }
@@ -214,32 +214,6 @@ fn reopen(files: &mailmux::logging::LogFiles) {
     match files.reopen() {
         Ok(()) => tracing::info!("log files reopened"),
         Err(e) => tracing::error!(error = %e, "cannot reopen a log file; writing on to the old one"),
-    }
-}
-
-/// Re-reads the configuration and serves it; a configuration with errors changes nothing.
-async fn reload(handle: &mailmux::server::ServerHandle, dir: &std::path::Path, instance: Option<&str>) {
-    tracing::info!("SIGHUP: reloading the configuration");
-    let (dir, instance) = (dir.to_path_buf(), instance.map(str::to_owned));
-    let loaded = tokio::task::spawn_blocking(move || mailmux_config::load(&dir, instance.as_deref())).await;
-    let loaded = match loaded {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(diags)) => {
-            for diag in &diags.0 {
-                tracing::error!("reload refused, nothing changed: {diag}");
-            }
-            return;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reload failed, nothing changed");
-            return;
-        }
-    };
-    for warning in &loaded.warnings.0 {
-        tracing::warn!("{warning}");
-    }
-    if let Err(e) = handle.reload(loaded.config).await {
-        tracing::error!("reload refused, nothing changed: {e}");
     }
 }
 
