@@ -212,6 +212,7 @@ impl Server {
     /// answer until the drain is over (`/ready` says 503 from the start of it).
     pub async fn run(self, shutdown: CancellationToken) {
         let control_stop = CancellationToken::new();
+        let mut control_tasks = Vec::new();
         {
             let mut state = self.shared.lock();
             state.shutdown = Some(shutdown.clone());
@@ -220,10 +221,9 @@ impl Server {
                 self.shared.start(listener, &shutdown);
             }
             for endpoint in control.drain(..) {
-                tokio::spawn(control::serve(endpoint, self.handle(), control_stop.clone()));
+                control_tasks.push(tokio::spawn(control::serve(endpoint, self.handle(), control_stop.clone())));
             }
         }
-        let _stop_control = control_stop.drop_guard();
         self.shared.check_crams();
         shutdown.cancelled().await;
         let sessions = &self.shared.sessions;
@@ -232,6 +232,11 @@ impl Server {
         tracing::info!(sessions = sessions.len(), deadline_s = drain.as_secs(), "shutting down; draining sessions");
         if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
             tracing::warn!(sessions = sessions.len(), "drain deadline passed; closing remaining sessions");
+        }
+        // The endpoints close last (a unix socket's file is removed as its listener goes).
+        control_stop.cancel();
+        for task in control_tasks {
+            let _ = task.await;
         }
     }
 }

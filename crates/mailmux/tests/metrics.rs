@@ -400,3 +400,44 @@ async fn mailmux_admin_speaks_to_a_unix_socket() {
     mm.stop().await;
     assert!(!socket.exists(), "the socket file is removed at exit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conn_limits_refusals_and_badguy_penalties_are_counted() {
+    let lab = lab(USERS);
+    let dir = lab.write_config(DirectoryKind::Ldif, "default:ConnLimits 0.0.0.0|0.0.0.0:1\ndefault:BGPenalty 1\n", "");
+    let aservice = dir.join("AService.cfg");
+    let text = std::fs::read_to_string(&aservice).expect("AService.cfg");
+    std::fs::write(&aservice, format!("{text}default:MetricsListen 0\n")).expect("write AService.cfg");
+    let mm = Mailmux::start(&dir).await;
+    let metrics = tcp(&mm, Surface::Metrics);
+    let before = scrape(metrics).await;
+    let user = lab.user_on(0);
+    // One connection per address: the second from 127.0.2.1 is turned away.
+    let first_from = std::net::IpAddr::from([127, 0, 2, 1]);
+    let mut first = Transcript::connect_from(first_from, mm.imap).await;
+    first.expect("* OK").await;
+    let mut second = Transcript::connect_from(first_from, mm.imap).await;
+    second.expect("* BYE [UNAVAILABLE] Too many connections from your address").await;
+    // A wrong password from 127.0.2.2 earns badness; its next attempt waits for it.
+    let mut guesser = Transcript::connect_from(std::net::IpAddr::from([127, 0, 2, 2]), mm.imap).await;
+    guesser.expect("* OK").await;
+    guesser.send(&format!("a LOGIN {} wrong", user.uid)).await;
+    guesser.expect("a NO").await;
+    let started = Instant::now();
+    guesser.send(&format!("b LOGIN {} {}", user.uid, user.password)).await;
+    guesser.expect("b OK").await;
+    assert!(started.elapsed() >= Duration::from_millis(900), "BadGuy held the second attempt back");
+    let after = scrape(metrics).await;
+    assert_eq!(moved(&before, &after, "mailmux_refusals_total{service=\"imap\",reason=\"conn-limit\"}"), 1.0);
+    assert_eq!(moved(&before, &after, "mailmux_refusals_total{service=\"pop3\",reason=\"conn-limit\"}"), 0.0);
+    assert_eq!(moved(&before, &after, "mailmux_badguy_penalties_total{service=\"imap\"}"), 1.0);
+    assert_eq!(moved(&before, &after, "mailmux_badguy_delays_total{service=\"imap\"}"), 1.0);
+    assert_eq!(moved(&before, &after, "mailmux_logins_total{service=\"imap\",outcome=\"auth-failed\"}"), 1.0);
+    // The LDIF directory is timed like LDAP.
+    assert!(
+        moved(&before, &after, "mailmux_directory_seconds_count{service=\"imap\",op=\"search\",result=\"found\"}")
+            >= 1.0
+    );
+    drop((first, second, guesser));
+    mm.stop().await;
+}
