@@ -1,6 +1,6 @@
 //! The endpoints' sockets and their responder: one request per connection, strictly bounded.
 //!
-//! Each connection may send one request head of at most [`MAX_HEAD`] bytes within
+//! Each connection may send one request head of at most [`http::MAX_HEAD`] bytes within
 //! [`REQUEST_TIMEOUT`] (a slow or endless sender is answered `408` or `431` and closed), gets
 //! one answer within the same time again, and is closed. At most [`MAX_CONNECTIONS`]
 //! connections per endpoint are served at once; more are answered `503` at once. The head is
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use mailmux_config::Config;
 use mailmux_config::control::ControlAddr;
-use mailmux_proto::http::{self, MAX_HEAD};
+use mailmux_proto::http;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
@@ -183,13 +183,12 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Result<ht
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        // Never hold more than the cap (plus one chunk): the parser refuses past it.
+        // Never more than the cap plus one chunk: the parser refuses a head past the cap.
         buf.extend_from_slice(&chunk[..n]);
         match http::parse_head(&buf) {
             Ok(Some((head, _))) => return Ok(Ok(head)),
             Ok(None) => {}
             Err(e) => return Ok(Err(e)),
         }
-        debug_assert!(buf.len() < MAX_HEAD);
     }
 }
