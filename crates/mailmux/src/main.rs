@@ -150,6 +150,11 @@ fn check(args: &ConfigArgs) -> ExitCode {
             }
         }
     }
+    for (what, addr) in [("metrics", &loaded.config.metrics_listen), ("admin", &loaded.config.admin_listen)] {
+        if let Some(addr) = addr {
+            println!("{what} endpoint on {addr}");
+        }
+    }
     println!("{}: {}, {} warning(s)", args.dir.display(), if ok { "ok" } else { "errors" }, loaded.warnings.0.len());
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -441,3 +441,25 @@ async fn conn_limits_refusals_and_badguy_penalties_are_counted() {
     drop((first, second, guesser));
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_follows_the_vdmap_entry_of_the_address() {
+    let lab = lab(USERS);
+    let dir = lab.write_config(DirectoryKind::Ldif, "default:VirtualDomainFile vdmap.cfg\n", "");
+    std::fs::write(dir.join("vdmap.cfg"), "vdmap siroe 127.0.0.5\nsiroe:DefaultDomain siroe.com\n").expect("vdmap.cfg");
+    let aservice = dir.join("AService.cfg");
+    let text = std::fs::read_to_string(&aservice).expect("AService.cfg");
+    std::fs::write(&aservice, format!("{text}default:AdminListen 0\n")).expect("write AService.cfg");
+    let mm = Mailmux::start(&dir).await;
+    let admin = tcp(&mm, Surface::Admin);
+    let user = lab.user_on(1);
+    let (status, plain) = curl(&[&format!("http://{admin}/explain?user={}", user.uid)]).await;
+    assert_eq!(status, 200, "{plain}");
+    assert!(plain.contains(&format!("identity: {}\n", user.uid)), "{plain}");
+    let (_, body) = curl(&[&format!("http://{admin}/explain?user={}&address=127.0.0.5", user.uid)]).await;
+    assert!(body.contains("address: 127.0.0.5 (vdmap entry siroe)"), "{body}");
+    assert!(body.contains(&format!("identity: {}@siroe.com\n", user.uid)), "the entry's DefaultDomain applies: {body}");
+    let (status, body) = curl(&[&format!("http://{admin}/explain?user={}&address=not-an-ip", user.uid)]).await;
+    assert_eq!(status, 400, "{body}");
+    mm.stop().await;
+}
