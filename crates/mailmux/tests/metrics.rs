@@ -463,3 +463,63 @@ async fn explain_follows_the_vdmap_entry_of_the_address() {
     assert_eq!(status, 400, "{body}");
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailmux_process_serves_metrics_and_reloads_through_its_admin_socket() {
+    let lab = lab(USERS);
+    let dir = lab.write_config(DirectoryKind::Ldap, "", "");
+    let port = mailmux_testkit::ports::free_port();
+    let process = common::MailmuxProcess::start(
+        &dir,
+        &format!("default:MetricsListen {port}\ndefault:AdminListen unix:admin.sock\n"),
+    )
+    .await;
+    let metrics: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(metrics).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "the metrics endpoint listens");
+    let before = scrape(metrics).await;
+    let user = lab.user_on(0);
+    let mut c = log_in(process.imap, &user.uid, &user.password).await;
+    c.send("s SELECT INBOX").await;
+    c.until("s OK").await;
+    let during = scrape(metrics).await;
+    assert_eq!(moved(&before, &during, "mailmux_logins_total{service=\"imap\",outcome=\"ok\"}"), 1.0);
+    assert!(
+        moved(&before, &during, "mailmux_relayed_bytes_total{service=\"imap\",direction=\"store-to-client\"}") > 0.0
+    );
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailmux"))
+            .arg("admin")
+            .arg("-c")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .expect("run mailmux admin");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, out) = tokio::task::block_in_place(|| admin(&["reload"]));
+    assert!(ok && out.starts_with("reloaded: kept"), "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| admin(&["ready"]));
+    assert!(ok && out == "ready\n", "{out}");
+    // A broken file: refused, nothing changed, exit 1, counted.
+    let service = dir.join("ImapProxyAService.cfg");
+    let text = std::fs::read_to_string(&service).expect("service file");
+    std::fs::write(&service, format!("{text}default:BacksidePort 99999\n")).expect("break the file");
+    let (ok, out) = tokio::task::block_in_place(|| admin(&["reload"]));
+    assert!(!ok && out.contains("reload refused, nothing changed") && out.contains("BacksidePort"), "{out}");
+    std::fs::write(&service, text).expect("repair the file");
+    c.send("n NOOP").await;
+    c.until("n OK").await;
+    let after = scrape(metrics).await;
+    assert_eq!(moved(&before, &after, "mailmux_reloads_total{result=\"ok\"}"), 1.0);
+    assert_eq!(moved(&before, &after, "mailmux_reloads_total{result=\"refused\"}"), 1.0);
+    drop(c);
+    drop(process);
+}
