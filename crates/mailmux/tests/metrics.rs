@@ -523,3 +523,33 @@ async fn the_mailmux_process_serves_metrics_and_reloads_through_its_admin_socket
     drop(c);
     drop(process);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preauth_binds_and_auth_cache_hits_are_counted() {
+    let lab = lab(USERS);
+    let dir = lab.write_config(DirectoryKind::Ldap, "default:PreAuth yes\n", "");
+    let aservice = dir.join("AService.cfg");
+    let text = std::fs::read_to_string(&aservice).expect("AService.cfg");
+    std::fs::write(&aservice, format!("{text}default:MetricsListen 0\n")).expect("write AService.cfg");
+    let mm = Mailmux::start(&dir).await;
+    let metrics = tcp(&mm, Surface::Metrics);
+    let user = lab.user_on(1);
+    for _ in 0..2 {
+        let mut c = log_in(mm.imap, &user.uid, &user.password).await;
+        c.send("z LOGOUT").await;
+        c.expect_closed().await;
+    }
+    let mut c = Transcript::connect(mm.imap).await;
+    c.expect("* OK").await;
+    c.send(&format!("a LOGIN {} wrong", user.uid)).await;
+    c.expect("a NO").await;
+    let m = scrape(metrics).await;
+    assert_eq!(get(&m, "mailmux_preauth_total{service=\"imap\",result=\"bound\"}"), 1.0);
+    assert_eq!(get(&m, "mailmux_preauth_total{service=\"imap\",result=\"cached\"}"), 1.0);
+    assert_eq!(get(&m, "mailmux_preauth_total{service=\"imap\",result=\"refused\"}"), 1.0);
+    // The two binds were timed; the cached login made none.
+    assert_eq!(get(&m, "mailmux_directory_seconds_count{service=\"imap\",op=\"bind\",result=\"found\"}"), 1.0);
+    assert_eq!(get(&m, "mailmux_directory_seconds_count{service=\"imap\",op=\"bind\",result=\"not-found\"}"), 1.0);
+    drop(c);
+    mm.stop().await;
+}

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use mailmux_config::Protocol;
 
+use crate::directory::auth_cache::Verdict;
 use crate::outcome::{LoginOutcome, Outcome, Refusal};
 use crate::relay::Direction;
 
@@ -151,6 +152,7 @@ pub struct Metrics {
     badguy_delays: [AtomicU64; 2],
     badguy_penalties: [AtomicU64; 2],
     route_cache: [[AtomicU64; 3]; 2],
+    preauth: [[AtomicU64; 3]; 2],
     directory: [[[Histogram; 3]; 2]; 2],
     bytes: [[AtomicU64; 2]; 2],
     reloads: [AtomicU64; 2],
@@ -231,6 +233,16 @@ impl Metrics {
     /// The route cache answered (or not).
     pub fn route_cache(&self, service: Protocol, result: CacheResult) {
         inc(&self.route_cache[service_index(service)][result as usize]);
+    }
+
+    /// PreAuth checked a password: from the AuthCache, by a bind, or refused.
+    pub fn preauth(&self, service: Protocol, verdict: Verdict) {
+        let i = match verdict {
+            Verdict::Cached => 0,
+            Verdict::Bound => 1,
+            Verdict::Refused => 2,
+        };
+        inc(&self.preauth[service_index(service)][i]);
     }
 
     /// A directory operation took `took`.
@@ -365,6 +377,18 @@ impl Metrics {
             for (i, r) in ["hit", "miss", "stale"].iter().enumerate() {
                 let n = load(&self.route_cache[service_index(s)][i]);
                 let _ = writeln!(out, "mailmux_route_cache_total{{service=\"{}\",result=\"{r}\"}} {n}", s.as_str());
+            }
+        }
+        header(
+            &mut out,
+            "mailmux_preauth_total",
+            "counter",
+            "PreAuth password checks, by service and result (cached: the AuthCache; bound: a bind; refused).",
+        );
+        for s in SERVICES {
+            for (i, r) in ["cached", "bound", "refused"].iter().enumerate() {
+                let n = load(&self.preauth[service_index(s)][i]);
+                let _ = writeln!(out, "mailmux_preauth_total{{service=\"{}\",result=\"{r}\"}} {n}", s.as_str());
             }
         }
         header(
