@@ -270,6 +270,16 @@ pub const ASERVICE_PARAMETERS: &[(&str, RenderProcess)] = &[
             .map_or_else(|| Value::noted("", "an eighth of MaxPreLoginSessions"), |n| Value::from(n.to_string()))
     }),
     ("SlowClientBufferTotal", |c| Value::from(c.slow_client_buffer_total.to_string())),
+    ("MetricsListen", |c| {
+        c.metrics_listen.as_ref().map_or_else(|| Value::noted("", "off"), |a| Value::from(a.to_string()))
+    }),
+    ("MetricsAllowRemote", |c| {
+        let remote = matches!(&c.metrics_listen, Some(crate::control::ControlAddr::Tcp(a)) if !a.ip().is_loopback());
+        Value::from(yes_no(remote))
+    }),
+    ("AdminListen", |c| {
+        c.admin_listen.as_ref().map_or_else(|| Value::noted("", "off"), |a| Value::from(a.to_string()))
+    }),
     ("NumThreads", |_| Value::noted("", "ignored: one worker per core")),
 ];
 

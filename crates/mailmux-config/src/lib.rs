@@ -23,6 +23,7 @@
 //! | [`lookup`] | hosted domains or one tree, the canonical delimiter, the route cache |
 //! | [`tls`] | TLS toward clients and stores, PEM files in place of the MMP's NSS databases |
 //! | [`tcp_access`] | `TCPAccess` and the per-user `mailAllowedServiceAccess` filters: who may use which service |
+//! | [`control`] | `MetricsListen`, `AdminListen`: where the Prometheus and admin endpoints listen |
 //! | [`conn_limits`] | `ConnLimits`: simultaneous connections per client, by address range |
 //! | [`address_list`] | address ranges (`IP\|MASK`, CIDR) and the `BGExcluded` list or file |
 //! | [`vdmap`] | the vdmap file: a service's settings per local address (virtual domains) |
@@ -33,6 +34,7 @@ pub mod address_list;
 pub mod auth;
 pub mod certmap;
 pub mod conn_limits;
+pub mod control;
 pub mod diagnostic;
 pub mod directory_url;
 pub mod dn;
@@ -87,6 +89,13 @@ pub struct Config {
     /// `SlowClientBufferTotal` (mailmux): bytes all relayed sessions together may hold for
     /// clients slower than their stores (each up to its service's `SlowClientBuffer`).
     pub slow_client_buffer_total: usize,
+    /// `MetricsListen` (mailmux): where the Prometheus endpoint listens; off when unset.
+    pub metrics_listen: Option<control::ControlAddr>,
+    /// `AdminListen` (mailmux): where the admin endpoint listens (loopback or a Unix
+    /// socket); off when unset.
+    pub admin_listen: Option<control::ControlAddr>,
+    /// The `--instance` the files were read for, so a reload reads them the same way.
+    pub instance: Option<String>,
     /// The services, in `ServiceList` order.
     pub services: Vec<ServiceConfig>,
     /// Where `AService.cfg`'s settings were written.
@@ -126,6 +135,16 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
     let mut slow_client_buffer_total = DEFAULT_SLOW_CLIENT_BUFFER_TOTAL;
     let mut service_list = None;
     let mut origins = origin::Origins::default();
+    let metrics_remote = entries
+        .iter()
+        .rev()
+        .find(|e| e.key == "metricsallowremote")
+        .map_or(Ok(false), |e| raw::parse_bool(&e.value).map_err(|err| (e.line, err)));
+    let metrics_remote = metrics_remote.unwrap_or_else(|(line, err)| {
+        diags.error(&aservice_path, line, format!("MetricsAllowRemote: {err}"));
+        false
+    });
+    let (mut metrics_listen, mut admin_listen) = (None, None);
     for entry in &entries {
         origins.set(&entry.key, &aservice_path, entry.line, false);
         match entry.key.as_str() {
@@ -138,6 +157,17 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
                 Ok(n) => slow_client_buffer_total = n,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("SlowClientBufferTotal: {e}")),
             },
+            "metricsallowremote" => {}
+            "metricslisten" | "adminlisten" => {
+                let (endpoint, setting) = match entry.key.as_str() {
+                    "metricslisten" => (control::Endpoint::Metrics { remote: metrics_remote }, &mut metrics_listen),
+                    _ => (control::Endpoint::Admin, &mut admin_listen),
+                };
+                match control::parse(&entry.value, dir, endpoint) {
+                    Ok(addr) => *setting = Some(addr),
+                    Err(e) => diags.error(&aservice_path, entry.line, format!("{}: {e}", entry.name)),
+                }
+            }
             "loglevel" => match LogLevel::parse(&entry.value) {
                 Ok(level) => log_level = level,
                 Err(e) => diags.error(&aservice_path, entry.line, format!("LogLevel: {e}")),
@@ -204,6 +234,9 @@ pub fn load(dir: &Path, instance: Option<&str>) -> Result<Loaded, Diagnostics> {
         max_prelogin_per_network,
         pid_file,
         slow_client_buffer_total,
+        metrics_listen,
+        admin_listen,
+        instance: instance.map(str::to_owned),
         services,
         origins,
     };
@@ -228,6 +261,20 @@ pub fn pid_file(dir: &Path, instance: Option<&str>) -> PathBuf {
         .rev()
         .find(|entry| entry.key == "pidfile")
         .map_or_else(|| default_pid_file(dir, instance), |entry| resolve(dir, &entry.value))
+}
+
+/// The admin endpoint of an instance, read from `AService.cfg` alone (as [`pid_file`]), for
+/// `mailmux admin`: `None` when `AdminListen` is not set, an error when it cannot be read.
+pub fn admin_listen(dir: &Path, instance: Option<&str>) -> Result<Option<control::ControlAddr>, String> {
+    let aservice_path = dir.join(ASERVICE_FILE);
+    let text = std::fs::read_to_string(&aservice_path).map_err(|e| format!("{}: {e}", aservice_path.display()))?;
+    let entries = raw::parse(&aservice_path, &text, instance, &mut Diagnostics::default());
+    match entries.iter().rev().find(|entry| entry.key == "adminlisten") {
+        None => Ok(None),
+        Some(entry) => control::parse(&entry.value, dir, control::Endpoint::Admin)
+            .map(Some)
+            .map_err(|e| format!("{}:{}: AdminListen: {e}", aservice_path.display(), entry.line)),
+    }
 }
 
 /// A path from a configuration value, relative to the configuration directory.

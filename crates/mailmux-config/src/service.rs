@@ -339,6 +339,9 @@ const KNOWN: &[&str] = &[
     "maxpreloginpernetwork",
     "pidfile",
     "slowclientbuffertotal",
+    "metricslisten",
+    "metricsallowremote",
+    "adminlisten",
 ];
 
 /// Every parameter name mailmux knows, implemented or not, lower case (aliases included).
@@ -865,6 +868,9 @@ mod tests {
             "maxpreloginpernetwork",
             "pidfile",
             "slowclientbuffertotal",
+            "metricslisten",
+            "metricsallowremote",
+            "adminlisten",
         ];
         for key in KNOWN.iter().chain(NOT_YET).filter(|k| !aservice.contains(k)) {
             let (_, d) = service(&format!("default:LdapURL ldif:u\ndefault:{key} 1\n"));

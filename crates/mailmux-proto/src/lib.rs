@@ -9,6 +9,7 @@
 //! | --- | --- |
 //! | [`imap`] | the client side of IMAP before login (RFC 9051 / 3501) and the replay of a login to a store |
 //! | [`pop3`] | the same for POP3 (RFC 1939, 2449, 5034) |
+//! | [`http`] | one HTTP/1.x request head, for the metrics and admin endpoints |
 //! | [`proxy`] | the PROXY protocol header (v1, v2) from a trusted load balancer |
 //! | [`sasl`] | one SASL exchange (PLAIN, LOGIN, EXTERNAL, CRAM-MD5, OAUTHBEARER, XOAUTH2) shared by IMAP AUTHENTICATE and POP3 AUTH |
 //! | [`login`] | [`Proof`]: what a client proved; why a login was refused; what is replayed to a store |
@@ -18,6 +19,7 @@
 //! | [`line`] | [`line::LineBuffer`]: CRLF lines with a cap |
 
 pub mod buffer;
+pub mod http;
 pub mod imap;
 pub mod ldap_filter;
 pub mod line;

@@ -27,6 +27,7 @@
 //! | [`store`] | connect to the store and replay the login |
 //! | [`relay`] | bytes both ways, half-close, idle timeout, counters |
 //! | [`tls`] | rustls configurations per generation, STARTTLS-capable streams |
+//! | [`control`] | metrics, the admin endpoint, reload from the files |
 //! | [`error`] | what went wrong in a login: what the client is told, what is logged |
 //! | [`outcome`] | how a session ended: the bounded words of the summary line |
 //! | [`logging`] | `LogDir` / `LogLevel` / `LogFormat` to a tracing subscriber |
@@ -36,6 +37,7 @@
 
 pub mod access;
 pub mod certificate;
+pub mod control;
 pub mod directory;
 pub mod error;
 pub mod hosted;

@@ -45,6 +45,10 @@ pub struct Acceptor {
     pub edge: Arc<Edge>,
     /// Store health, shared by all sessions.
     pub stores: Arc<crate::store::health::StoreHealth>,
+    /// The server's metrics.
+    pub metrics: Arc<crate::control::metrics::Metrics>,
+    /// The relayed sessions.
+    pub registry: Arc<crate::control::sessions::SessionRegistry>,
     /// Where session tasks are tracked for the drain.
     pub sessions: TaskTracker,
     /// Server shutdown (passed on to sessions).
@@ -65,6 +69,9 @@ pub async fn accept_loop(a: Acceptor) {
             accepted = a.listener.accept() => accepted,
         };
         let Role { service, implicit_tls } = a.role.borrow().clone();
+        if accepted.is_ok() {
+            a.metrics.connection(service.config.protocol);
+        }
         let (stream, peer) = match accepted {
             // IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d: counted, logged
             // and passed on to stores as the IPv4 addresses they are.
@@ -87,6 +94,7 @@ pub async fn accept_loop(a: Acceptor) {
             }
         };
         let Ok(permit) = a.edge.sessions.clone().try_acquire_owned() else {
+            a.metrics.refused(service.config.protocol, Refusal::SessionLimit);
             if a.edge.log_refusal(Refusal::SessionLimit) {
                 tracing::warn!(client = %peer, limit = a.edge.session_limit, "session limit reached; connection refused");
             }
@@ -109,6 +117,8 @@ pub async fn accept_loop(a: Acceptor) {
             service,
             edge: a.edge.clone(),
             stores: a.stores.clone(),
+            metrics: a.metrics.clone(),
+            registry: a.registry.clone(),
             shutdown: a.shutdown.clone(),
         };
         a.sessions.spawn(async move {

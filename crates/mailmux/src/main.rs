@@ -60,6 +60,43 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Ask the running instance through its admin endpoint (AdminListen in AService.cfg).
+    Admin {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Whether the process answers (exit 0) .
+    Health,
+    /// Whether it accepts connections (exit 1 before start and while shutting down).
+    Ready,
+    /// The metrics, in the Prometheus text format.
+    Metrics,
+    /// The relayed sessions: id, service, user, client, store, seconds, bytes both ways.
+    Sessions,
+    /// End every relayed session of USER (IMAP clients are told `* BYE`), e.g. to move a mailbox.
+    Kick {
+        /// The user, as the sessions list shows it.
+        user: String,
+    },
+    /// Where a login of USER would go: vdmap entry, filter, entry, mail host, store, cache.
+    Explain {
+        /// The login name.
+        user: String,
+        /// The service whose configuration applies.
+        #[arg(long, default_value = "imap", value_parser = ["imap", "pop3"])]
+        service: String,
+        /// The mailmux address the client would connect to (selects a vdmap entry).
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
+    /// Re-read the configuration; prints what changed, or why nothing did.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +105,7 @@ fn main() -> ExitCode {
         Command::Check { config, effective } => check(&config, effective),
         Command::Reload { config } => signal_instance(&config, Signal::HUP),
         Command::Stop { config } => signal_instance(&config, Signal::TERM),
+        Command::Admin { config, command } => admin(&config, &command),
         Command::Run { config, log_stderr } => match run(&config, log_stderr) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -114,6 +152,11 @@ fn check(args: &ConfigArgs, effective: bool) -> ExitCode {
                 println!("{e}");
                 ok = false;
             }
+        }
+    }
+    for (what, addr) in [("metrics", &loaded.config.metrics_listen), ("admin", &loaded.config.admin_listen)] {
+        if let Some(addr) = addr {
+            println!("{what} endpoint on {addr}");
         }
     }
     println!("{}: {}, {} warning(s)", args.dir.display(), if ok { "ok" } else { "errors" }, loaded.warnings.0.len());
@@ -181,7 +224,7 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
     for warning in &loaded.warnings.0 {
         tracing::warn!("{warning}");
     }
-    let served = serve(args, &loaded.config, log_files);
+    let served = serve(&loaded.config, log_files);
     if let Err(e) = &served {
         // Standard error may go nowhere under a service manager: the log says it too.
         tracing::error!(target: mailmux::log_severity::ALERT, "cannot serve: {e:#}; exiting");
@@ -190,11 +233,7 @@ fn run(args: &ConfigArgs, log_stderr: bool) -> anyhow::Result<()> {
 }
 
 /// Serves `config` until a stop signal, then drains.
-fn serve(
-    args: &ConfigArgs,
-    config: &mailmux_config::Config,
-    log_files: mailmux::logging::LogFiles,
-) -> anyhow::Result<()> {
+fn serve(config: &mailmux_config::Config, log_files: mailmux::logging::LogFiles) -> anyhow::Result<()> {
     let pid_file = PidFile::write(&config.pid_file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -206,7 +245,6 @@ fn serve(
         let mut hup = signal(SignalKind::hangup())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
         let stopper = shutdown.clone();
-        let (dir, instance) = (args.dir.clone(), args.instance.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -214,7 +252,8 @@ fn serve(
                     _ = int.recv() => break,
                     _ = hup.recv() => {
                         reopen(&log_files);
-                        reload(&handle, &dir, instance.as_deref()).await;
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        let _ = mailmux::control::reload::from_files(&handle).await;
                     }
                     _ = usr1.recv() => reopen(&log_files),
                 }
@@ -238,30 +277,74 @@ fn reopen(files: &mailmux::logging::LogFiles) {
     }
 }
 
-/// Re-reads the configuration and serves it; a configuration with errors changes nothing.
-async fn reload(handle: &mailmux::server::ServerHandle, dir: &std::path::Path, instance: Option<&str>) {
-    tracing::info!("SIGHUP: reloading the configuration");
-    let (dir, instance) = (dir.to_path_buf(), instance.map(str::to_owned));
-    let loaded = tokio::task::spawn_blocking(move || mailmux_config::load(&dir, instance.as_deref())).await;
-    let loaded = match loaded {
-        Ok(Ok(loaded)) => loaded,
-        Ok(Err(diags)) => {
-            for diag in &diags.0 {
-                tracing::error!("reload refused, nothing changed: {diag}");
-            }
-            return;
+/// `mailmux admin …`: one request to the admin endpoint; the answer's body is printed, and
+/// the exit status says whether it was a success (2xx).
+fn admin(args: &ConfigArgs, command: &AdminCommand) -> ExitCode {
+    use mailmux_proto::http::percent_encode;
+    let addr = match mailmux_config::admin_listen(&args.dir, args.instance.as_deref()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => {
+            eprintln!("mailmux: AdminListen is not set in {}", args.dir.join(mailmux_config::ASERVICE_FILE).display());
+            return ExitCode::FAILURE;
         }
         Err(e) => {
-            tracing::error!(error = %e, "reload failed, nothing changed");
-            return;
+            eprintln!("mailmux: {e}");
+            return ExitCode::FAILURE;
         }
     };
-    for warning in &loaded.warnings.0 {
-        tracing::warn!("{warning}");
+    let (method, target) = match command {
+        AdminCommand::Health => ("GET", "/health".to_owned()),
+        AdminCommand::Ready => ("GET", "/ready".to_owned()),
+        AdminCommand::Metrics => ("GET", "/metrics".to_owned()),
+        AdminCommand::Sessions => ("GET", "/sessions".to_owned()),
+        AdminCommand::Kick { user } => ("POST", format!("/kick?user={}", percent_encode(user))),
+        AdminCommand::Explain { user, service, address } => {
+            let mut target = format!("/explain?user={}&service={service}", percent_encode(user));
+            if let Some(ip) = address {
+                target.push_str(&format!("&address={}", percent_encode(&ip.to_string())));
+            }
+            ("GET", target)
+        }
+        AdminCommand::Reload => ("POST", "/reload".to_owned()),
+    };
+    match admin_request(&addr, method, &target) {
+        Ok((status, body)) => {
+            print!("{body}");
+            if (200..300).contains(&status) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("mailmux: cannot ask the admin endpoint at {addr}: {e}");
+            ExitCode::FAILURE
+        }
     }
-    if let Err(e) = handle.reload(loaded.config).await {
-        tracing::error!("reload refused, nothing changed: {e}");
+}
+
+/// One HTTP/1.1 request over TCP or a Unix socket: the status and the body.
+fn admin_request(addr: &mailmux::control::ControlAddr, method: &str, target: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let request = format!("{method} {target} HTTP/1.1\r\nHost: mailmux\r\nContent-Length: 0\r\n\r\n");
+    // A reload reads every file again; an explain may wait for the directory.
+    let timeout = Some(std::time::Duration::from_secs(60));
+    let mut answer = Vec::new();
+    match addr {
+        mailmux::control::ControlAddr::Tcp(at) => {
+            let mut stream = std::net::TcpStream::connect_timeout(at, std::time::Duration::from_secs(5))?;
+            stream.set_read_timeout(timeout)?;
+            stream.write_all(request.as_bytes())?;
+            stream.read_to_end(&mut answer)?;
+        }
+        mailmux::control::ControlAddr::Unix(path) => {
+            let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+            stream.set_read_timeout(timeout)?;
+            stream.write_all(request.as_bytes())?;
+            stream.read_to_end(&mut answer)?;
+        }
     }
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow::anyhow!("incomplete answer"))?;
+    let status =
+        head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| anyhow::anyhow!("not an HTTP answer"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// The pid file of a running instance: written at start, removed at exit.

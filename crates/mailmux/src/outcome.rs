@@ -45,7 +45,99 @@ pub enum Outcome {
     Relayed(RelayEnd),
 }
 
+impl Refusal {
+    /// Every refusal, in the order of [`Refusal::index`].
+    pub const ALL: [Refusal; 5] =
+        [Refusal::SessionLimit, Refusal::PreLoginBudget, Refusal::PreLoginNetwork, Refusal::ConnLimit, Refusal::Access];
+
+    /// A short word for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::SessionLimit => "session-limit",
+            Refusal::PreLoginBudget => "prelogin-budget",
+            Refusal::PreLoginNetwork => "prelogin-network",
+            Refusal::ConnLimit => "conn-limit",
+            Refusal::Access => "tcp-access",
+        }
+    }
+
+    /// Its place in [`Refusal::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How one login attempt ended: the `outcome` label of `mailmux_logins_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// The store accepted the login.
+    Ok,
+    /// Refused: wrong password, unknown user, access filter, and the like.
+    AuthFailed,
+    /// No directory or store to ask (or a store's temporary failure).
+    Unavailable,
+    /// The attempt outran its budget.
+    Timeout,
+}
+
+impl LoginOutcome {
+    /// Every login outcome, in the order of [`LoginOutcome::index`].
+    pub const ALL: [LoginOutcome; 4] =
+        [LoginOutcome::Ok, LoginOutcome::AuthFailed, LoginOutcome::Unavailable, LoginOutcome::Timeout];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginOutcome::Ok => "ok",
+            LoginOutcome::AuthFailed => "auth-failed",
+            LoginOutcome::Unavailable => "unavailable",
+            LoginOutcome::Timeout => "timeout",
+        }
+    }
+
+    /// Its place in [`LoginOutcome::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl Outcome {
+    /// Every outcome, in the order of [`Outcome::index`].
+    pub const ALL: [Outcome; 13] = [
+        Outcome::TlsFailed,
+        Outcome::ClientGone,
+        Outcome::ClosedBeforeLogin,
+        Outcome::LoginTimeout,
+        Outcome::Shutdown,
+        Outcome::AuthFailed,
+        Outcome::Unavailable,
+        Outcome::TooManyFailures,
+        Outcome::Relayed(RelayEnd::ClientClosed),
+        Outcome::Relayed(RelayEnd::StoreClosed),
+        Outcome::Relayed(RelayEnd::IdleTimeout),
+        Outcome::Relayed(RelayEnd::Error),
+        Outcome::Relayed(RelayEnd::Kicked),
+    ];
+
+    /// Its place in [`Outcome::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Outcome::TlsFailed => 0,
+            Outcome::ClientGone => 1,
+            Outcome::ClosedBeforeLogin => 2,
+            Outcome::LoginTimeout => 3,
+            Outcome::Shutdown => 4,
+            Outcome::AuthFailed => 5,
+            Outcome::Unavailable => 6,
+            Outcome::TooManyFailures => 7,
+            Outcome::Relayed(RelayEnd::ClientClosed) => 8,
+            Outcome::Relayed(RelayEnd::StoreClosed) => 9,
+            Outcome::Relayed(RelayEnd::IdleTimeout) => 10,
+            Outcome::Relayed(RelayEnd::Error) => 11,
+            Outcome::Relayed(RelayEnd::Kicked) => 12,
+        }
+    }
+
     /// The word in the summary line.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -65,5 +157,23 @@ impl Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lists_are_in_index_order() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i, "{o}");
+        }
+        for (i, o) in LoginOutcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i);
+        }
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
     }
 }

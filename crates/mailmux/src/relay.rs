@@ -109,6 +109,8 @@ pub enum RelayEnd {
     IdleTimeout,
     /// A read or write failed (connection reset, broken pipe).
     Error,
+    /// The administrator ended the session (`mailmux admin kick`).
+    Kicked,
 }
 
 impl RelayEnd {
@@ -119,6 +121,7 @@ impl RelayEnd {
             RelayEnd::StoreClosed => "store-closed",
             RelayEnd::IdleTimeout => "idle-timeout",
             RelayEnd::Error => "io-error",
+            RelayEnd::Kicked => "kicked",
         }
     }
 }
@@ -134,9 +137,24 @@ pub struct RelayStats {
     pub end: RelayEnd,
 }
 
+/// Which way bytes moved, for [`Tally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to store.
+    Up,
+    /// Store to client.
+    Down,
+}
+
+/// Told of every chunk written, as it is written (live byte counters: the session's, the
+/// server's metrics).
+pub type Tally<'a> = &'a (dyn Fn(Direction, u64) + Sync);
+
 /// Relays until the session ends. `client_pending` (bytes the client sent after its login)
 /// goes to the store first; `store_pending` goes to the client first. `lag`: how far the
-/// store may get ahead of a slow client (`None`: one chunk, then TCP flow control).
+/// store may get ahead of a slow client (`None`: one chunk, then TCP flow control). `tally`
+/// hears of every chunk written; `kick` ends the relay ([`RelayEnd::Kicked`]) when it resolves.
+#[allow(clippy::too_many_arguments)]
 pub async fn relay<C, S>(
     mut client: C,
     client_pending: Vec<u8>,
@@ -144,6 +162,8 @@ pub async fn relay<C, S>(
     store_pending: Vec<u8>,
     idle: Duration,
     lag: Option<Lag<'_>>,
+    tally: Tally<'_>,
+    kick: impl std::future::Future<Output = ()>,
 ) -> RelayStats
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -155,10 +175,14 @@ where
     let mut last_activity = Instant::now();
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
+    tokio::pin!(kick);
     // Which direction is polled first alternates, so one that always has data (a long
     // upload) cannot starve the other.
     let mut up_first = true;
     let end = poll_fn(|cx| {
+        if kick.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(RelayEnd::Kicked);
+        }
         let mut moved = false;
         up_first = !up_first;
         for up_turn in [up_first, !up_first] {
@@ -168,7 +192,8 @@ where
                 } else {
                     (&mut down, &mut store, &mut client, RelayEnd::StoreClosed)
                 };
-            match pump.poll(cx, Pin::new(reader), Pin::new(writer), &mut moved) {
+            let direction = if up_turn { Direction::Up } else { Direction::Down };
+            match pump.poll(cx, Pin::new(reader), Pin::new(writer), &mut moved, &|n| tally(direction, n)) {
                 Poll::Ready(Ok(())) => {
                     first_closed.get_or_insert(closed);
                 }
@@ -269,6 +294,7 @@ impl<'a> Pump<'a> {
         mut reader: Pin<&mut (dyn AsyncRead + Unpin)>,
         mut writer: Pin<&mut (dyn AsyncWrite + Unpin)>,
         moved: &mut bool,
+        tally: &dyn Fn(u64),
     ) -> Poll<io::Result<()>> {
         if self.done {
             return Poll::Pending;
@@ -281,6 +307,7 @@ impl<'a> Pump<'a> {
                     Poll::Ready(Ok(n)) => {
                         self.start += n;
                         self.copied += n as u64;
+                        tally(n as u64);
                         self.unflushed = true;
                         *moved = true;
                     }
@@ -327,6 +354,7 @@ impl<'a> Pump<'a> {
                             Poll::Ready(Ok(k)) => {
                                 written += k;
                                 self.copied += k as u64;
+                                tally(k as u64);
                                 self.unflushed = true;
                             }
                             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -377,6 +405,53 @@ mod tests {
     use rustls::pki_types::ServerName;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
+    const NO_TALLY: fn(Direction, u64) = |_, _| {};
+
+    fn never() -> std::future::Pending<()> {
+        std::future::pending()
+    }
+
+    #[tokio::test]
+    async fn tallies_are_live_and_a_kick_ends_the_relay() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let (client, mut client_peer) = duplex(1024);
+        let (store, mut store_peer) = duplex(1024);
+        let (up, down) = (std::sync::Arc::new(AtomicU64::new(0)), std::sync::Arc::new(AtomicU64::new(0)));
+        let kick = tokio_util::sync::CancellationToken::new();
+        let relay = {
+            let (up, down, kick) = (up.clone(), down.clone(), kick.clone());
+            tokio::spawn(async move {
+                let tally = move |d: Direction, n: u64| {
+                    match d {
+                        Direction::Up => &up,
+                        Direction::Down => &down,
+                    }
+                    .fetch_add(n, Ordering::Relaxed);
+                };
+                relay(
+                    client,
+                    Vec::new(),
+                    store,
+                    b"hi".to_vec(),
+                    Duration::from_secs(30),
+                    None,
+                    &tally,
+                    kick.cancelled_owned(),
+                )
+                .await
+            })
+        };
+        client_peer.write_all(b"a NOOP\r\n").await.unwrap();
+        let mut got = [0u8; 8];
+        store_peer.read_exact(&mut got).await.unwrap();
+        client_peer.read_exact(&mut [0u8; 2]).await.unwrap();
+        assert_eq!((up.load(Ordering::Relaxed), down.load(Ordering::Relaxed)), (8, 2), "counted while relaying");
+        kick.cancel();
+        let stats = tokio::time::timeout(Duration::from_secs(5), relay).await.expect("kicked").unwrap();
+        assert_eq!(stats.end, RelayEnd::Kicked);
+        assert_eq!(stats.client_to_store, 8);
+    }
+
     #[tokio::test]
     async fn pending_bytes_first_then_both_ways_with_half_close() {
         let (client, mut client_peer) = duplex(1024);
@@ -388,6 +463,8 @@ mod tests {
             b"s-pending ".to_vec(),
             Duration::from_secs(5),
             None,
+            &NO_TALLY,
+            never(),
         ));
 
         client_peer.write_all(b"hello store").await.unwrap();
@@ -416,7 +493,7 @@ mod tests {
         let (store, _store_peer) = duplex(64);
         let stats = tokio::time::timeout(
             Duration::from_secs(5),
-            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100), None),
+            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100), None, &NO_TALLY, never()),
         )
         .await
         .expect("idle timeout fired");
@@ -427,7 +504,16 @@ mod tests {
     async fn store_closing_first_is_reported() {
         let (client, mut client_peer) = duplex(64);
         let (store, store_peer) = duplex(64);
-        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(5), None));
+        let relay = tokio::spawn(relay(
+            client,
+            Vec::new(),
+            store,
+            Vec::new(),
+            Duration::from_secs(5),
+            None,
+            &NO_TALLY,
+            never(),
+        ));
         drop(store_peer);
         let mut rest = Vec::new();
         client_peer.read_to_end(&mut rest).await.unwrap();
@@ -487,7 +573,16 @@ mod tests {
     async fn tls_client_gets_every_byte_while_the_store_waits() {
         let (client, mut client_peer) = tls_pipe(1024).await;
         let (store, mut store_peer) = duplex(64 * 1024);
-        let relay = tokio::spawn(relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30), None));
+        let relay = tokio::spawn(relay(
+            client,
+            Vec::new(),
+            store,
+            Vec::new(),
+            Duration::from_secs(30),
+            None,
+            &NO_TALLY,
+            never(),
+        ));
         let response = pattern(1024 * 1024 + 17);
         let writer = {
             let response = response.clone();
@@ -515,8 +610,16 @@ mod tests {
     async fn tls_store_gets_every_byte_while_the_client_waits() {
         let (mut store_peer, store) = tls_pipe(1024).await;
         let (client, mut client_peer) = duplex(64 * 1024);
-        let relay =
-            tokio::spawn(relay(client, b"a APPEND ".to_vec(), store, Vec::new(), Duration::from_secs(30), None));
+        let relay = tokio::spawn(relay(
+            client,
+            b"a APPEND ".to_vec(),
+            store,
+            Vec::new(),
+            Duration::from_secs(30),
+            None,
+            &NO_TALLY,
+            never(),
+        ));
         let upload = pattern(512 * 1024 + 5);
         let writer = {
             let upload = upload.clone();
@@ -551,7 +654,8 @@ mod tests {
         source_peer.write_all(&data).await.unwrap();
         let mut moved = false;
         let polled =
-            poll_fn(|cx| Poll::Ready(pump.poll(cx, Pin::new(&mut source), Pin::new(&mut sink), &mut moved))).await;
+            poll_fn(|cx| Poll::Ready(pump.poll(cx, Pin::new(&mut source), Pin::new(&mut sink), &mut moved, &|_| {})))
+                .await;
         assert!(polled.is_pending() && moved);
         assert_eq!((pump.backlog.capacity(), pump.copied), (0, 40_008));
         let got = read_all_within(&mut sink_peer, 40_008).await;
@@ -564,7 +668,8 @@ mod tests {
         let (client, mut client_peer) = duplex(1024);
         let (store, mut store_peer) = duplex(16 * 1024);
         let data = pattern(len);
-        let relaying = relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30), Some(lag));
+        let relaying =
+            relay(client, Vec::new(), store, Vec::new(), Duration::from_secs(30), Some(lag), &NO_TALLY, never());
         let test = async {
             let mut written = 0;
             let finished = tokio::time::timeout(patience, async {

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{Edge, budget};
+use crate::control::{self, metrics::Metrics, sessions::SessionRegistry};
 use crate::directory;
 use crate::listen;
 pub use crate::service::{Caches, Service, StartError, VirtualService};
@@ -81,6 +82,8 @@ struct Listener {
 struct Shared {
     edge: Arc<Edge>,
     stores: Arc<StoreHealth>,
+    metrics: Arc<Metrics>,
+    registry: Arc<SessionRegistry>,
     sessions: TaskTracker,
     ids: Arc<AtomicU64>,
     state: Mutex<State>,
@@ -94,8 +97,12 @@ struct State {
     /// Route caches and AuthCaches per service, with the parameters they were made for.
     caches: HashMap<Protocol, (CacheParams, Caches)>,
     drain: Duration,
+    /// The configuration directory and instance of the running configuration, for reloads.
+    origin: (std::path::PathBuf, Option<String>),
     /// Set by [`Server::run`]: listeners added by a reload start at once.
     shutdown: Option<CancellationToken>,
+    /// The metrics and admin endpoints, bound at start-up, served by [`Server::run`].
+    control: Vec<control::ControlListener>,
 }
 
 /// A configuration's services, built, as the listeners that will serve them.
@@ -147,19 +154,25 @@ impl Server {
         let shared = Arc::new(Shared {
             edge: Arc::new(Edge::new(sessions, prelogin, per_network)),
             stores: Arc::default(),
+            metrics: Metrics::new(),
+            registry: SessionRegistry::new(),
             sessions: TaskTracker::new(),
             ids: Arc::new(AtomicU64::new(1)),
             state: Mutex::new(State {
                 listeners: HashMap::new(),
                 caches: HashMap::new(),
                 drain: Duration::ZERO,
+                origin: (config.dir.clone(), config.instance.clone()),
                 shutdown: None,
+                control: Vec::new(),
             }),
         });
         shared.edge.slow_clients.set_limit(config.slow_client_buffer_total);
+        let control = control::bind_all(config).map_err(|(addr, source)| StartError::Control { addr, source })?;
         let generation = build_generation(&shared, config)?;
         let mut state = shared.lock();
         state.drain = generation.drain;
+        state.control = control;
         for (position, (key, role)) in generation.listeners.into_iter().enumerate() {
             let addr = key.addr();
             let socket = listen::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
@@ -196,14 +209,25 @@ impl Server {
         ServerHandle { shared: self.shared.clone() }
     }
 
-    /// Serves until `shutdown` is cancelled, then drains.
+    /// The addresses of the metrics and admin endpoints, as bound (tests bind port 0).
+    pub fn control_addrs(&self) -> Vec<(control::Surface, control::ControlAddr)> {
+        self.shared.lock().control.iter().map(|c| (c.surface, c.local.clone())).collect()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains. The metrics and admin endpoints
+    /// answer until the drain is over (`/ready` says 503 from the start of it).
     pub async fn run(self, shutdown: CancellationToken) {
+        let control_stop = CancellationToken::new();
+        let mut control_tasks = Vec::new();
         {
             let mut state = self.shared.lock();
             state.shutdown = Some(shutdown.clone());
-            let State { listeners, .. } = &mut *state;
+            let State { listeners, control, .. } = &mut *state;
             for listener in listeners.values_mut() {
                 self.shared.start(listener, &shutdown);
+            }
+            for endpoint in control.drain(..) {
+                control_tasks.push(tokio::spawn(control::serve(endpoint, self.handle(), control_stop.clone())));
             }
         }
         self.shared.check_crams();
@@ -215,12 +239,74 @@ impl Server {
         if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
             tracing::warn!(sessions = sessions.len(), "drain deadline passed; closing remaining sessions");
         }
+        // The endpoints close last (a unix socket's file is removed as its listener goes).
+        control_stop.cancel();
+        for task in control_tasks {
+            let _ = task.await;
+        }
     }
 }
 
 impl ServerHandle {
+    /// The configuration directory and instance the running configuration was read from.
+    pub fn origin(&self) -> (std::path::PathBuf, Option<String>) {
+        self.shared.lock().origin.clone()
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// The relayed sessions.
+    pub fn sessions(&self) -> &Arc<SessionRegistry> {
+        &self.shared.registry
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        self.shared.metrics.render(&self.shared.registry.stores(), self.shared.edge.session_limit)
+    }
+
+    /// Serving: running, not shutting down, at least one listener.
+    pub fn is_ready(&self) -> bool {
+        let state = self.shared.lock();
+        state.shutdown.as_ref().is_some_and(|s| !s.is_cancelled()) && !state.listeners.is_empty()
+    }
+
+    /// The current generation's service of `protocol` (the first listener's), if any.
+    pub fn service(&self, protocol: Protocol) -> Option<(Arc<Service>, SocketAddr)> {
+        let state = self.shared.lock();
+        let mut listeners: Vec<&Listener> = state.listeners.values().filter(|l| l.protocol == protocol).collect();
+        listeners.sort_by_key(|l| l.position);
+        listeners.first().map(|l| (l.role.borrow().service.clone(), l.local))
+    }
+
+    /// A session context as a connection from `client` to `local` on `service` would have
+    /// it, for looking a user up without a connection (`mailmux admin explain`).
+    pub fn context(
+        &self,
+        service: Arc<Service>,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) -> crate::session::SessionContext {
+        crate::session::SessionContext {
+            id: 0,
+            client,
+            local,
+            service,
+            edge: self.shared.edge.clone(),
+            stores: self.shared.stores.clone(),
+            shutdown: CancellationToken::new(),
+            host: Arc::default(),
+            metrics: self.shared.metrics.clone(),
+            registry: self.shared.registry.clone(),
+        }
+    }
+
     /// Serves `config` from now on, or changes nothing and says why.
     pub async fn reload(&self, config: Config) -> Result<ReloadSummary, StartError> {
+        let origin = (config.dir.clone(), config.instance.clone());
         let shared = self.shared.clone();
         let config_budget = config.slow_client_buffer_total;
         // Building reads LDIF and PEM files: off the runtime's threads.
@@ -247,6 +333,7 @@ impl ServerHandle {
         self.shared.edge.slow_clients.set_limit(config_budget);
         let mut state = self.shared.lock();
         state.drain = generation.drain;
+        state.origin = origin;
         let shutdown = state.shutdown.clone();
         let removed: Vec<ListenerKey> =
             state.listeners.keys().filter(|key| !wanted.contains_key(key)).copied().collect();
@@ -335,6 +422,8 @@ impl Shared {
             role,
             edge: self.edge.clone(),
             stores: self.stores.clone(),
+            metrics: self.metrics.clone(),
+            registry: self.registry.clone(),
             sessions: self.sessions.clone(),
             shutdown: shutdown.clone(),
             stop,
@@ -388,8 +477,9 @@ fn caches_for(shared: &Shared, svc: &ServiceConfig) -> Caches {
         Some((kept, caches)) => Caches {
             routes: if kept.0 == params.0 { caches.routes } else { directory::route_cache(svc) },
             proofs: if kept.1 == params.1 { caches.proofs } else { crate::service::auth_cache_for(svc) },
+            metrics: caches.metrics,
         },
-        None => Caches::for_config(svc),
+        None => Caches::with_metrics(svc, shared.metrics.clone()),
     };
     state.caches.insert(svc.protocol, (params, caches.clone()));
     caches

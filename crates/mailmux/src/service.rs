@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mailmux_config::ServiceConfig;
 
+use crate::control::metrics::Metrics;
 use crate::directory::auth_cache::AuthCache;
 use crate::directory::cache::RouteCache;
 use crate::directory::{self, Directory};
@@ -104,6 +105,14 @@ pub enum StartError {
     /// A reload could not run to its end.
     #[error("reload failed: {0}")]
     Reload(String),
+    /// A metrics or admin endpoint could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Control {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A listening socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -121,12 +130,20 @@ pub struct Caches {
     pub routes: Arc<RouteCache>,
     /// Successful pre-authentications (`AuthCache*`).
     pub proofs: Arc<AuthCache>,
+    /// The server's metrics, which the directory's timings and the cache's hits go to.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Caches {
-    /// New caches sized and timed for `config` (and its vdmap entries).
+    /// New caches sized and timed for `config` (and its vdmap entries), with metrics of
+    /// their own (`mailmux check`).
     pub fn for_config(config: &ServiceConfig) -> Caches {
-        Caches { routes: directory::route_cache(config), proofs: auth_cache_for(config) }
+        Caches::with_metrics(config, Metrics::new())
+    }
+
+    /// New caches for `config`, counting into `metrics`.
+    pub fn with_metrics(config: &ServiceConfig, metrics: Arc<Metrics>) -> Caches {
+        Caches { routes: directory::route_cache(config), proofs: auth_cache_for(config), metrics }
     }
 }
 
@@ -152,7 +169,7 @@ impl Service {
     pub fn build(config: ServiceConfig, caches: &Caches) -> Result<Service, StartError> {
         let directory_tls = tls::directory_config(&config)
             .map_err(|source| StartError::Tls { file: config.file.display().to_string(), source })?;
-        let directory = directory::from_config(&config, directory_tls, &caches.routes)
+        let directory = directory::from_config(&config, directory_tls, &caches.routes, &caches.metrics)
             .map_err(|source| StartError::Directory { file: config.file.display().to_string(), source })?;
         let search_attrs = search_attrs_of(&config);
         let file = config.file.display().to_string();
@@ -190,9 +207,9 @@ impl Service {
                 directory.clone()
             } else {
                 let directory_tls = tls::directory_config(vd).map_err(tls_error)?;
-                directory::from_config(vd, directory_tls, &directory::route_cache(vd)).map_err(|source| {
-                    StartError::Directory { file: format!("{file} (vdmap {})", domain.name), source }
-                })?
+                directory::from_config(vd, directory_tls, &directory::route_cache(vd), &caches.metrics).map_err(
+                    |source| StartError::Directory { file: format!("{file} (vdmap {})", domain.name), source },
+                )?
             };
             let service = Service {
                 directory_key: directory_key(vd),

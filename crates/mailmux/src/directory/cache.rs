@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use mailmux_proto::Secret;
 
-use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
+use super::{Base, BoxFuture, CacheState, Directory, DirectoryError, Entry, Query, Scope};
+use crate::control::metrics::{CacheResult, Metrics};
 
 /// How long "no such entry" is remembered at most: a user created a moment ago should not
 /// wait a whole `LdapCacheTTL` to log in.
@@ -96,13 +97,27 @@ pub struct CachedDirectory {
     cache: Arc<RouteCache>,
     ttl: Duration,
     max_stale: Duration,
+    /// Where hits and misses are counted, and under which service.
+    metrics: Option<(Arc<Metrics>, mailmux_config::Protocol)>,
 }
 
 impl CachedDirectory {
+    /// Counts hits, misses and stale answers into `metrics` as `service`'s.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>, service: mailmux_config::Protocol) -> Self {
+        self.metrics = Some((metrics, service));
+        self
+    }
+
+    fn count(&self, result: CacheResult) {
+        if let Some((metrics, service)) = &self.metrics {
+            metrics.route_cache(*service, result);
+        }
+    }
+
     /// `inner`'s answers, kept in `cache` for `ttl`, used up to `max_stale` past it when
     /// `inner` cannot answer.
     pub fn new(inner: Arc<dyn Directory>, cache: Arc<RouteCache>, ttl: Duration, max_stale: Duration) -> Self {
-        CachedDirectory { inner, cache, ttl, max_stale }
+        CachedDirectory { inner, cache, ttl, max_stale, metrics: None }
     }
 
     fn fresh(&self, cached: &Cached, now: Instant) -> bool {
@@ -115,6 +130,7 @@ impl CachedDirectory {
         let counters = &self.cache.counters;
         if let Some(cached) = self.cache.answers.get(&key).filter(|c| self.fresh(c, Instant::now())) {
             counters.hits.fetch_add(1, Ordering::Relaxed);
+            self.count(CacheResult::Hit);
             return Ok(cached.found.clone());
         }
         let flight = self.cache.flight(&key);
@@ -123,9 +139,11 @@ impl CachedDirectory {
         let cached = self.cache.answers.get(&key);
         if let Some(cached) = cached.as_ref().filter(|c| self.fresh(c, Instant::now())) {
             counters.hits.fetch_add(1, Ordering::Relaxed);
+            self.count(CacheResult::Hit);
             return Ok(cached.found.clone());
         }
         counters.lookups.fetch_add(1, Ordering::Relaxed);
+        self.count(CacheResult::Miss);
         match self.inner.find(query).await {
             Ok(found) => {
                 let found = found.map(Arc::new);
@@ -135,6 +153,7 @@ impl CachedDirectory {
             Err(DirectoryError::Unavailable(reason)) => match cached.filter(|c| c.found.is_some()) {
                 Some(stale) if stale.at.elapsed() < self.ttl + self.max_stale => {
                     counters.stale.fetch_add(1, Ordering::Relaxed);
+                    self.count(CacheResult::Stale);
                     tracing::warn!(
                         age_s = stale.at.elapsed().as_secs(),
                         %reason,
@@ -156,6 +175,14 @@ impl Directory for CachedDirectory {
 
     fn find_shared<'a>(&'a self, query: Query<'a>) -> BoxFuture<'a, Result<Option<Arc<Entry>>, DirectoryError>> {
         Box::pin(self.find_cached(query))
+    }
+
+    fn peek(&self, query: &Query<'_>) -> CacheState {
+        match self.cache.answers.get(&key_of(query)) {
+            None => CacheState::Absent,
+            Some(cached) if self.fresh(&cached, Instant::now()) => CacheState::Fresh,
+            Some(_) => CacheState::Expired,
+        }
     }
 
     fn authenticate<'a>(&'a self, dn: &'a str, password: &'a Secret) -> BoxFuture<'a, Result<bool, DirectoryError>> {

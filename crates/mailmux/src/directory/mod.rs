@@ -3,7 +3,8 @@
 //! * [`ldap::LdapDirectory`] searches an LDAP server (production);
 //! * [`ldif::LdifDirectory`] evaluates the same filters over an LDIF file held in memory
 //!   (trying mailmux without an LDAP server, small sites, tests);
-//! * [`cache::CachedDirectory`] puts the route cache (`LdapCache*`) in front of either.
+//! * [`cache::CachedDirectory`] puts the route cache (`LdapCache*`) in front of either;
+//! * [`metered::MeteredDirectory`], under the cache, times what the directory itself costs.
 //!
 //! Both take the filter built from `SearchFormat`, with every user-supplied value already
 //! escaped (RFC 4515), and return at most one entry: a filter that matches several entries
@@ -13,6 +14,7 @@ pub mod auth_cache;
 pub mod cache;
 pub mod ldap;
 pub mod ldif;
+pub mod metered;
 pub mod password;
 
 use std::collections::HashMap;
@@ -22,6 +24,8 @@ use std::sync::Arc;
 
 use mailmux_config::{DirectoryUrl, ServiceConfig};
 use mailmux_proto::{Secret, ldap_filter};
+
+use crate::control::metrics::Metrics;
 
 /// An entry: its DN and attributes (names lower-cased).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,6 +138,12 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
         Box::pin(async move { self.find(query).await.map(|found| found.map(Arc::new)) })
     }
 
+    /// Whether the route cache holds the answer to `query`, without asking the directory
+    /// (`mailmux admin explain`).
+    fn peek(&self, _query: &Query<'_>) -> CacheState {
+        CacheState::NoCache
+    }
+
     /// Finds the one entry matching `filter` below the configured base (a login's search).
     fn find_user<'a>(
         &'a self,
@@ -187,6 +197,31 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// What the route cache holds for a query ([`Directory::peek`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// The service has no route cache (`LdapCacheSize 0`).
+    NoCache,
+    /// Nothing cached: the next lookup asks the directory.
+    Absent,
+    /// An answer within its TTL: the next lookup uses it.
+    Fresh,
+    /// An answer past its TTL: used only while the directory cannot answer.
+    Expired,
+}
+
+impl CacheState {
+    /// A word for `mailmux admin explain`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheState::NoCache => "no route cache (LdapCacheSize 0)",
+            CacheState::Absent => "not cached",
+            CacheState::Fresh => "cached (fresh)",
+            CacheState::Expired => "cached (expired; used only while the directory is down)",
+        }
+    }
+}
+
 /// What `BindDN` may read of users' passwords, for `CRAMs yes` (see
 /// [`Directory::password_probe`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,8 +261,9 @@ pub enum DirectorySetupError {
     Urls(String),
 }
 
-/// Builds the directory a service's `LdapURL` names, with the route cache in front when
-/// `LdapCacheSize` is not 0 (its answers kept in `cache`, which outlives the directory).
+/// Builds the directory a service's `LdapURL` names, timed into `metrics`, with the route
+/// cache in front when `LdapCacheSize` is not 0 (its answers kept in `cache`, which outlives
+/// the directory).
 ///
 /// An LDIF directory gets the equality indexes of the attributes `SearchFormat` compares
 /// built here, at start-up or reload, so the first logins do not pay for them.
@@ -235,17 +271,17 @@ pub fn from_config(
     svc: &ServiceConfig,
     tls: Option<Arc<rustls::ClientConfig>>,
     cache: &Arc<cache::RouteCache>,
+    metrics: &Arc<Metrics>,
 ) -> Result<Arc<dyn Directory>, DirectorySetupError> {
-    let directory = uncached(svc, tls)?;
+    let directory: Arc<dyn Directory> =
+        Arc::new(metered::MeteredDirectory::new(uncached(svc, tls)?, metrics.clone(), svc.protocol));
     if svc.lookup.cache_size == 0 {
         return Ok(directory);
     }
-    Ok(Arc::new(cache::CachedDirectory::new(
-        directory,
-        cache.clone(),
-        svc.lookup.cache_ttl,
-        svc.lookup.cache_max_stale,
-    )))
+    Ok(Arc::new(
+        cache::CachedDirectory::new(directory, cache.clone(), svc.lookup.cache_ttl, svc.lookup.cache_max_stale)
+            .with_metrics(metrics.clone(), svc.protocol),
+    ))
 }
 
 /// The route cache a service's directory needs (sized and timed by its `LdapCache*`).
@@ -311,7 +347,7 @@ mod tests {
             );
             let Some(DirectoryUrl::Ldif { path, base }) = svc.directory.first() else { panic!("{svc:?}") };
             assert_eq!(ldif_directory(&svc, path, base).unwrap().indexes_built(), built, "{format}");
-            assert!(from_config(&svc, None, &route_cache(&svc)).is_ok());
+            assert!(from_config(&svc, None, &route_cache(&svc), &Metrics::new()).is_ok());
         }
     }
 
@@ -322,11 +358,11 @@ mod tests {
         let mut svc = service(tmp.path(), "default:LdapURL ldif:u.ldif\n");
         let one = svc.directory.clone();
         svc.directory.push(DirectoryUrl::Ldif { path: tmp.path().join("u.ldif"), base: String::new() });
-        let err = from_config(&svc, None, &route_cache(&svc)).unwrap_err().to_string();
+        let err = from_config(&svc, None, &route_cache(&svc), &Metrics::new()).unwrap_err().to_string();
         assert!(err.contains("names 2 ldif: files"), "{err}");
         svc.directory = one;
         svc.directory.push(DirectoryUrl::Ldap { server: "ldap://127.0.0.1:389".into(), base: String::new() });
-        let err = from_config(&svc, None, &route_cache(&svc)).unwrap_err().to_string();
+        let err = from_config(&svc, None, &route_cache(&svc), &Metrics::new()).unwrap_err().to_string();
         assert!(err.contains("mixes ldap:// and ldif:"), "{err}");
     }
 }

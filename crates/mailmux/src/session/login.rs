@@ -112,11 +112,7 @@ pub async fn log_in(
         // Only the store can check a token: mailmux has no key to verify one with.
         Proof::Certificate { .. } | Proof::BearerToken { .. } => {}
     }
-    let port = match svc.store_tls.mode {
-        StoreTlsMode::Implicit { port } => port,
-        StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
-    };
-    let stores = route::stores_of(&entry, &svc.mail_host_attrs, port);
+    let stores = route::stores_of(&entry, &svc.mail_host_attrs, store_port(svc));
     if stores.is_empty() {
         return Err(LoginError::NoMailHost { dn: entry.dn.clone() });
     }
@@ -144,8 +140,20 @@ pub async fn log_in(
         timeout: svc.backside_timeout,
         client: svc.forward_client_address.then_some((ctx.client, ctx.local)),
     };
-    let login = store::login(setup, tcp, replay).await?;
+    let started = std::time::Instant::now();
+    let login = store::login(setup, tcp, replay).await;
+    ctx.metrics.store(&store.to_string()).login.observe(started.elapsed());
+    let login = login?;
     Ok(LoggedIn { user: identity.user_at_domain(), store, login })
+}
+
+/// The store port when the mailHost names none: `SSLBacksidePort` with implicit TLS to
+/// stores, else `BacksidePort`.
+pub fn store_port(svc: &mailmux_config::ServiceConfig) -> u16 {
+    match svc.store_tls.mode {
+        StoreTlsMode::Implicit { port } => port,
+        StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
+    }
 }
 
 /// The `ReplayFormat` in force: the hosted domain's `mailAccessProxyReplay`, else the
@@ -182,7 +190,10 @@ async fn connect_first(ctx: &SessionContext, stores: &[StoreAddr]) -> Result<(Tc
             // Everything is down: one attempt (the first store) is enough to say so.
             break;
         }
-        match store::connect(store, timeout).await {
+        let started = std::time::Instant::now();
+        let connected = store::connect(store, timeout).await;
+        ctx.metrics.store(&store.to_string()).connect.observe(started.elapsed());
+        match connected {
             Ok(tcp) => {
                 health.reached(store);
                 return Ok((tcp, store.clone()));
@@ -250,8 +261,30 @@ fn unmapped(reason: &str) -> LoginError {
     LoginError::CertificateUnmapped { reason: reason.to_owned() }
 }
 
-/// Finds the user a login name names; `who` says whose credentials will go to the store.
-async fn by_login(ctx: &SessionContext, login: &str, who: Who) -> Result<Found, LoginError> {
+/// The search a login name leads to: the name taken apart, its hosted domain (if any),
+/// where to search and the filter (user values escaped).
+#[derive(Debug)]
+pub struct UserSearch {
+    /// The login name taken apart.
+    pub identity: Identity,
+    /// The hosted domain, with `HostedDomains yes` and a domain in the name.
+    pub domain: Option<HostedDomain>,
+    /// Where the search starts.
+    pub base: Base,
+    /// `SearchFormat` (or `DomainSearchFormat`) expanded.
+    pub filter: String,
+}
+
+impl UserSearch {
+    /// The directory query of this search.
+    pub fn query<'a>(&'a self, service: &'a crate::service::Service) -> Query<'a> {
+        Query { base: self.base.clone(), scope: Scope::Subtree, filter: &self.filter, attrs: &service.search_attrs }
+    }
+}
+
+/// Takes a login name apart and finds where its user must be searched (the hosted domain's
+/// entry is looked up on the way): what a login does before the user search.
+pub async fn user_search(ctx: &SessionContext, login: &str) -> Result<UserSearch, LoginError> {
     let service = &ctx.service;
     let svc = &service.config;
     let identity =
@@ -268,9 +301,16 @@ async fn by_login(ctx: &SessionContext, login: &str, who: Who) -> Result<Found, 
         None => (Base::Configured, &svc.search_format),
     };
     let filter = template.expand(token, ldap_filter::escape_value);
-    tracing::debug!(%filter, ?base, "directory search");
-    let query = Query { base, scope: Scope::Subtree, filter: &filter, attrs: &service.search_attrs };
-    let entry = service.directory.find_shared(query).await?.ok_or(LoginError::UnknownUser)?;
+    Ok(UserSearch { identity, domain, base, filter })
+}
+
+/// Finds the user a login name names; `who` says whose credentials will go to the store.
+async fn by_login(ctx: &SessionContext, login: &str, who: Who) -> Result<Found, LoginError> {
+    let service = &ctx.service;
+    let search = user_search(ctx, login).await?;
+    tracing::debug!(filter = %search.filter, base = ?search.base, "directory search");
+    let entry = service.directory.find_shared(search.query(service)).await?.ok_or(LoginError::UnknownUser)?;
+    let UserSearch { identity, domain, .. } = search;
     Ok(Found { identity, entry, domain, who })
 }
 

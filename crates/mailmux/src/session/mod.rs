@@ -34,11 +34,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::host_name::{self, ClientHost};
 use crate::access::{self, Admission, Edge};
+use crate::control::metrics::{Metrics, Phase};
+use crate::control::sessions::SessionRegistry;
 use crate::outcome::{Outcome, Refusal};
 use crate::proxy_header;
 use crate::relay;
+use crate::relay::{Direction, RelayEnd};
 use crate::route::StoreAddr;
 use crate::service::Service;
+use prelogin::HandOver;
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -61,6 +65,10 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     /// The client's host name, looked up once when first needed.
     pub host: Arc<tokio::sync::OnceCell<ClientHost>>,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The relayed sessions (admin list and kick).
+    pub registry: Arc<SessionRegistry>,
 }
 
 impl SessionContext {
@@ -155,6 +163,10 @@ pub struct Accepted {
     pub edge: Arc<Edge>,
     /// Store health.
     pub stores: Arc<crate::store::health::StoreHealth>,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The relayed sessions.
+    pub registry: Arc<SessionRegistry>,
     /// Server shutdown.
     pub shutdown: CancellationToken,
 }
@@ -210,6 +222,8 @@ pub async fn serve<F: Front>(mut accepted: Accepted, permit: OwnedSemaphorePermi
         stores: accepted.stores,
         shutdown: accepted.shutdown,
         host: Arc::default(),
+        metrics: accepted.metrics,
+        registry: accepted.registry,
     };
     admit::<F>(accepted.tcp, accepted.implicit_tls, ctx, permit).instrument(span).await;
 }
@@ -224,6 +238,7 @@ async fn admit<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext
     match admitted {
         Ok(admission) => run::<F>(tcp, implicit_tls, ctx, admission).await,
         Err(refusal) => {
+            ctx.metrics.refused(protocol, refusal);
             // check_access logs its own refusals, with the rule that decided.
             if refusal != Refusal::Access && ctx.edge.log_refusal(refusal) {
                 match refusal {
@@ -245,6 +260,26 @@ async fn admit<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext
             }
         }
     }
+}
+
+/// What a kicked client is told: IMAP's untagged `BYE` (RFC 9051 section 7.1.5; the client
+/// reconnects, and lands on the user's store as the directory now says); POP3 has no
+/// unsolicited response, so its connection just closes.
+pub fn kicked_text(protocol: Protocol) -> &'static [u8] {
+    match protocol {
+        Protocol::Imap => b"* BYE [UNAVAILABLE] Session ended by the administrator, please reconnect\r\n",
+        Protocol::Pop3 => b"",
+    }
+}
+
+/// Writes [`kicked_text`] and closes, within a second.
+async fn say_goodbye(client: &mut crate::tls::ClientStream, protocol: Protocol) {
+    use tokio::io::AsyncWriteExt;
+    let goodbye = async {
+        client.write_all(kicked_text(protocol)).await?;
+        client.shutdown().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), goodbye).await;
 }
 
 /// `TCPAccess`, and the client's host name for the log with `ClientLookup`.
@@ -277,25 +312,48 @@ async fn check_access(ctx: &SessionContext, implicit_tls: bool) -> Result<(), Re
 /// dialogue (front machine, read buffer, credentials).
 async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, mut admission: Admission) {
     let started = Instant::now();
+    let protocol = ctx.service.config.protocol;
+    let mut phase = ctx.metrics.enter(protocol, Phase::PreLogin);
     let mut summary = Summary::default();
     let outcome = match prelogin::run::<F>(tcp, implicit_tls, &ctx, &mut summary).await {
         Ok(handed) => {
             admission.logged_in();
+            phase.advance(Phase::Relay);
+            let store = summary.store.as_ref().map_or_else(String::new, ToString::to_string);
+            let user = summary.user.as_deref().unwrap_or_default();
+            let registered = ctx.registry.register(ctx.id, protocol, user, ctx.client, store);
+            let live = &registered.session;
+            let tally = |direction: Direction, n: u64| {
+                match direction {
+                    Direction::Up => &live.up,
+                    Direction::Down => &live.down,
+                }
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                ctx.metrics.bytes(protocol, direction, n);
+            };
+            let HandOver { mut client, client_pending, store, store_pending } = handed;
             let stats = relay::relay(
-                handed.client,
-                handed.client_pending,
-                handed.store,
-                handed.store_pending,
+                &mut client,
+                client_pending,
+                store,
+                store_pending,
                 ctx.service.config.timeout,
                 Some(relay::Lag { per_session: ctx.service.config.slow_client_buffer, budget: &ctx.edge.slow_clients }),
+                &tally,
+                live.kick.cancelled(),
             )
             .await;
+            if stats.end == RelayEnd::Kicked {
+                tracing::info!("session ended by the administrator");
+                say_goodbye(&mut client, protocol).await;
+            }
             summary.up = stats.client_to_store;
             summary.down = stats.store_to_client;
             Outcome::Relayed(stats.end)
         }
         Err(outcome) => outcome,
     };
+    ctx.metrics.session_ended(protocol, outcome);
     tracing::info!(
         user = summary.user.as_deref().unwrap_or("-"),
         store = %summary.store.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::{Front, SessionContext, Step, Summary, TlsState, login};
 use crate::access::IpKey;
 use crate::error::LoginError;
-use crate::outcome::Outcome;
+use crate::outcome::{LoginOutcome, Outcome};
 use crate::tls::{ClientStream, MaybeTls, StoreStream};
 
 /// A logged-in session, ready to relay.
@@ -105,7 +105,11 @@ async fn converse<F: Front>(
             }
             Some(Step::Login(ticket, proof)) => {
                 summary.user = Some(proof.login().to_owned());
-                match attempt(ctx, &proof, client.peer_certificate(), client.is_tls(), deadline).await {
+                let attempted = attempt(ctx, &proof, client.peer_certificate(), client.is_tls(), deadline).await;
+                if let Some(outcome) = attempted.login_outcome() {
+                    ctx.metrics.login(svc.protocol, outcome);
+                }
+                match attempted {
                     Attempt::LoggedIn(done) => {
                         tracing::info!(
                             target: crate::log_severity::INFORMATION,
@@ -192,6 +196,21 @@ enum Attempt {
     ShutDown,
 }
 
+impl Attempt {
+    /// The `outcome` label of the attempt (none when the server shut down under it).
+    fn login_outcome(&self) -> Option<LoginOutcome> {
+        match self {
+            Attempt::LoggedIn(_) => Some(LoginOutcome::Ok),
+            Attempt::Failed(e) => Some(match e.rejection(None) {
+                Rejection::AuthenticationFailed => LoginOutcome::AuthFailed,
+                Rejection::Unavailable { .. } => LoginOutcome::Unavailable,
+            }),
+            Attempt::TimedOut => Some(LoginOutcome::Timeout),
+            Attempt::ShutDown => None,
+        }
+    }
+}
+
 /// One login attempt, from the BadGuy wait to the answer, stopped by shutdown.
 ///
 /// ```text
@@ -230,12 +249,14 @@ async fn attempt(
     let finish_by = deadline.max(now + budget);
     let bad_guess = || {
         if watched {
+            ctx.metrics.badguy_penalty(svc.protocol);
             let badness = badguys.failed(&svc.edge.badguy, key, Instant::now());
             tracing::info!("badguy {key} now has {} badness", badness.as_secs());
         }
     };
     let work = async {
         if !wait.is_zero() {
+            ctx.metrics.badguy_delay(svc.protocol);
             tracing::debug!(wait_ms = wait.as_millis() as u64, "badguy: delaying this authentication");
             tokio::time::sleep(wait).await;
         }

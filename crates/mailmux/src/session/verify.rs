@@ -56,7 +56,9 @@ pub async fn preauth(
     let ttl = if auth.cache_size == 0 { Duration::ZERO } else { auth.cache_ttl };
     let key = auth_cache::key_of(&service.directory_key, &entry.dn);
     let bind = service.directory.authenticate(&entry.dn, password);
-    match service.auth_cache.verify(&key, password, ttl, bind).await? {
+    let verdict = service.auth_cache.verify(&key, password, ttl, bind).await?;
+    ctx.metrics.preauth(service.config.protocol, verdict);
+    match verdict {
         Verdict::Refused => {
             Err(LoginError::WrongPassword { dn: entry.dn.clone(), how: "the directory refused the bind" })
         }

@@ -26,6 +26,8 @@ pub struct Mailmux {
     pub pop3: SocketAddr,
     /// For reloads.
     pub handle: mailmux::server::ServerHandle,
+    /// The metrics and admin endpoints, when `MetricsListen` / `AdminListen` are set.
+    pub control: Vec<(mailmux::control::Surface, mailmux::control::ControlAddr)>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -45,8 +47,9 @@ impl Mailmux {
         let (imap, pop3) = (addr(Protocol::Imap), addr(Protocol::Pop3));
         let shutdown = CancellationToken::new();
         let handle = server.handle();
+        let control = server.control_addrs();
         let task = tokio::spawn(server.run(shutdown.clone()));
-        Mailmux { imap, pop3, handle, shutdown, task }
+        Mailmux { imap, pop3, handle, control, shutdown, task }
     }
 
     /// Cancels and waits for the drain.
