@@ -93,8 +93,8 @@ pub struct ServiceConfig {
     pub bind_dn: Option<String>,
     /// `BindPass`.
     pub bind_pass: Option<Secret>,
-    /// `ForwardClientAddress` (mailmux): tell IMAP stores the client's address with an ID
-    /// command ahead of the login.
+    /// `ForwardClientAddress` (mailmux): tell stores the client's address ahead of the login
+    /// (IMAP `ID`, POP3 `XCLIENT`).
     pub forward_client_address: bool,
     /// `LdapStartTLS` (mailmux): StartTLS on `ldap://` servers before binding.
     pub ldap_starttls: bool,

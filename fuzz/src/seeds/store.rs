@@ -34,6 +34,8 @@ const DOVECOT_POP3_USER_OK: &str = "+OK";
 const DOVECOT_POP3_LOGGED_IN: &str = "+OK Logged in.";
 const DOVECOT_POP3_AUTH_FAILED: &str = "-ERR [AUTH] Authentication failed.";
 const DOVECOT_POP3_STLS: &str = "+OK Begin TLS negotiation now.";
+/// Dovecot's answer to XCLIENT from a trusted network (from its sources, not captured).
+const DOVECOT_POP3_XCLIENT: &str = "+OK Updated";
 
 fn store(end: StoreEnd, tls: bool, sent_credentials: bool) -> Expect {
     Expect::Store(StoreOutcome { end, tls, sent_credentials })
@@ -321,6 +323,36 @@ pub(super) fn store_replay(seeds: &mut Vec<Seed>) {
         ALL,
         lines(&[pg, "-ERR TLS support isn't enabled."]),
         store(Temporary, false, false),
+    );
+    // ForwardClientAddress: XCLIENT where the greeting offers it, its answer skipped.
+    let xc = DOVECOT_POP3_XCLIENT;
+    add(
+        "pop3-xclient-user-pass",
+        POP3 | mode::CLIENT_ID,
+        ALL,
+        lines(&[pg, xc, user_ok, pok]),
+        store(LoggedIn, false, true),
+    );
+    add(
+        "pop3-xclient-refused-plain",
+        POP3 | mode::CLIENT_ID | mode::PLAIN,
+        3,
+        lines(&[pg, "-ERR You are not from trusted IP", DOVECOT_POP3_AUTH_FAILED]),
+        store(Rejected, false, true),
+    );
+    add(
+        "pop3-xclient-not-offered",
+        POP3 | mode::CLIENT_ID,
+        ALL,
+        lines(&["+OK Dovecot ready.", user_ok, pok]),
+        store(LoggedIn, false, true),
+    );
+    add(
+        "pop3-xclient-after-stls",
+        POP3 | mode::CLIENT_ID | mode::STARTTLS,
+        read,
+        [plaintext.clone(), lines(&[xc, user_ok, pok])].concat(),
+        store(LoggedIn, true, true),
     );
     let long = [&b"+OK "[..], &[0xff; 5]].concat();
     add("pop3-long-line", POP3 | mode::EXPAND, ALL, [&long[..], b"\r\n"].concat(), store(Protocol, false, false));
