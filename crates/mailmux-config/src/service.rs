@@ -127,8 +127,11 @@ pub struct ServiceConfig {
     pub shutdown_timeout: Duration,
     /// `Banner`: greeting text.
     pub banner: String,
-    /// `Capability`: the pre-login IMAP capability list (without STARTTLS and AUTH=).
-    pub capability: String,
+    /// `Capability`: the pre-login IMAP capability list (without STARTTLS and AUTH=); `None`
+    /// (not set): what the stores share, learned from them (see `capability_learning`).
+    pub capability: Option<String>,
+    /// `CapabilityStores`, `CapabilityRefresh`: which stores are asked what they offer, how often.
+    pub capability_learning: crate::store_capabilities::CapabilityLearning,
     /// `ServerDownAlert`: shown to users whose store is down.
     pub server_down_alert: Option<String>,
     /// `LogDir` of this service.
@@ -187,7 +190,8 @@ impl ServiceConfig {
 /// Messaging Server's installer creates (`service.siteadmin.userid`).
 pub const DEFAULT_STORE_ADMIN: &str = "admin";
 
-/// What mailmux advertises before login when `Capability` is not set.
+/// What mailmux advertises before login when `Capability` is not set and no store has said
+/// what it offers yet: what its own pre-login parser takes.
 pub const DEFAULT_IMAP_CAPABILITY: &str = "IMAP4rev1 ID LITERAL+ SASL-IR";
 
 /// MMP parameters recognised but not implemented yet.
@@ -284,6 +288,9 @@ const KNOWN: &[&str] = &[
     "authcachesize",
     "authcachettl",
     "crams",
+    // CapabilityLearning::take
+    "capabilitystores",
+    "capabilityrefresh",
     // AService.cfg (crate::load)
     "servicelist",
     "numthreads",
@@ -387,7 +394,8 @@ pub fn build_layered(
             Protocol::Imap => "mailmux IMAP proxy ready".to_owned(),
             Protocol::Pop3 => "mailmux POP3 proxy ready".to_owned(),
         },
-        capability: DEFAULT_IMAP_CAPABILITY.to_owned(),
+        capability: None,
+        capability_learning: Default::default(),
         server_down_alert: None,
         log_dir: None,
         log_level: None,
@@ -420,6 +428,7 @@ pub fn build_layered(
             .or_else(|| svc.edge.take(e, dir))
             .or_else(|| svc.lookup.take(e))
             .or_else(|| svc.auth.take(e))
+            .or_else(|| svc.capability_learning.take(e))
         {
             if let Err(message) = result {
                 diags.error(at, e.line, format!("{}: {message}", e.name));
@@ -514,7 +523,7 @@ pub fn build_layered(
                 if protocol == Protocol::Pop3 {
                     diags.warn(at, e.line, "Capability has no effect on POP3");
                 }
-                svc.capability = kept.join(" ");
+                svc.capability = Some(kept.join(" "));
                 Ok(())
             }
             "certmapfile" => {
@@ -718,7 +727,7 @@ mod tests {
         let svc = svc.unwrap_or_else(|| panic!("{d}"));
         assert_eq!(svc.bind_dn.as_deref(), Some("cn=Directory Manager"));
         assert_eq!(svc.timeout, Duration::from_secs(1800));
-        assert!(svc.capability.starts_with("IMAP4 IMAP4rev1 ACL"));
+        assert!(svc.capability.as_deref().is_some_and(|c| c.starts_with("IMAP4 IMAP4rev1 ACL")));
         assert_eq!(svc.mail_host_attrs, vec!["mailhost"]);
         assert_eq!(svc.server_down_alert.as_deref(), Some("your IMAP server appears to be temporarily out of service"));
         let tls = svc.tls.expect("TLS on");
@@ -789,6 +798,7 @@ mod tests {
             ("edge.rs", include_str!("edge.rs")),
             ("lookup.rs", include_str!("lookup.rs")),
             ("auth.rs", include_str!("auth.rs")),
+            ("store_capabilities.rs", include_str!("store_capabilities.rs")),
             ("lib.rs", include_str!("lib.rs")),
         ] {
             let code = source.split("#[cfg(test)]").next().unwrap_or(source);
@@ -826,6 +836,6 @@ mod tests {
         assert!(d.to_string().contains("LdapURL is missing"));
         let (svc, _) =
             service("default:LdapURL ldif:u.ldif\ndefault:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n");
-        assert_eq!(svc.unwrap().capability, "IMAP4rev1 IDLE");
+        assert_eq!(svc.unwrap().capability.as_deref(), Some("IMAP4rev1 IDLE"));
     }
 }

@@ -61,6 +61,12 @@ impl Dovecot {
     /// Starts a store in `dir`. `users` all get a password; those whose `store` is the
     /// spec's index get the marker message.
     pub fn start(dir: &Path, spec: &StoreSpec, users: &[User]) -> Dovecot {
+        Dovecot::start_with_conf(dir, spec, users, "")
+    }
+
+    /// Like [`Dovecot::start`], with `extra_conf` appended to the store's `dovecot.conf` (e.g.
+    /// `imap_capability = +XFOO` for stores that differ in what they offer).
+    pub fn start_with_conf(dir: &Path, spec: &StoreSpec, users: &[User], extra_conf: &str) -> Dovecot {
         let dovecot = require_binary("dovecot", "dovecot-imapd");
         require_binary("doveadm", "dovecot-core");
         assert!(
@@ -163,6 +169,7 @@ service auth {{
 service anvil {{
   client_limit = 4000
 }}
+{extra_conf}
 "#
             ),
         )

@@ -12,6 +12,7 @@ use mailmux_proto::sasl::{self, bearer};
 use mailmux_proto::{BearerMechanism, Secret};
 
 use crate::front::{FrontEnd, FrontOutcome, settings};
+use crate::probe::ProbeEnd;
 use crate::sasl::SaslOutcome;
 use crate::store::StoreOutcome;
 use crate::text::{ConfigOutcome, FilterOutcome};
@@ -45,6 +46,8 @@ pub enum Expect {
     Filter(FilterOutcome),
     /// `config_file`.
     Config(ConfigOutcome),
+    /// `store_probe`.
+    Probe(ProbeEnd),
 }
 
 impl Expect {
@@ -57,14 +60,15 @@ impl Expect {
             "sasl_exchange" => Expect::Sasl(crate::sasl::sasl_exchange(data)),
             "ldap_filter" => Expect::Filter(crate::text::ldap_filter(data)),
             "config_file" => Expect::Config(crate::text::config_file(data)),
+            "store_probe" => Expect::Probe(crate::probe::store_probe(data)),
             other => panic!("no target {other}"),
         }
     }
 }
 
 /// The fuzz targets (`cargo fuzz list`); each has seeds.
-pub const TARGETS: [&str; 6] =
-    ["imap_front", "pop3_front", "store_replay", "sasl_exchange", "ldap_filter", "config_file"];
+pub const TARGETS: [&str; 7] =
+    ["imap_front", "pop3_front", "store_replay", "store_probe", "sasl_exchange", "ldap_filter", "config_file"];
 
 /// Every seed.
 pub fn all() -> Vec<Seed> {
@@ -73,6 +77,7 @@ pub fn all() -> Vec<Seed> {
     pop3_front(&mut seeds);
     pop3_sasl(&mut seeds);
     store::store_replay(&mut seeds);
+    store::store_probe(&mut seeds);
     sasl_exchange::sasl_exchange(&mut seeds);
     ldap_filter(&mut seeds);
     config_file(&mut seeds);

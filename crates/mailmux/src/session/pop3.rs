@@ -21,6 +21,7 @@ impl Front for Pop3Front {
             // Offered once a store that takes them is known: until then, advertising them
             // would only send clients into refusals.
             bearer: false,
+            capabilities: service.pop3_capabilities(),
         })
     }
 

@@ -7,7 +7,9 @@
 //! certificate is checked against the mailHost name; a bad one fails the login as
 //! "unavailable", with the reason in the log.
 
+pub mod capabilities;
 pub mod health;
+pub mod probe;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
