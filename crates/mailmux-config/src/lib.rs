@@ -39,6 +39,7 @@ pub mod lookup;
 pub mod raw;
 pub mod service;
 pub mod service_list;
+pub mod spoof;
 pub mod store_capabilities;
 pub mod tcp_access;
 pub mod template;

@@ -132,6 +132,9 @@ pub struct ServiceConfig {
     pub capability: Option<String>,
     /// `CapabilityStores`, `CapabilityRefresh`: which stores are asked what they offer, how often.
     pub capability_learning: crate::store_capabilities::CapabilityLearning,
+    /// `SpoofMessageFile`, `SpoofEmptyMailbox`, `SpoofTempFail` (POP3): the maildrop served
+    /// when the store is down.
+    pub spoof: crate::spoof::SpoofConfig,
     /// `ServerDownAlert`: shown to users whose store is down.
     pub server_down_alert: Option<String>,
     /// `LogDir` of this service.
@@ -201,11 +204,8 @@ pub(crate) const NOT_YET: &[&str] = &[
     "authservice",
     "authservicettl",
     "failovertimeout",
-    "spoofmessagefile",
     "ssladjustciphersuites",
     "adminpolicy",
-    "spooftempfail",
-    "spoofemptymailbox",
 ];
 
 /// Every other name the service files may hold (besides [`NOT_YET`]): what [`build`],
@@ -291,6 +291,10 @@ const KNOWN: &[&str] = &[
     // CapabilityLearning::take
     "capabilitystores",
     "capabilityrefresh",
+    // SpoofConfig::take
+    "spoofmessagefile",
+    "spoofemptymailbox",
+    "spooftempfail",
     // AService.cfg (crate::load)
     "servicelist",
     "numthreads",
@@ -396,6 +400,7 @@ pub fn build_layered(
         },
         capability: None,
         capability_learning: Default::default(),
+        spoof: Default::default(),
         server_down_alert: None,
         log_dir: None,
         log_level: None,
@@ -429,7 +434,11 @@ pub fn build_layered(
             .or_else(|| svc.lookup.take(e))
             .or_else(|| svc.auth.take(e))
             .or_else(|| svc.capability_learning.take(e))
+            .or_else(|| svc.spoof.take(e, dir))
         {
+            if protocol == Protocol::Imap && e.key.starts_with("spoof") {
+                diags.warn(at, e.line, format!("{} has no effect on IMAP (a POP3 maildrop)", e.name));
+            }
             if let Err(message) = result {
                 diags.error(at, e.line, format!("{}: {message}", e.name));
             }
@@ -799,6 +808,7 @@ mod tests {
             ("lookup.rs", include_str!("lookup.rs")),
             ("auth.rs", include_str!("auth.rs")),
             ("store_capabilities.rs", include_str!("store_capabilities.rs")),
+            ("spoof.rs", include_str!("spoof.rs")),
             ("lib.rs", include_str!("lib.rs")),
         ] {
             let code = source.split("#[cfg(test)]").next().unwrap_or(source);

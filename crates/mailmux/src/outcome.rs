@@ -41,6 +41,8 @@ pub enum Outcome {
     Unavailable,
     /// The client failed to log in too many times on this connection.
     TooManyFailures,
+    /// The store was down and the client was served the spoof maildrop (POP3).
+    Spoofed,
     /// Logged in and relayed until this happened.
     Relayed(RelayEnd),
 }
@@ -57,6 +59,7 @@ impl Outcome {
             Outcome::AuthFailed => "auth-failed",
             Outcome::Unavailable => "unavailable",
             Outcome::TooManyFailures => "too-many-failures",
+            Outcome::Spoofed => "spoofed",
             Outcome::Relayed(end) => end.as_str(),
         }
     }
