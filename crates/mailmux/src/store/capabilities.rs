@@ -260,11 +260,27 @@ fn is_own(protocol: Protocol, item: &str) -> bool {
     }
 }
 
-/// A store's items, mailmux's own dropped and repeats removed (first spelling kept).
+/// Longest item kept (a Dovecot item is under 30 characters).
+const MAX_ITEM: usize = 128;
+
+/// Whether a store's item may reach clients as it is: an IMAP atom (RFC 9051 `atom`: no
+/// control, space, `(){%*"\]` or 8-bit character, so it cannot end the `[CAPABILITY …]` code or
+/// the line), or a POP3 CAPA line of printable ASCII.
+fn is_clean(protocol: Protocol, item: &str) -> bool {
+    !item.is_empty()
+        && item.len() <= MAX_ITEM
+        && match protocol {
+            Protocol::Imap => item.bytes().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b)),
+            Protocol::Pop3 => item.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+        }
+}
+
+/// A store's items, mailmux's own and unclean ones dropped, repeats removed (first spelling kept).
 fn keep_comparable(protocol: Protocol, items: Vec<String>) -> Vec<String> {
     let mut kept: Vec<String> = Vec::new();
     for item in items {
-        if !is_own(protocol, &item) && !kept.iter().any(|k| k.eq_ignore_ascii_case(&item)) {
+        if is_clean(protocol, &item) && !is_own(protocol, &item) && !kept.iter().any(|k| k.eq_ignore_ascii_case(&item))
+        {
             kept.push(item);
         }
     }
@@ -345,6 +361,16 @@ mod tests {
         );
         caps.publish();
         assert_eq!(caps.advertised().unwrap().join("|"), "TOP|UIDL|PIPELINING");
+    }
+
+    #[test]
+    fn items_that_could_break_a_line_or_a_code_are_dropped() {
+        let hostile = ["X]Y", "A\rB", "QUOTA\"", "UTF8=ÄCCEPT", "(X", "", &"L".repeat(MAX_ITEM + 1), "IDLE"];
+        let kept = keep_comparable(Protocol::Imap, hostile.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(kept, items("IDLE"));
+        let kept =
+            keep_comparable(Protocol::Pop3, ["TOP", "EXPIRE NEVER", "X\rY", "\u{7f}"].map(str::to_owned).to_vec());
+        assert_eq!(kept, ["TOP", "EXPIRE NEVER"]);
     }
 
     #[test]
