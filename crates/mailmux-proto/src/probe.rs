@@ -177,7 +177,7 @@ impl CapabilityProbe {
                 if self.items.len() >= MAX_ITEMS {
                     return Some(self.fail("more capabilities than mailmux keeps"));
                 }
-                if !item.is_empty() {
+                if is_item(item) {
                     self.items.push(item.to_owned());
                 }
                 None
@@ -201,7 +201,13 @@ impl CapabilityProbe {
 
 /// The words of an IMAP capability list.
 fn words(caps: &str) -> Vec<String> {
-    caps.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    caps.split(' ').filter(|w| is_item(w)).map(str::to_owned).collect()
+}
+
+/// Whether a word or CAPA line can be a capability: not empty, no control character (a bare
+/// CR inside a line is not a line end to the line splitter, but would be one to a client).
+fn is_item(item: &str) -> bool {
+    !item.is_empty() && !item.contains(char::is_control)
 }
 
 /// A store line for a log: printable, at most 200 characters.
@@ -292,6 +298,15 @@ mod tests {
         p.feed(b"ONE-TOO-MANY\r\n");
         assert!(matches!(p.next_event(), Some(ProbeEvent::Failed(_))));
         assert_eq!(p.next_event(), None, "a finished probe says nothing more");
+    }
+
+    #[test]
+    fn control_characters_never_make_an_item() {
+        // Found by the store_probe fuzz target: a bare CR inside a CAPA line.
+        let (_, ev) = run(ProbeProtocol::Pop3, &["+OK hi", "+OK", "TOP", "UIDL\r\u{e}RESP-CODES", "\u{7f}", "."]);
+        assert_eq!(ev, learned(&["TOP"]));
+        let (_, ev) = run(ProbeProtocol::Imap, &["* OK [CAPABILITY IMAP4rev1 A\rB \u{1b}[0m IDLE] hi"]);
+        assert_eq!(ev, learned(&["IMAP4rev1", "IDLE"]));
     }
 
     #[test]

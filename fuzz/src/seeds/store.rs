@@ -484,4 +484,6 @@ pub(super) fn store_probe(seeds: &mut Vec<Seed>) {
     add("pop3-greeting-err", POP3, lines(&["-ERR [SYS/TEMP] busy"]), Failed);
     add("pop3-imap-store", POP3, lines(&[DOVECOT_GREETING]), Failed);
     add("pop3-stuffed-dot", POP3, lines(&["+OK", "+OK", "..", "X-ODD", "."]), Learned(2));
+    // Found by this target: a bare CR inside a CAPA line made an item with a line end in it.
+    add("pop3-bare-cr-in-a-line", POP3, lines(&["+OK", "+OK", "TOP", "UIDL\r\u{e}RESP-CODES", "."]), Learned(1));
 }
