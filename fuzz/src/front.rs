@@ -197,6 +197,7 @@ pub fn pop3_front(data: &[u8]) -> FrontOutcome {
         client_certificate: s.certificate,
         crams: s.crams.then(challenge_seed),
         bearer: s.bearer,
+        capabilities: vec!["TOP".into(), "UIDL".into()],
     });
     let mut outcome = FrontOutcome::default();
     let mut reads = input.chunks(s.read_size);

@@ -15,11 +15,15 @@
 //! | `imap_front` | `[settings+chunk, client bytes…]` ([`front::imap_front`]) |
 //! | `pop3_front` | `[settings+chunk, client bytes…]` ([`front::pop3_front`]) |
 //! | `store_replay` | `[mode, chunk, store bytes…]` ([`store::store_replay`]) |
+//! | `pop3_maildrop` | `[empty+chunk, client bytes…]` ([`maildrop::pop3_maildrop`]) |
+//! | `store_probe` | `[protocol+chunk, store bytes…]` ([`probe::store_probe`]) |
 //! | `sasl_exchange` | `[config, client lines…]` ([`sasl::sasl_exchange`]) |
 //! | `ldap_filter` | UTF-8 text ([`text::ldap_filter`]) |
 //! | `config_file` | UTF-8 text ([`text::config_file`]) |
 
 pub mod front;
+pub mod maildrop;
+pub mod probe;
 pub mod sasl;
 pub mod seeds;
 pub mod store;

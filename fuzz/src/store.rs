@@ -11,7 +11,8 @@
 //! * the password (in any quoting), the PLAIN blob or the bearer message is written at most once,
 //!   and a bearer token only to a store that named its mechanism;
 //! * while the machine waits for input it holds at most its line cap plus one byte;
-//! * the bytes handed on after the login are the last ones the store sent.
+//! * the bytes handed on after the login are the last ones the store sent;
+//! * a POP3 `XCLIENT` goes out at most once, only when asked for and to a store that offered it.
 
 use mailmux_proto::imap::replay::{self as imap, ImapReplay, ReplayEvent};
 use mailmux_proto::pop3::replay::{self as pop3, Pop3Replay, Pop3ReplayEvent};
@@ -34,7 +35,8 @@ pub mod mode {
     pub const BEARER: u8 = PLAIN | ADMIN;
     /// `BacksideStartTLS`: STARTTLS or STLS before the login.
     pub const STARTTLS: u8 = 0x08;
-    /// `ForwardClientAddress`: an IMAP `ID` with the client's address ahead of the login.
+    /// `ForwardClientAddress`: an IMAP `ID` or a POP3 `XCLIENT` with the client's address ahead
+    /// of the login, where the store offers it.
     pub const CLIENT_ID: u8 = 0x10;
     /// Two bits choosing the password from [`super::PASSWORDS`].
     pub const PASSWORD: u8 = 0x60;
@@ -96,6 +98,10 @@ pub const CLIENT_ID_FIELDS: [(&str, &str); 4] = [
     ("x-connected-ip", "127.0.0.1"),
     ("x-connected-port", "143"),
 ];
+
+/// The client address mailmux sends to POP3 stores by `XCLIENT` with `ForwardClientAddress`.
+pub const CLIENT_ADDRESS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)), 40000);
 
 /// How a replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,7 +166,8 @@ pub fn store_replay(data: &[u8]) -> StoreOutcome {
     };
     let mechanism = if mode & mode::PLAIN != 0 { ReplayMechanism::Plain } else { ReplayMechanism::Login };
     let mut m = if mode & mode::POP3 != 0 {
-        Machine::Pop3(Pop3Replay::new(mechanism, credentials, starttls))
+        let m = Pop3Replay::new(mechanism, credentials, starttls);
+        Machine::Pop3(if mode & mode::CLIENT_ID != 0 { m.with_client_address(CLIENT_ADDRESS) } else { m })
     } else {
         let m = ImapReplay::new(mechanism, credentials, starttls);
         Machine::Imap(if mode & mode::CLIENT_ID != 0 {
@@ -218,6 +225,15 @@ pub fn store_replay(data: &[u8]) -> StoreOutcome {
             wire.is_empty() || wire == m.starttls_command(),
             "wrote {:?} before TLS",
             String::from_utf8_lossy(&wire)
+        );
+    }
+    let xclients = occurrences(&wire, b"XCLIENT ");
+    assert!(xclients <= 1, "XCLIENT went out {xclients} times");
+    if xclients == 1 {
+        assert!(mode & (mode::POP3 | mode::CLIENT_ID) == mode::POP3 | mode::CLIENT_ID, "XCLIENT without being asked");
+        assert!(
+            store.windows(7).any(|w| w.eq_ignore_ascii_case(b"XCLIENT")),
+            "XCLIENT went to a store that never offered it"
         );
     }
     let sent = occurrences(&wire, PASSWORD_MARK) + occurrences(&wire, blob.expose());

@@ -74,9 +74,9 @@ pub fn config_file(data: &[u8]) -> ConfigOutcome {
     let mut diags = Diagnostics::default();
     let mut entries = raw::parse(file, text, Some("inst"), &mut diags);
     let count = entries.len();
-    // CertMapFile names a file to read: the harness must not read whatever path the fuzzer
-    // writes (/dev/zero never ends). certmap.conf's syntax is fuzzed directly below.
-    entries.retain(|e| e.key != "certmapfile");
+    // CertMapFile and SpoofMessageFile name files to read: the harness must not read whatever
+    // path the fuzzer writes. certmap.conf's syntax is fuzzed directly below.
+    entries.retain(|e| e.key != "certmapfile" && e.key != "spoofmessagefile");
     let mut built = false;
     let mut shown = String::new();
     // The ports AService.cfg would give the service, so SSLPorts can name them.

@@ -45,6 +45,8 @@ pub mod origin;
 pub mod raw;
 pub mod service;
 pub mod service_list;
+pub mod spoof;
+pub mod store_capabilities;
 pub mod tcp_access;
 pub mod template;
 pub mod tls;

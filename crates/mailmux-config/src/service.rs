@@ -127,8 +127,8 @@ pub struct ServiceConfig {
     pub bind_dn: Option<String>,
     /// `BindPass`.
     pub bind_pass: Option<Secret>,
-    /// `ForwardClientAddress` (mailmux): tell IMAP stores the client's address with an ID
-    /// command ahead of the login.
+    /// `ForwardClientAddress` (mailmux): tell stores the client's address ahead of the login
+    /// (IMAP `ID`, POP3 `XCLIENT`).
     pub forward_client_address: bool,
     /// `LdapStartTLS` (mailmux): StartTLS on `ldap://` servers before binding.
     pub ldap_starttls: bool,
@@ -165,8 +165,14 @@ pub struct ServiceConfig {
     pub shutdown_timeout: Duration,
     /// `Banner`: greeting text.
     pub banner: String,
-    /// `Capability`: the pre-login IMAP capability list (without STARTTLS and AUTH=).
-    pub capability: String,
+    /// `Capability`: the pre-login IMAP capability list (without STARTTLS and AUTH=); `None`
+    /// (not set): what the stores share, learned from them (see `capability_learning`).
+    pub capability: Option<String>,
+    /// `CapabilityStores`, `CapabilityRefresh`: which stores are asked what they offer, how often.
+    pub capability_learning: crate::store_capabilities::CapabilityLearning,
+    /// `SpoofMessageFile`, `SpoofEmptyMailbox`, `SpoofTempFail` (POP3): the maildrop served
+    /// when the store is down.
+    pub spoof: crate::spoof::SpoofConfig,
     /// `ServerDownAlert`: shown to users whose store is down.
     pub server_down_alert: Option<String>,
     /// `LogDir` of this service.
@@ -231,7 +237,8 @@ impl ServiceConfig {
 /// Messaging Server's installer creates (`service.siteadmin.userid`).
 pub const DEFAULT_STORE_ADMIN: &str = "admin";
 
-/// What mailmux advertises before login when `Capability` is not set.
+/// What mailmux advertises before login when `Capability` is not set and no store has said
+/// what it offers yet: what its own pre-login parser takes.
 pub const DEFAULT_IMAP_CAPABILITY: &str = "IMAP4rev1 ID LITERAL+ SASL-IR";
 
 /// MMP parameters recognised but not implemented yet.
@@ -241,11 +248,8 @@ pub(crate) const NOT_YET: &[&str] = &[
     "authservice",
     "authservicettl",
     "failovertimeout",
-    "spoofmessagefile",
     "ssladjustciphersuites",
     "adminpolicy",
-    "spooftempfail",
-    "spoofemptymailbox",
 ];
 
 /// Every other name the service files may hold (besides [`NOT_YET`]): what [`build`],
@@ -331,6 +335,13 @@ const KNOWN: &[&str] = &[
     "authcachettl",
     "crams",
     "oauthbearer",
+    // CapabilityLearning::take
+    "capabilitystores",
+    "capabilityrefresh",
+    // SpoofConfig::take
+    "spoofmessagefile",
+    "spoofemptymailbox",
+    "spooftempfail",
     // AService.cfg (crate::load)
     "servicelist",
     "numthreads",
@@ -446,7 +457,9 @@ pub fn build_layered(
             Protocol::Imap => "mailmux IMAP proxy ready".to_owned(),
             Protocol::Pop3 => "mailmux POP3 proxy ready".to_owned(),
         },
-        capability: DEFAULT_IMAP_CAPABILITY.to_owned(),
+        capability: None,
+        capability_learning: Default::default(),
+        spoof: Default::default(),
         server_down_alert: None,
         log_dir: None,
         log_level: None,
@@ -483,7 +496,12 @@ pub fn build_layered(
             .or_else(|| svc.edge.take(e, dir))
             .or_else(|| svc.lookup.take(e))
             .or_else(|| svc.auth.take(e))
+            .or_else(|| svc.capability_learning.take(e))
+            .or_else(|| svc.spoof.take(e, dir))
         {
+            if protocol == Protocol::Imap && e.key.starts_with("spoof") {
+                diags.warn(at, e.line, format!("{} has no effect on IMAP (a POP3 maildrop)", e.name));
+            }
             if let Err(message) = result {
                 diags.error(at, e.line, format!("{}: {message}", e.name));
             }
@@ -578,7 +596,7 @@ pub fn build_layered(
                 if protocol == Protocol::Pop3 {
                     diags.warn(at, e.line, "Capability has no effect on POP3");
                 }
-                svc.capability = kept.join(" ");
+                svc.capability = Some(kept.join(" "));
                 Ok(())
             }
             "certmapfile" => {
@@ -784,7 +802,7 @@ mod tests {
         let svc = svc.unwrap_or_else(|| panic!("{d}"));
         assert_eq!(svc.bind_dn.as_deref(), Some("cn=Directory Manager"));
         assert_eq!(svc.timeout, Duration::from_secs(1800));
-        assert!(svc.capability.starts_with("IMAP4 IMAP4rev1 ACL"));
+        assert!(svc.capability.as_deref().is_some_and(|c| c.starts_with("IMAP4 IMAP4rev1 ACL")));
         assert_eq!(svc.mail_host_attrs, vec!["mailhost"]);
         assert_eq!(svc.server_down_alert.as_deref(), Some("your IMAP server appears to be temporarily out of service"));
         let tls = svc.tls.expect("TLS on");
@@ -883,6 +901,8 @@ mod tests {
             ("edge.rs", include_str!("edge.rs")),
             ("lookup.rs", include_str!("lookup.rs")),
             ("auth.rs", include_str!("auth.rs")),
+            ("store_capabilities.rs", include_str!("store_capabilities.rs")),
+            ("spoof.rs", include_str!("spoof.rs")),
             ("lib.rs", include_str!("lib.rs")),
         ] {
             let code = source.split("#[cfg(test)]").next().unwrap_or(source);
@@ -920,6 +940,6 @@ mod tests {
         assert!(d.to_string().contains("LdapURL is missing"));
         let (svc, _) =
             service("default:LdapURL ldif:u.ldif\ndefault:Capability \"IMAP4rev1 STARTTLS AUTH=PLAIN IDLE\"\n");
-        assert_eq!(svc.unwrap().capability, "IMAP4rev1 IDLE");
+        assert_eq!(svc.unwrap().capability.as_deref(), Some("IMAP4rev1 IDLE"));
     }
 }

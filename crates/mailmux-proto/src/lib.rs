@@ -8,7 +8,8 @@
 //! | module | what it speaks |
 //! | --- | --- |
 //! | [`imap`] | the client side of IMAP before login (RFC 9051 / 3501) and the replay of a login to a store |
-//! | [`pop3`] | the same for POP3 (RFC 1939, 2449, 5034) |
+//! | [`pop3`] | the same for POP3 (RFC 1939, 2449, 5034), and the spoof maildrop served when a store is down |
+//! | [`probe`] | asking a store for its pre-login capabilities (IMAP `CAPABILITY`, POP3 `CAPA`) without logging in |
 //! | [`http`] | one HTTP/1.x request head, for the metrics and admin endpoints |
 //! | [`proxy`] | the PROXY protocol header (v1, v2) from a trusted load balancer |
 //! | [`sasl`] | one SASL exchange (PLAIN, LOGIN, EXTERNAL, CRAM-MD5, OAUTHBEARER, XOAUTH2) shared by IMAP AUTHENTICATE and POP3 AUTH |
@@ -25,6 +26,7 @@ pub mod ldap_filter;
 pub mod line;
 pub mod login;
 pub mod pop3;
+pub mod probe;
 pub mod proxy;
 pub mod sasl;
 pub mod secret;

@@ -129,6 +129,7 @@ fn pop3_front_survives_mangled_clients() {
             client_certificate: round % 3 == 0,
             crams: (round % 4 != 1).then(|| ChallengeSeed::new("1896.697170952", "x")),
             bearer: round % 5 != 1,
+            capabilities: vec!["TOP".into(), "..".into()],
         });
         'feed: for piece in chunks(&mut rng, &input) {
             front.feed(piece);

@@ -61,7 +61,13 @@ impl Dovecot {
     /// Starts a store in `dir`. `users` all get a password; those whose `store` is the
     /// spec's index get the marker message.
     pub fn start(dir: &Path, spec: &StoreSpec, users: &[User]) -> Dovecot {
-        Dovecot::launch(dir, spec, users, None)
+        Dovecot::launch(dir, spec, users, None, "")
+    }
+
+    /// Like [`Dovecot::start`], with `extra_conf` appended to the store's `dovecot.conf` (e.g.
+    /// `imap_capability = +XFOO` for stores that differ in what they offer).
+    pub fn start_with_conf(dir: &Path, spec: &StoreSpec, users: &[User], extra_conf: &str) -> Dovecot {
+        Dovecot::launch(dir, spec, users, None, extra_conf)
     }
 
     /// Like [`Dovecot::start`], and the store also takes bearer tokens (`AUTH=OAUTHBEARER`,
@@ -69,10 +75,16 @@ impl Dovecot {
     /// endpoint at `introspection_url` (see [`crate::oauth2::Introspection`]). Passwords work
     /// as on any store.
     pub fn start_with_oauth2(dir: &Path, spec: &StoreSpec, users: &[User], introspection_url: &str) -> Dovecot {
-        Dovecot::launch(dir, spec, users, Some(introspection_url))
+        Dovecot::launch(dir, spec, users, Some(introspection_url), "")
     }
 
-    fn launch(dir: &Path, spec: &StoreSpec, users: &[User], introspection_url: Option<&str>) -> Dovecot {
+    fn launch(
+        dir: &Path,
+        spec: &StoreSpec,
+        users: &[User],
+        introspection_url: Option<&str>,
+        extra_conf: &str,
+    ) -> Dovecot {
         let dovecot = require_binary("dovecot", "dovecot-imapd");
         require_binary("doveadm", "dovecot-core");
         assert!(
@@ -197,6 +209,7 @@ service auth {{
 service anvil {{
   client_limit = 4000
 }}
+{extra_conf}
 "#
             ),
         )

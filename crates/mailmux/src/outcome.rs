@@ -41,6 +41,8 @@ pub enum Outcome {
     Unavailable,
     /// The client failed to log in too many times on this connection.
     TooManyFailures,
+    /// The store was down and the client was served the spoof maildrop (POP3).
+    Spoofed,
     /// Logged in and relayed until this happened.
     Relayed(RelayEnd),
 }
@@ -103,7 +105,7 @@ impl LoginOutcome {
 
 impl Outcome {
     /// Every outcome, in the order of [`Outcome::index`].
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::TlsFailed,
         Outcome::ClientGone,
         Outcome::ClosedBeforeLogin,
@@ -112,6 +114,7 @@ impl Outcome {
         Outcome::AuthFailed,
         Outcome::Unavailable,
         Outcome::TooManyFailures,
+        Outcome::Spoofed,
         Outcome::Relayed(RelayEnd::ClientClosed),
         Outcome::Relayed(RelayEnd::StoreClosed),
         Outcome::Relayed(RelayEnd::IdleTimeout),
@@ -130,11 +133,12 @@ impl Outcome {
             Outcome::AuthFailed => 5,
             Outcome::Unavailable => 6,
             Outcome::TooManyFailures => 7,
-            Outcome::Relayed(RelayEnd::ClientClosed) => 8,
-            Outcome::Relayed(RelayEnd::StoreClosed) => 9,
-            Outcome::Relayed(RelayEnd::IdleTimeout) => 10,
-            Outcome::Relayed(RelayEnd::Error) => 11,
-            Outcome::Relayed(RelayEnd::Kicked) => 12,
+            Outcome::Spoofed => 8,
+            Outcome::Relayed(RelayEnd::ClientClosed) => 9,
+            Outcome::Relayed(RelayEnd::StoreClosed) => 10,
+            Outcome::Relayed(RelayEnd::IdleTimeout) => 11,
+            Outcome::Relayed(RelayEnd::Error) => 12,
+            Outcome::Relayed(RelayEnd::Kicked) => 13,
         }
     }
 
@@ -149,6 +153,7 @@ impl Outcome {
             Outcome::AuthFailed => "auth-failed",
             Outcome::Unavailable => "unavailable",
             Outcome::TooManyFailures => "too-many-failures",
+            Outcome::Spoofed => "spoofed",
             Outcome::Relayed(end) => end.as_str(),
         }
     }

@@ -14,7 +14,7 @@
 //! stop. Sessions in progress keep the generation they started with (they hold its
 //! [`Service`]) and are never dropped. What outlives generations lives here: the edge's
 //! budgets, counts and penalties, store health, route caches (kept while their size and
-//! times are unchanged). The session limits (`MaxSessions` and friends) are sized at start.
+//! times are unchanged), the capabilities learned from the stores. The session limits (`MaxSessions` and friends) are sized at start.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -444,6 +444,9 @@ fn build_generation(shared: &Shared, config: &Config) -> Result<Generation, Star
         for warning in &service.warnings {
             tracing::warn!("{warning}");
         }
+        for s in service.and_virtual_domains() {
+            s.note_configured_stores();
+        }
         drain = drain.max(svc.shutdown_timeout);
         for addr in &svc.listeners {
             let key = if addr.port() == 0 {
@@ -478,6 +481,8 @@ fn caches_for(shared: &Shared, svc: &ServiceConfig) -> Caches {
             routes: if kept.0 == params.0 { caches.routes } else { directory::route_cache(svc) },
             proofs: if kept.1 == params.1 { caches.proofs } else { crate::service::auth_cache_for(svc) },
             metrics: caches.metrics,
+            // What the stores said does not depend on the parameters.
+            store_capabilities: caches.store_capabilities,
         },
         None => Caches::with_metrics(svc, shared.metrics.clone()),
     };

@@ -14,6 +14,8 @@ use crate::control::metrics::Metrics;
 use crate::directory::auth_cache::AuthCache;
 use crate::directory::cache::RouteCache;
 use crate::directory::{self, Directory};
+use crate::route::StoreAddr;
+use crate::store::capabilities::{ProbeSetup, StoreCapabilities};
 use crate::tls::{self, TlsSetupError};
 
 /// One service of one configuration generation: what every session of it shares.
@@ -37,6 +39,8 @@ pub struct Service {
     pub warnings: Vec<String>,
     /// The vdmap entries: connections arriving on these addresses are served by these.
     pub virtual_domains: Vec<VirtualService>,
+    /// What the stores of this protocol offer before login, shared with every generation.
+    pub store_capabilities: Arc<StoreCapabilities>,
 }
 
 /// A vdmap entry, built: the service as configured for one local address.
@@ -62,6 +66,7 @@ impl std::fmt::Debug for Service {
             .field("store_tls", &self.store_tls.is_some())
             .field("warnings", &self.warnings)
             .field("virtual_domains", &self.virtual_domains)
+            .field("store_capabilities", &self.store_capabilities)
             .finish()
     }
 }
@@ -132,6 +137,8 @@ pub struct Caches {
     pub proofs: Arc<AuthCache>,
     /// The server's metrics, which the directory's timings and the cache's hits go to.
     pub metrics: Arc<Metrics>,
+    /// What the stores offer before login, learned from them; never replaced by a reload.
+    pub store_capabilities: Arc<StoreCapabilities>,
 }
 
 impl Caches {
@@ -143,7 +150,12 @@ impl Caches {
 
     /// New caches for `config`, counting into `metrics`.
     pub fn with_metrics(config: &ServiceConfig, metrics: Arc<Metrics>) -> Caches {
-        Caches { routes: directory::route_cache(config), proofs: auth_cache_for(config), metrics }
+        Caches {
+            routes: directory::route_cache(config),
+            proofs: auth_cache_for(config),
+            metrics,
+            store_capabilities: StoreCapabilities::new(config.protocol),
+        }
     }
 }
 
@@ -221,6 +233,7 @@ impl Service {
                 store_tls: store_tls.clone(),
                 warnings: Vec::new(),
                 virtual_domains: Vec::new(),
+                store_capabilities: caches.store_capabilities.clone(),
             };
             virtual_domains.push(VirtualService {
                 name: domain.name.clone(),
@@ -238,7 +251,74 @@ impl Service {
             store_tls,
             warnings,
             virtual_domains,
+            store_capabilities: caches.store_capabilities.clone(),
         })
+    }
+
+    /// The IMAP capabilities advertised before login (without what the connection adds):
+    /// `Capability` if set, else what the stores share, else mailmux's own.
+    pub fn imap_capabilities(&self) -> String {
+        if let Some(configured) = &self.config.capability {
+            return configured.clone();
+        }
+        match self.store_capabilities.advertised() {
+            Some(items) => items.join(" "),
+            None => mailmux_config::service::DEFAULT_IMAP_CAPABILITY.to_owned(),
+        }
+    }
+
+    /// The POP3 CAPA lines the stores share (before mailmux's own).
+    pub fn pop3_capabilities(&self) -> Vec<String> {
+        self.store_capabilities.advertised().map(|items| items.to_vec()).unwrap_or_default()
+    }
+
+    /// Whether this service advertises what its stores offer (everything but IMAP with
+    /// `Capability` set).
+    pub fn learns_capabilities(&self) -> bool {
+        self.config.protocol == mailmux_config::Protocol::Pop3 || self.config.capability.is_none()
+    }
+
+    /// How this service reaches a store for a capability probe.
+    pub fn probe_setup(&self) -> ProbeSetup {
+        ProbeSetup {
+            tls_mode: self.config.store_tls.mode,
+            connector: self.store_tls.clone(),
+            timeout: self.config.backside_timeout,
+        }
+    }
+
+    /// The store port users are routed to (`SSLBacksidePort` with implicit TLS).
+    pub fn store_port(&self) -> u16 {
+        match self.config.store_tls.mode {
+            mailmux_config::StoreTlsMode::Implicit { port } => port,
+            mailmux_config::StoreTlsMode::Off | mailmux_config::StoreTlsMode::StartTls => self.config.backside_port,
+        }
+    }
+
+    /// Makes `stores` known to the capability learning (configured or routed to).
+    pub fn note_stores<'a>(&self, stores: impl IntoIterator<Item = &'a StoreAddr>) {
+        if !self.learns_capabilities() {
+            return;
+        }
+        self.store_capabilities.note(stores, &self.probe_setup());
+    }
+
+    /// The `CapabilityStores` of this service (their ports defaulted as for `mailHost`),
+    /// made known; the refresh interval set. Called for each new generation by the server.
+    pub fn note_configured_stores(&self) {
+        if !self.learns_capabilities() {
+            return;
+        }
+        self.store_capabilities.set_refresh(self.config.capability_learning.refresh);
+        let port = self.store_port();
+        let stores: Vec<StoreAddr> = self
+            .config
+            .capability_learning
+            .stores
+            .iter()
+            .filter_map(|s| crate::route::parse_mail_host(s, port))
+            .collect();
+        self.note_stores(&stores);
     }
 
     /// With `CRAMs yes`, what keeps CRAM-MD5 and APOP from working, if anything: `BindDN`

@@ -254,3 +254,44 @@ async fn a_domains_mail_access_proxy_preauth_overrides_the_services_preauth() {
     assert_eq!(h.slapd.binds_as(&sesta_joe.dn()), sesta_binds, "mailAccessProxyPreAuth no: no bind");
     mm.stop().await;
 }
+
+/// POP3 `PASS` for `name` through `addr`: the answer line, then the client for more.
+async fn pop3_pass(addr: SocketAddr, name: &str, password: &str) -> (String, Transcript) {
+    let mut c = Transcript::connect(addr).await;
+    c.expect("+OK").await;
+    c.send(&format!("USER {name}")).await;
+    c.expect("+OK").await;
+    c.send(&format!("PASS {password}")).await;
+    (c.until("").await.pop().unwrap_or_default(), c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoof_temp_fail_serves_a_user_on_hold_and_nobody_else() {
+    let _turn = TURN.lock().await;
+    let h = hosted();
+    let url = hosted::ldap_url(&h.slapd);
+    let user = |uid: &str| (format!("{uid}@{SIROE}"), h.site.user(uid, SIROE).password.clone());
+    let (hold, hold_pw) = user("hold");
+    let (disabled, disabled_pw) = user("disabled");
+    for (extra, hold_spoofed) in [
+        ("default:SpoofEmptyMailbox yes\ndefault:SpoofTempFail yes\n", true),
+        ("default:SpoofEmptyMailbox yes\n", false),
+    ] {
+        let cfg = h.lab.write_config(DirectoryKind::Ldif, "", &hosted_lines(h, &url, extra));
+        let mm = Mailmux::start(&cfg).await;
+        let (answer, mut c) = pop3_pass(mm.pop3, &hold, &hold_pw).await;
+        if hold_spoofed {
+            assert_eq!(answer, "+OK Logged in.", "{extra}");
+            c.send("STAT").await;
+            c.expect("+OK 0 0").await;
+            c.send("QUIT").await;
+            c.expect("+OK Logging out").await;
+        } else {
+            assert!(answer.starts_with("-ERR [AUTH]"), "{extra}: {answer}");
+        }
+        // A disabled user is refused either way: only hold is temporary.
+        let (answer, _) = pop3_pass(mm.pop3, &disabled, &disabled_pw).await;
+        assert!(answer.starts_with("-ERR [AUTH]"), "{extra}: {answer}");
+        mm.stop().await;
+    }
+}

@@ -89,3 +89,46 @@ async fn curl_retrieves_each_users_mail_through_mailmux() {
     }
     mm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_see_the_client_address_by_xclient_unless_told_not_to() {
+    let lab = lab(USERS);
+    let user = lab.users.iter().rev().find(|u| u.store == 1).expect("a store B user").clone();
+    let client_ip = std::net::IpAddr::from([127, 0, 0, 6]);
+    let pop3_logins = |l: &str| l.contains("pop3-login:");
+    let before = lab.stores[1].logins(&user.uid, pop3_logins).len();
+    for (forward, expected_rip) in [(true, "rip=127.0.0.6"), (false, "rip=127.0.0.1")] {
+        let extra = if forward { String::new() } else { "default:ForwardClientAddress no\n".to_owned() };
+        let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "", &extra)).await;
+        let mut c = Transcript::connect_from(client_ip, mm.pop3).await;
+        c.expect("+OK").await;
+        c.send(&format!("USER {}", user.uid)).await;
+        c.expect("+OK").await;
+        c.send(&format!("PASS {}", user.password)).await;
+        c.expect("+OK").await;
+        c.send("QUIT").await;
+        c.expect("+OK").await;
+        mm.stop().await;
+        let lines = lab.stores[1].wait_for_logins(&user.uid, before + if forward { 1 } else { 2 }, pop3_logins).await;
+        let last = lines.last().expect("a login line");
+        assert!(last.contains(expected_rip), "forward={forward}: {last}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancers_client_reaches_the_pop3_store_by_xclient() {
+    let lab = lab(USERS);
+    // 127.0.0.39 plays a load balancer speaking for 192.0.2.78.
+    let cfg = "default:ProxyProtocolFrom 127.0.0.39\n";
+    let mm = Mailmux::start(&lab.write_config(DirectoryKind::Ldif, "", cfg)).await;
+    let user = lab.user_on(0);
+    let mut c = Transcript::connect_from(std::net::IpAddr::from([127, 0, 0, 39]), mm.pop3).await;
+    c.send_raw(format!("PROXY TCP4 192.0.2.78 127.0.0.1 50124 {}\r\n", mm.pop3.port()).as_bytes()).await;
+    c.expect("+OK").await;
+    // Through STLS-free AUTH PLAIN this time.
+    c.send(&format!("AUTH PLAIN {}", user.sasl_plain())).await;
+    c.expect("+OK").await;
+    pop3_expect_store(&mut c, 0).await;
+    lab.stores[0].wait_for_logins(&user.uid, 1, |l| l.contains("pop3-login:") && l.contains("rip=192.0.2.78")).await;
+    mm.stop().await;
+}

@@ -12,6 +12,8 @@ use mailmux_proto::sasl::{self, bearer};
 use mailmux_proto::{BearerMechanism, Secret};
 
 use crate::front::{FrontEnd, FrontOutcome, settings};
+use crate::maildrop::{MaildropEnd, MaildropOutcome};
+use crate::probe::ProbeEnd;
 use crate::sasl::SaslOutcome;
 use crate::store::StoreOutcome;
 use crate::text::{ConfigOutcome, FilterOutcome};
@@ -45,6 +47,10 @@ pub enum Expect {
     Filter(FilterOutcome),
     /// `config_file`.
     Config(ConfigOutcome),
+    /// `store_probe`.
+    Probe(ProbeEnd),
+    /// `pop3_maildrop`.
+    Maildrop(MaildropOutcome),
 }
 
 impl Expect {
@@ -57,14 +63,24 @@ impl Expect {
             "sasl_exchange" => Expect::Sasl(crate::sasl::sasl_exchange(data)),
             "ldap_filter" => Expect::Filter(crate::text::ldap_filter(data)),
             "config_file" => Expect::Config(crate::text::config_file(data)),
+            "store_probe" => Expect::Probe(crate::probe::store_probe(data)),
+            "pop3_maildrop" => Expect::Maildrop(crate::maildrop::pop3_maildrop(data)),
             other => panic!("no target {other}"),
         }
     }
 }
 
 /// The fuzz targets (`cargo fuzz list`); each has seeds.
-pub const TARGETS: [&str; 6] =
-    ["imap_front", "pop3_front", "store_replay", "sasl_exchange", "ldap_filter", "config_file"];
+pub const TARGETS: [&str; 8] = [
+    "imap_front",
+    "pop3_front",
+    "pop3_maildrop",
+    "store_replay",
+    "store_probe",
+    "sasl_exchange",
+    "ldap_filter",
+    "config_file",
+];
 
 /// Every seed.
 pub fn all() -> Vec<Seed> {
@@ -73,6 +89,8 @@ pub fn all() -> Vec<Seed> {
     pop3_front(&mut seeds);
     pop3_sasl(&mut seeds);
     store::store_replay(&mut seeds);
+    store::store_probe(&mut seeds);
+    pop3_maildrop(&mut seeds);
     sasl_exchange::sasl_exchange(&mut seeds);
     ldap_filter(&mut seeds);
     config_file(&mut seeds);
@@ -561,6 +579,29 @@ fn config_file(seeds: &mut Vec<Seed>) {
         false,
         0,
     );
+}
+
+/// Client dialogues with the spoof maildrop: what poplib, fetchmail and curl send after PASS
+/// (the integration test's transcript), pipelined, bytewise, hostile.
+fn pop3_maildrop(seeds: &mut Vec<Seed>) {
+    use MaildropEnd::*;
+    let mut add = |name: &str, mode: u8, client: Vec<u8>, end: MaildropEnd, answers: u32| {
+        let mut data = vec![mode];
+        data.extend(client);
+        seed(seeds, "pop3_maildrop", name, data, Expect::Maildrop(MaildropOutcome { end, answers }));
+    };
+    const MESSAGE: u8 = 0;
+    const EMPTY: u8 = 1;
+    const BYTEWISE: u8 = 1 << 1;
+    let poplib = lines(&["STAT", "LIST", "UIDL", "RETR 1", "TOP 1 0", "DELE 1", "STAT", "QUIT"]);
+    add("poplib-session", MESSAGE, poplib.clone(), Quit, 8);
+    add("poplib-session-bytewise", MESSAGE | BYTEWISE, poplib, Quit, 8);
+    add("empty-maildrop", EMPTY, lines(&["STAT", "LIST", "RETR 1", "UIDL 1", "QUIT"]), Quit, 5);
+    add("capa-rset-noop", MESSAGE, lines(&["CAPA", "DELE 1", "RSET", "NOOP", "LIST 1", "quit"]), Quit, 6);
+    add("relogin-and-garbage", MESSAGE, lines(&["USER joe", "PASS x", "TOP 1 x", "LIST 2"]), Waiting, 4);
+    add("too-many-bad-commands", EMPTY, lines(&["XYZZY"; 12]), Closed, 10);
+    add("line-too-long", MESSAGE, [vec![b'A'; 600], b"\r\n".to_vec()].concat(), Closed, 1);
+    add("pipelined-retrs", MESSAGE | (7 << 1), lines(&["RETR 1"; 20]), Waiting, 20);
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! written to reach a state.
 
 use super::{Expect, Seed, lines, seed};
+use crate::probe::ProbeEnd;
 use crate::store::{StoreEnd, StoreOutcome, mode};
 
 /// Dovecot's greeting (STARTTLS because `ssl = yes`).
@@ -34,6 +35,8 @@ const DOVECOT_POP3_USER_OK: &str = "+OK";
 const DOVECOT_POP3_LOGGED_IN: &str = "+OK Logged in.";
 const DOVECOT_POP3_AUTH_FAILED: &str = "-ERR [AUTH] Authentication failed.";
 const DOVECOT_POP3_STLS: &str = "+OK Begin TLS negotiation now.";
+/// Dovecot's answer to XCLIENT from a trusted network (from its sources, not captured).
+const DOVECOT_POP3_XCLIENT: &str = "+OK Updated";
 
 fn store(end: StoreEnd, tls: bool, sent_credentials: bool) -> Expect {
     Expect::Store(StoreOutcome { end, tls, sent_credentials })
@@ -322,6 +325,36 @@ pub(super) fn store_replay(seeds: &mut Vec<Seed>) {
         lines(&[pg, "-ERR TLS support isn't enabled."]),
         store(Temporary, false, false),
     );
+    // ForwardClientAddress: XCLIENT where the greeting offers it, its answer skipped.
+    let xc = DOVECOT_POP3_XCLIENT;
+    add(
+        "pop3-xclient-user-pass",
+        POP3 | mode::CLIENT_ID,
+        ALL,
+        lines(&[pg, xc, user_ok, pok]),
+        store(LoggedIn, false, true),
+    );
+    add(
+        "pop3-xclient-refused-plain",
+        POP3 | mode::CLIENT_ID | mode::PLAIN,
+        3,
+        lines(&[pg, "-ERR You are not from trusted IP", DOVECOT_POP3_AUTH_FAILED]),
+        store(Rejected, false, true),
+    );
+    add(
+        "pop3-xclient-not-offered",
+        POP3 | mode::CLIENT_ID,
+        ALL,
+        lines(&["+OK Dovecot ready.", user_ok, pok]),
+        store(LoggedIn, false, true),
+    );
+    add(
+        "pop3-xclient-after-stls",
+        POP3 | mode::CLIENT_ID | mode::STARTTLS,
+        read,
+        [plaintext.clone(), lines(&[xc, user_ok, pok])].concat(),
+        store(LoggedIn, true, true),
+    );
     let long = [&b"+OK "[..], &[0xff; 5]].concat();
     add("pop3-long-line", POP3 | mode::EXPAND, ALL, [&long[..], b"\r\n"].concat(), store(Protocol, false, false));
     add("pop3-long-line-unterminated", POP3 | mode::EXPAND, 100, long, store(Protocol, false, false));
@@ -404,4 +437,53 @@ fn bearer_tokens(add: &mut impl FnMut(&str, u8, u8, Vec<u8>, Expect)) {
         lines(&[pg, "+OK", "SASL PLAIN", "."]),
         store(Protocol, false, false),
     );
+}
+
+/// Store answers for `store_probe`: Dovecot's greeting (captured) and CAPA (as Dovecot 2.3's
+/// pop3-login sources write it to a trusted network), a store that needs asking, one without
+/// CAPA, and hostile ones.
+pub(super) fn store_probe(seeds: &mut Vec<Seed>) {
+    use ProbeEnd::*;
+    let mut add = |name: &str, mode: u8, store_bytes: Vec<u8>, end: ProbeEnd| {
+        let mut data = vec![mode];
+        data.extend(store_bytes);
+        seed(seeds, "store_probe", name, data, Expect::Probe(end));
+    };
+    const IMAP: u8 = 0;
+    const POP3: u8 = 1;
+    const BYTEWISE: u8 = 1 << 1;
+    let capa = [
+        DOVECOT_POP3_GREETING,
+        "+OK",
+        "CAPA",
+        "TOP",
+        "UIDL",
+        "RESP-CODES",
+        "PIPELINING",
+        "AUTH-RESP-CODE",
+        "STLS",
+        "USER",
+        "SASL PLAIN LOGIN",
+        "XCLIENT",
+        ".",
+        "+OK Logging out",
+    ];
+    add("imap-dovecot-greeting", IMAP, lines(&[DOVECOT_GREETING, "* BYE Logging out"]), Learned(10));
+    add(
+        "imap-asked",
+        IMAP | BYTEWISE,
+        lines(&["* OK Dovecot ready.", DOVECOT_CAPABILITY_TLS, "P1 OK Capability completed."]),
+        Learned(9),
+    );
+    add("imap-bye", IMAP, lines(&[DOVECOT_BYE]), Failed);
+    add("imap-preauth", IMAP, lines(&["* PREAUTH [CAPABILITY IMAP4rev1] hi"]), Failed);
+    add("imap-refused", IMAP, lines(&["* OK hi", "P1 NO later"]), Failed);
+    add("pop3-dovecot-capa", POP3, lines(&capa), Learned(10));
+    add("pop3-dovecot-capa-bytewise", POP3 | BYTEWISE, lines(&capa), Learned(10));
+    add("pop3-no-capa", POP3, lines(&["+OK hi", "-ERR Unknown command."]), Learned(0));
+    add("pop3-greeting-err", POP3, lines(&["-ERR [SYS/TEMP] busy"]), Failed);
+    add("pop3-imap-store", POP3, lines(&[DOVECOT_GREETING]), Failed);
+    add("pop3-stuffed-dot", POP3, lines(&["+OK", "+OK", "..", "X-ODD", "."]), Learned(2));
+    // Found by this target: a bare CR inside a CAPA line made an item with a line end in it.
+    add("pop3-bare-cr-in-a-line", POP3, lines(&["+OK", "+OK", "TOP", "UIDL\r\u{e}RESP-CODES", "."]), Learned(1));
 }

@@ -48,6 +48,10 @@ pub struct Pop3Settings {
     /// Offer the bearer-token mechanisms OAUTHBEARER and XOAUTH2 (which also lets client
     /// lines grow to a bearer response's size).
     pub bearer: bool,
+    /// CAPA lines the stores share (`TOP`, `UIDL`, `PIPELINING` …), listed before mailmux's
+    /// own (`RESP-CODES`, `AUTH-RESP-CODE`, `USER`, `STLS`, `SASL`). A line with a control
+    /// character is left out; one starting with `.` is byte-stuffed.
+    pub capabilities: Vec<String>,
 }
 
 /// What the session must do next.
@@ -201,8 +205,16 @@ impl Pop3Front {
         let keyword = keyword.to_ascii_uppercase();
         match (keyword.as_slice(), arg) {
             (b"CAPA", None) => {
-                let mut capa =
-                    String::from("+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n");
+                let mut capa = String::from("+OK Capability list follows\r\n");
+                for line in self.settings.capabilities.iter().filter(|l| !l.is_empty() && !l.contains(char::is_control))
+                {
+                    if line.starts_with('.') {
+                        capa.push('.');
+                    }
+                    capa.push_str(line);
+                    capa.push_str("\r\n");
+                }
+                capa.push_str("RESP-CODES\r\nAUTH-RESP-CODE\r\n");
                 if self.passwords_allowed() {
                     capa.push_str("USER\r\n");
                 }
@@ -404,6 +416,7 @@ mod tests {
             client_certificate: false,
             crams: None,
             bearer: false,
+            capabilities: vec!["TOP".into(), "UIDL".into()],
         }
     }
 
@@ -464,6 +477,23 @@ mod tests {
         assert!(out.contains("\r\nSASL PLAIN LOGIN\r\n"));
         assert!(out.contains("\r\nRESP-CODES\r\n"));
         assert!(out.ends_with("\r\n.\r\n"));
+        assert!(out.starts_with("+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"), "{out}");
+    }
+
+    #[test]
+    fn capa_lists_only_the_stores_lines_it_was_given_and_stuffs_dots() {
+        let mut f = Pop3Front::new(Pop3Settings {
+            capabilities: vec!["PIPELINING".into(), ".".into(), "X\r\n.\r\nEVIL".into(), String::new()],
+            ..settings()
+        });
+        let (out, _) = run(&mut f, b"CAPA\r\n", 64);
+        assert_eq!(
+            out,
+            "+OK mailmux ready\r\n+OK Capability list follows\r\nPIPELINING\r\n..\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n"
+        );
+        let mut f = Pop3Front::new(Pop3Settings { capabilities: Vec::new(), ..settings() });
+        let (out, _) = run(&mut f, b"CAPA\r\n", 64);
+        assert!(!out.contains("TOP") && !out.contains("UIDL"), "{out}");
     }
 
     #[test]

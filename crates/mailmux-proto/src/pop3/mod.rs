@@ -4,8 +4,10 @@
 //! * [`front`] is the client-facing machine: greeting, CAPA, USER/PASS, AUTH … until it has
 //!   credentials for the session.
 //! * [`replay`] logs into a store with them.
+//! * [`maildrop`] serves the administrator's message when the store is down (the spoof maildrop).
 
 pub mod front;
+pub mod maildrop;
 pub mod replay;
 
 /// Longest command line accepted from a client. RFC 2449 allows 255 octets for commands;

@@ -9,7 +9,13 @@
 //!     mechanism not listed (or CAPA refused) ─▶ Failed (Protocol), the token never sent
 //!     AUTH line over 255 octets: "AUTH XOAUTH2" ─"+ "─▶ response (RFC 5034 §4)
 //!     "+ {error report}" ─▶ answer (OAUTHBEARER "AQ==", XOAUTH2 empty) ─▶ Reported ──"-ERR"──▶ Failed
+//!
+//!  client address (`ForwardClientAddress`): a greeting "+OK [XCLIENT] …" (Dovecot from its
+//!     login_trusted_networks) or an XCLIENT line in CAPA ─▶ "XCLIENT ADDR=… PORT=…" in the same
+//!     write as USER / AUTH; its answer (+OK or -ERR) is read and ignored
 //! ```
+
+use std::net::SocketAddr;
 
 use crate::Secret;
 use crate::line::LineBuffer;
@@ -76,6 +82,13 @@ pub struct Pop3Replay {
     state: State,
     /// Credentials no login form carries: the failure reported without asking the store.
     decided: Option<StoreFailure>,
+    /// The client's address, for an `XCLIENT` ahead of the login where the store offers it.
+    client: Option<SocketAddr>,
+    /// Whether the store offered XCLIENT (greeting code or CAPA; remembered across STLS, after
+    /// which POP3 has no new greeting).
+    store_has_xclient: bool,
+    /// An `XCLIENT` was sent and its answer, which comes before the login's, is still due.
+    xclient_answer_due: bool,
 }
 
 impl Pop3Replay {
@@ -98,7 +111,19 @@ impl Pop3Replay {
             lines: LineBuffer::new(MAX_LINE),
             out: Secret::default(),
             state: State::Greeting,
+            client: None,
+            store_has_xclient: false,
+            xclient_answer_due: false,
         }
+    }
+
+    /// Passes `client` (the real client's address) to stores that offer `XCLIENT` (Dovecot,
+    /// from `login_trusted_networks`), in the same write as the login, so the store logs and
+    /// rate-limits the client rather than mailmux. Built from a socket address, the line
+    /// cannot carry anything else.
+    pub fn with_client_address(mut self, client: SocketAddr) -> Self {
+        self.client = Some(client);
+        self
     }
 
     /// Appends bytes received from the store.
@@ -164,6 +189,9 @@ impl Pop3Replay {
                     self.after_capa(offered)
                 }
                 _ => {
+                    if line.eq_ignore_ascii_case("XCLIENT") {
+                        self.store_has_xclient = true;
+                    }
                     let mut words = line.split(' ');
                     if words.next().is_some_and(|w| w.eq_ignore_ascii_case("SASL"))
                         && words.any(|w| w.eq_ignore_ascii_case(mechanism))
@@ -184,6 +212,14 @@ impl Pop3Replay {
         } else {
             return Some(protocol(&format!("unexpected line: {line}")));
         };
+        if self.xclient_answer_due {
+            // Its answer does not matter: a store that refuses it still takes the login.
+            self.xclient_answer_due = false;
+            return None;
+        }
+        if let (State::Greeting, Ok(text)) = (&self.state, ok) {
+            self.store_has_xclient = text.get(..9).is_some_and(|code| code.eq_ignore_ascii_case("[XCLIENT]"));
+        }
         match (std::mem::replace(&mut self.state, State::Finished), ok) {
             (State::Greeting, Ok(_)) if self.starttls => {
                 self.out.extend_from_slice(b"STLS\r\n");
@@ -269,6 +305,7 @@ impl Pop3Replay {
         }
         let blob = bearer::encode(*mechanism, user, token);
         let with_ir = "AUTH ".len() + name.len() + 1 + blob.len() + 2;
+        self.push_xclient();
         self.out.extend_from_slice(b"AUTH ");
         self.out.extend_from_slice(name.as_bytes());
         if with_ir <= MAX_COMMAND_LINE {
@@ -291,14 +328,15 @@ impl Pop3Replay {
     }
 
     fn send_login(&mut self) {
-        let (authzid, authcid, password) = match &self.credentials {
-            ReplayCredentials::Password { authzid, authcid, password } => (authzid, authcid, password),
-            ReplayCredentials::Bearer { .. } => {
-                // Whether the store takes the token's mechanism is only in its CAPA.
-                self.out.extend_from_slice(b"CAPA\r\n");
-                self.state = State::Capa { listing: false, offered: false };
-                return;
-            }
+        if matches!(self.credentials, ReplayCredentials::Bearer { .. }) {
+            // Whether the store takes the token's mechanism is only in its CAPA.
+            self.out.extend_from_slice(b"CAPA\r\n");
+            self.state = State::Capa { listing: false, offered: false };
+            return;
+        }
+        self.push_xclient();
+        let ReplayCredentials::Password { authzid, authcid, password } = &self.credentials else {
+            return;
         };
         match self.mechanism {
             ReplayMechanism::Login => {
@@ -316,6 +354,16 @@ impl Pop3Replay {
                 self.state = State::Auth;
             }
         }
+    }
+
+    /// `XCLIENT ADDR=… PORT=…` ahead of the login, when there is an address and the store
+    /// offered the command.
+    fn push_xclient(&mut self) {
+        let Some(client) = self.client.filter(|_| self.store_has_xclient) else {
+            return;
+        };
+        self.out.extend_from_slice(format!("XCLIENT ADDR={} PORT={}\r\n", client.ip(), client.port()).as_bytes());
+        self.xclient_answer_due = true;
     }
 
     fn finish(&mut self, event: Pop3ReplayEvent) -> Pop3ReplayEvent {
@@ -427,6 +475,50 @@ mod tests {
         assert_eq!(m.take_output().expose(), b"USER joe\r\n");
         let (sent, ev) = play(&mut m, &["+OK", "+OK in"]);
         assert_eq!(sent, "PASS pw\r\n");
+        assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
+    }
+
+    fn client() -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 7], 40000))
+    }
+
+    #[test]
+    fn xclient_goes_with_the_login_where_the_greeting_offers_it() {
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), false).with_client_address(client());
+        m.feed(b"+OK [XCLIENT] Dovecot (Debian) ready.\r\n");
+        assert_eq!(m.next_event(), None);
+        assert_eq!(m.take_output().expose(), b"XCLIENT ADDR=192.0.2.7 PORT=40000\r\nUSER joe\r\n");
+        // The XCLIENT answer (whatever it is) is not the USER answer.
+        let (sent, ev) = play(&mut m, &["-ERR You are not from trusted IP", "+OK", "+OK Logged in."]);
+        assert_eq!(sent, "PASS pw\r\n");
+        assert_eq!(ev, Some(Pop3ReplayEvent::LoggedIn { text: "Logged in.".into() }));
+        // PLAIN, and an IPv6 client.
+        let v6 = SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 995));
+        let mut m = Pop3Replay::new(ReplayMechanism::Plain, creds("pw"), false).with_client_address(v6);
+        let (sent, ev) = play(&mut m, &["+OK [xclient] ready", "+OK Updated", "-ERR [AUTH] Authentication failed."]);
+        assert_eq!(sent, "XCLIENT ADDR=2001:db8::1 PORT=995\r\nAUTH PLAIN AGpvZQBwdw==\r\n");
+        assert!(matches!(ev, Some(Pop3ReplayEvent::Failed(StoreFailure::Rejected { .. }))), "{ev:?}");
+    }
+
+    #[test]
+    fn no_xclient_unless_offered_or_asked() {
+        for (greeting, address) in [("+OK Dovecot ready.", true), ("+OK [XCLIENT] ready", false)] {
+            let m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), false);
+            let mut m = if address { m.with_client_address(client()) } else { m };
+            let (sent, ev) = play(&mut m, &[greeting, "+OK", "+OK in"]);
+            assert_eq!(sent, "USER joe\r\nPASS pw\r\n", "{greeting}");
+            assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
+        }
+    }
+
+    #[test]
+    fn xclient_offer_survives_stls() {
+        let mut m = Pop3Replay::new(ReplayMechanism::Login, creds("pw"), true).with_client_address(client());
+        let (sent, ev) = play(&mut m, &["+OK [XCLIENT] ready", "+OK go"]);
+        assert_eq!((sent.as_str(), ev), ("STLS\r\n", Some(Pop3ReplayEvent::StartTls)));
+        m.tls_started();
+        assert_eq!(m.take_output().expose(), b"XCLIENT ADDR=192.0.2.7 PORT=40000\r\nUSER joe\r\n");
+        let (_, ev) = play(&mut m, &["+OK Updated", "+OK", "+OK in"]);
         assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })));
     }
 }

@@ -92,3 +92,20 @@ fn after_stls_capa_is_asked_on_the_encrypted_connection() {
     assert_eq!(sent, format!("CAPA\r\nAUTH XOAUTH2 {}\r\n", blob(BearerMechanism::XOAuth2, "tok")));
     assert!(matches!(ev, Some(Pop3ReplayEvent::LoggedIn { .. })), "{ev:?}");
 }
+
+#[test]
+fn xclient_from_capa_goes_before_the_token() {
+    let client = std::net::SocketAddr::from(([192, 0, 2, 7], 40000));
+    let mut m = Pop3Replay::new(ReplayMechanism::Login, token(BearerMechanism::XOAuth2, "ya29.short"), false)
+        .with_client_address(client);
+    let (sent, ev) =
+        play(&mut m, &["+OK Dovecot ready.", "+OK", "XCLIENT", "SASL XOAUTH2", ".", "+OK Updated", "+OK Logged in."]);
+    assert_eq!(
+        sent,
+        format!(
+            "CAPA\r\nXCLIENT ADDR=192.0.2.7 PORT=40000\r\nAUTH XOAUTH2 {}\r\n",
+            blob(BearerMechanism::XOAuth2, "ya29.short")
+        )
+    );
+    assert_eq!(ev, Some(Pop3ReplayEvent::LoggedIn { text: "Logged in.".into() }));
+}

@@ -12,7 +12,7 @@ impl Front for ImapFront {
 
     fn new(service: &Service, tls: TlsState) -> Self {
         ImapFront::new(FrontSettings {
-            capabilities: service.config.capability.clone(),
+            capabilities: service.imap_capabilities(),
             starttls: service.tls.is_some(),
             restrict_plaintext: service.config.restrict_plain_passwords,
             tls: tls.active,

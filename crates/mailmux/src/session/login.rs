@@ -116,6 +116,8 @@ pub async fn log_in(
     if stores.is_empty() {
         return Err(LoginError::NoMailHost { dn: entry.dn.clone() });
     }
+    // The directory names stores one user at a time: this is how mailmux comes to know them.
+    ctx.service.note_stores(&stores);
     let (client_ip, server_ip) = (ctx.client.ip(), ctx.local.ip());
     let replay_format = replay_format(svc, domain.as_ref());
     let replay_user = replay_format.expand(|t| identity.token(t, client_ip, server_ip, Some(&entry)), str::to_owned);

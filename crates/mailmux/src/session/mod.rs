@@ -19,6 +19,7 @@ pub mod imap;
 pub mod login;
 pub mod pop3;
 mod prelogin;
+pub mod spoof;
 pub mod verify;
 
 use std::net::SocketAddr;
@@ -316,7 +317,13 @@ async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, 
     let mut phase = ctx.metrics.enter(protocol, Phase::PreLogin);
     let mut summary = Summary::default();
     let outcome = match prelogin::run::<F>(tcp, implicit_tls, &ctx, &mut summary).await {
-        Ok(handed) => {
+        Ok(prelogin::Ended::Spoofed(handed)) => {
+            // Not a verified login: it stays within the pre-login limits and deadline.
+            let deadline = started + ctx.service.config.preauth_timeout;
+            spoof::serve(handed, deadline, &ctx.shutdown).await;
+            Outcome::Spoofed
+        }
+        Ok(prelogin::Ended::LoggedIn(handed)) => {
             admission.logged_in();
             phase.advance(Phase::Relay);
             let store = summary.store.as_ref().map_or_else(String::new, ToString::to_string);

@@ -19,6 +19,7 @@ impl Front for Pop3Front {
             client_certificate: tls.client_certificate,
             crams: super::verify::challenge_seed(service),
             bearer: service.config.auth.bearer,
+            capabilities: service.pop3_capabilities(),
         })
     }
 

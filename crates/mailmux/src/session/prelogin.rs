@@ -2,20 +2,32 @@
 //!
 //! Everything here lives only until [`run`] returns: on success it hands over the two
 //! logged-in streams and the bytes each side sent past the login ([`HandOver`]), and the
-//! front machine, read buffer and credentials are dropped before the relay starts.
+//! front machine, read buffer and credentials are dropped before the relay starts. When a
+//! POP3 user's store is down and the service spoofs, it hands over the client alone
+//! ([`SpoofHandOver`]) for the spoof maildrop.
 
 use std::time::Duration;
 
+use mailmux_config::Protocol;
 use mailmux_proto::{Proof, Rejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::spoof::{self, SpoofHandOver};
 use super::{Front, SessionContext, Step, Summary, TlsState, login};
 use crate::access::IpKey;
 use crate::error::LoginError;
 use crate::outcome::{LoginOutcome, Outcome};
 use crate::tls::{ClientStream, MaybeTls, StoreStream};
+
+/// How the dialogue before login ended well.
+pub(super) enum Ended {
+    /// A store accepted the login: relay.
+    LoggedIn(HandOver),
+    /// The store is down and the service spoofs: serve the maildrop.
+    Spoofed(SpoofHandOver),
+}
 
 /// A logged-in session, ready to relay.
 pub(super) struct HandOver {
@@ -39,7 +51,7 @@ pub(super) async fn run<F: Front>(
     implicit_tls: bool,
     ctx: &SessionContext,
     summary: &mut Summary,
-) -> Result<HandOver, Outcome> {
+) -> Result<Ended, Outcome> {
     let deadline = Instant::now() + ctx.service.config.preauth_timeout;
     let client = if implicit_tls {
         handshake(ctx, tcp, deadline).await.map_err(|e| {
@@ -78,7 +90,7 @@ async fn converse<F: Front>(
     mut front: F,
     deadline: Instant,
     summary: &mut Summary,
-) -> Result<HandOver, Outcome> {
+) -> Result<Ended, Outcome> {
     let svc = &ctx.service.config;
     // Holds raw LOGIN lines: wiped when the session is done with it.
     let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_SIZE]);
@@ -123,12 +135,22 @@ async fn converse<F: Front>(
                         let login = done.login;
                         let client_pending = front.accept(ticket, login.capabilities.as_deref(), &login.text);
                         flush(&mut client, &mut front, deadline).await.map_err(|_| Outcome::ClientGone)?;
-                        return Ok(HandOver {
+                        return Ok(Ended::LoggedIn(HandOver {
                             client,
                             client_pending,
                             store: login.stream,
                             store_pending: login.pending,
-                        });
+                        }));
+                    }
+                    Attempt::Failed(e) if svc.protocol == Protocol::Pop3 && spoof::applies(&e, &svc.spoof) => {
+                        tracing::warn!(user = %proof.login(), reason = %e, "store unavailable; serving the spoof maildrop");
+                        let client_pending = front.accept(ticket, None, "Logged in.");
+                        flush(&mut client, &mut front, deadline).await.map_err(|_| Outcome::ClientGone)?;
+                        return Ok(Ended::Spoofed(SpoofHandOver {
+                            client,
+                            client_pending,
+                            message: svc.spoof.served_message(),
+                        }));
                     }
                     Attempt::Failed(e) => {
                         let rejection = e.rejection(svc.server_down_alert.as_deref());

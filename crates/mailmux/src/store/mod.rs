@@ -7,7 +7,9 @@
 //! certificate is checked against the mailHost name; a bad one fails the login as
 //! "unavailable", with the reason in the log.
 
+pub mod capabilities;
 pub mod health;
+pub mod probe;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,8 +55,8 @@ pub struct StoreSetup<'a> {
     pub connector: Option<&'a TlsConnector>,
     /// Limit for the login (the TLS handshake included).
     pub timeout: Duration,
-    /// The client's address and the mailmux address it connected to, to pass on to IMAP
-    /// stores (`ForwardClientAddress`); `None` to keep them to ourselves.
+    /// The client's address and the mailmux address it connected to, to pass on to stores
+    /// (`ForwardClientAddress`: IMAP `ID`, POP3 `XCLIENT`); `None` to keep them to ourselves.
     pub client: Option<(SocketAddr, SocketAddr)>,
 }
 
@@ -91,7 +93,14 @@ pub async fn login(
                 None => machine,
             })
         }
-        Protocol::Pop3 => Machine::Pop3(Pop3Replay::new(setup.mechanism, credentials, starttls)),
+        Protocol::Pop3 => {
+            let machine = Pop3Replay::new(setup.mechanism, credentials, starttls);
+            // XCLIENT has no field for the address the client connected to.
+            Machine::Pop3(match setup.client {
+                Some((client, _)) => machine.with_client_address(client),
+                None => machine,
+            })
+        }
     };
     // Set once the credentials are on their way: a store that then goes silent may be
     // sitting on a wrong password (its own failure delay), which must count as a failure.
