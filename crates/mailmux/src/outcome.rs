@@ -105,7 +105,7 @@ impl LoginOutcome {
 
 impl Outcome {
     /// Every outcome, in the order of [`Outcome::index`].
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::TlsFailed,
         Outcome::ClientGone,
         Outcome::ClosedBeforeLogin,
@@ -120,6 +120,7 @@ impl Outcome {
         Outcome::Relayed(RelayEnd::IdleTimeout),
         Outcome::Relayed(RelayEnd::Error),
         Outcome::Relayed(RelayEnd::Kicked),
+        Outcome::Relayed(RelayEnd::DrainDeadline),
     ];
 
     /// Its place in [`Outcome::ALL`].
@@ -139,6 +140,7 @@ impl Outcome {
             Outcome::Relayed(RelayEnd::IdleTimeout) => 11,
             Outcome::Relayed(RelayEnd::Error) => 12,
             Outcome::Relayed(RelayEnd::Kicked) => 13,
+            Outcome::Relayed(RelayEnd::DrainDeadline) => 14,
         }
     }
 

@@ -111,6 +111,9 @@ pub enum RelayEnd {
     Error,
     /// The administrator ended the session (`mailmux admin kick`).
     Kicked,
+    /// The server was stopping and the session was still going at the drain deadline
+    /// (`ShutdownTimeout`). The relay itself reports [`RelayEnd::Kicked`]; the session knows why.
+    DrainDeadline,
 }
 
 impl RelayEnd {
@@ -122,6 +125,7 @@ impl RelayEnd {
             RelayEnd::IdleTimeout => "idle-timeout",
             RelayEnd::Error => "io-error",
             RelayEnd::Kicked => "kicked",
+            RelayEnd::DrainDeadline => "drain-deadline",
         }
     }
 }

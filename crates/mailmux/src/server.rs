@@ -237,7 +237,11 @@ impl Server {
         let drain = self.shared.lock().drain;
         tracing::info!(sessions = sessions.len(), deadline_s = drain.as_secs(), "shutting down; draining sessions");
         if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
-            tracing::warn!(sessions = sessions.len(), "drain deadline passed; closing remaining sessions");
+            // Each relayed session says goodbye in its protocol (IMAP BYE) and closes both
+            // connections, within a second; what is left after that ends with the runtime.
+            let relayed = self.shared.registry.kick_all();
+            tracing::warn!(sessions = sessions.len(), relayed, "drain deadline passed; closing remaining sessions");
+            let _ = tokio::time::timeout(Duration::from_secs(2), sessions.wait()).await;
         }
         // The endpoints close last (a unix socket's file is removed as its listener goes).
         control_stop.cancel();

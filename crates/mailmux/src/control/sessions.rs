@@ -121,6 +121,13 @@ impl SessionRegistry {
         kicked
     }
 
+    /// Ends every session (the drain deadline of a stop); returns how many.
+    pub fn kick_all(&self) -> usize {
+        let sessions = self.lock();
+        sessions.values().for_each(|s| s.kick.cancel());
+        sessions.len()
+    }
+
     /// The table `mailmux admin sessions` prints: a header, then one line per session,
     /// tab-separated; peer-chosen text escaped as in the log.
     pub fn table(&self) -> String {

@@ -263,21 +263,23 @@ async fn admit<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext
     }
 }
 
-/// What a kicked client is told: IMAP's untagged `BYE` (RFC 9051 section 7.1.5; the client
-/// reconnects, and lands on the user's store as the directory now says); POP3 has no
-/// unsolicited response, so its connection just closes.
-pub fn kicked_text(protocol: Protocol) -> &'static [u8] {
-    match protocol {
-        Protocol::Imap => b"* BYE [UNAVAILABLE] Session ended by the administrator, please reconnect\r\n",
-        Protocol::Pop3 => b"",
+/// What a kicked client is told (`stopping`: kicked because the server stops): IMAP's
+/// untagged `BYE` (RFC 9051 section 7.1.5; the client reconnects, and lands on the user's
+/// store as the directory now says, or on another instance); POP3 has no unsolicited
+/// response, so its connection just closes.
+pub fn kicked_text(protocol: Protocol, stopping: bool) -> &'static [u8] {
+    match (protocol, stopping) {
+        (Protocol::Imap, false) => b"* BYE [UNAVAILABLE] Session ended by the administrator, please reconnect\r\n",
+        (Protocol::Imap, true) => b"* BYE [UNAVAILABLE] Server shutting down, please reconnect\r\n",
+        (Protocol::Pop3, _) => b"",
     }
 }
 
 /// Writes [`kicked_text`] and closes, within a second.
-async fn say_goodbye(client: &mut crate::tls::ClientStream, protocol: Protocol) {
+async fn say_goodbye(client: &mut crate::tls::ClientStream, protocol: Protocol, stopping: bool) {
     use tokio::io::AsyncWriteExt;
     let goodbye = async {
-        client.write_all(kicked_text(protocol)).await?;
+        client.write_all(kicked_text(protocol, stopping)).await?;
         client.shutdown().await
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), goodbye).await;
@@ -350,13 +352,21 @@ async fn run<F: Front>(tcp: TcpStream, implicit_tls: bool, ctx: SessionContext, 
                 live.kick.cancelled(),
             )
             .await;
-            if stats.end == RelayEnd::Kicked {
-                tracing::info!("session ended by the administrator");
-                say_goodbye(&mut client, protocol).await;
+            let mut end = stats.end;
+            if end == RelayEnd::Kicked {
+                // The server kicks every session left at the drain deadline.
+                let stopping = ctx.shutdown.is_cancelled();
+                if stopping {
+                    end = RelayEnd::DrainDeadline;
+                    tracing::info!("server stopping: session closed at the drain deadline");
+                } else {
+                    tracing::info!("session ended by the administrator");
+                }
+                say_goodbye(&mut client, protocol, stopping).await;
             }
             summary.up = stats.client_to_store;
             summary.down = stats.store_to_client;
-            Outcome::Relayed(stats.end)
+            Outcome::Relayed(end)
         }
         Err(outcome) => outcome,
     };
