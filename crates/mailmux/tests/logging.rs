@@ -19,8 +19,19 @@ const WRONG: &str = "Canary-Wrong-Pw";
 const HOSTILE: &str = "ev\\\"il\"},{\u{202e}x";
 
 /// Lines written outside any session: start-up, limits, listeners, stop.
-const PROCESS_LINES: &[&str] =
-    &["open-files limit", "session limits", "listening", "stop signal received", "shutting down", "drain deadline"];
+const PROCESS_LINES: &[&str] = &[
+    "open-files limit",
+    "session limits",
+    "listening",
+    "stop signal received",
+    "shutting down",
+    "drain deadline",
+    // The background questions to the stores (store/capabilities.rs) belong to no session.
+    "capabilities learned from the stores",
+    "stores differ in what they offer",
+    "store capabilities not learned",
+    "capabilities are learned from at most",
+];
 
 /// Plays the sessions; returns how many there were. (The log has a few more: the
 /// connections `MailmuxProcess::start` made to see the ports listen.)
