@@ -200,7 +200,11 @@ async fn bench(a: Args) {
     for t in &targets {
         let addr = t.imaps(&lab.users[0]);
         match client::Conn::tls(addr, &ctx.tls).await {
-            Ok(c) => tls_notes.push((t.name, c.tls.unwrap_or_default())),
+            Ok(c) => {
+                let negotiated = c.tls.unwrap_or_default();
+                eprintln!("bench: {:<20} TLS {negotiated}", t.name);
+                tls_notes.push((t.name, negotiated));
+            }
             Err(e) => panic!("{}: TLS handshake failed: {e}\n{}", t.name, t.log_tail()),
         }
     }
