@@ -17,6 +17,8 @@ pub struct Run<'a> {
     pub table: &'a str,
     /// Every value.
     pub raw: &'a str,
+    /// Each measurement as it went.
+    pub log: &'a [String],
     /// Failures: (workload, target, connections, first error).
     pub errors: &'a [(String, &'static str, usize, String)],
     /// The TLS parameters each target negotiated: (target, suite and group).
@@ -72,7 +74,7 @@ Dovecot instead: a Dovecot proxy and nginx's mail proxy. Everything ran on one m
 loopback, at the same time as the load generator: real OpenLDAP with {users} users, two Dovecot
 2.3 stores in their fast login mode, and each proxy routing by the same `mailHost`.
 
-**This run:** {date}; {seconds} s per measurement, {reps} repetition(s) of each, the targets in
+**This run:** {date}; {seconds} s per measurement, {reps} of each, the targets in
 rotating order; figures are medians of the repetitions. {short}It took {minutes:.1} minutes.
 Load average {load_before} at the start, {load_after} at the end.
 {note}
@@ -154,6 +156,15 @@ scripts/bench {command}
 mail module; Debian, as root), builds `mailmux` and the benchmark in release mode, and runs
 `target/release/mailmux-bench-peers --mailmux target/release/mailmux` with the arguments given.
 {full}
+## The run, measurement by measurement
+
+Repetition, the 1-minute load average when the measurement began, workload, target, figures
+(rates per second, CPU in ms, NOOP in µs, memory in KiB):
+
+```
+{log}
+```
+
 ## Every value
 
 Per figure and target, each repetition in the order run (µs, ms, KiB, MiB/s or per second):
@@ -164,10 +175,11 @@ Per figure and target, each repetition in the order run (µs, ms, KiB, MiB/s or 
 ## Failures
 
 {errors}"#,
-        users = a.users,
+        users = crate::report::number(a.users as f64, 0),
+        reps = if a.reps == 1 { "1 repetition".to_owned() } else { format!("{} repetitions", a.reps) },
+        log = run.log.join("\n"),
         date = today(),
         seconds = a.seconds,
-        reps = a.reps,
         short = if default_run {
             String::new()
         } else {
@@ -181,12 +193,12 @@ Per figure and target, each repetition in the order run (µs, ms, KiB, MiB/s or 
         clients = a.clients,
         mib = a.message_mib,
         warm = a.clients * 4,
-        sessions = a.sessions,
+        sessions = crate::report::number(a.sessions as f64, 0),
         machine = machine::describe(run.mailmux),
         full = if default_run {
             String::new()
         } else {
-            "\nThe full run (8 s per measurement, 3 repetitions, about an hour): `scripts/bench`.\n".into()
+            "\nThe full run (8 s per measurement, 3 repetitions, about twenty minutes): `scripts/bench`.\n".into()
         },
         raw = run.raw,
     );

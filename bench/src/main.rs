@@ -221,6 +221,8 @@ async fn bench(a: Args) {
         );
     }
     let mut results = Results::default();
+    // Each measurement as it went, with the 1-minute load average when it began.
+    let mut run_log: Vec<String> = Vec::new();
     let selected: Vec<Workload> =
         Workload::ALL.into_iter().filter(|w| a.only.is_empty() || a.only.iter().any(|o| o == w.key())).collect();
     for workload in selected {
@@ -231,10 +233,21 @@ async fn bench(a: Args) {
                 if !workload.applies_to(t) {
                     continue;
                 }
+                let load = machine::load();
                 let m = workloads::run(&ctx, workload, t).await;
                 let shown: Vec<String> =
                     m.values.iter().map(|(k, v)| format!("{k} {}", report::number(*v, 3))).collect();
-                eprintln!("  [{}/{}] {:<14} {:<20} {}", rep + 1, a.reps, workload.key(), t.name, shown.join(", "));
+                let line = format!(
+                    "[{}/{}] load {:<5} {:<14} {:<20} {}",
+                    rep + 1,
+                    a.reps,
+                    load.split(' ').next().unwrap_or(""),
+                    workload.key(),
+                    t.name,
+                    shown.join(", ")
+                );
+                eprintln!("  {line}");
+                run_log.push(line);
                 for (metric, value) in &m.values {
                     results.add(metric, t.key, *value);
                 }
@@ -268,6 +281,7 @@ async fn bench(a: Args) {
             mailmux: &mailmux,
             table: &table,
             raw: &report::raw(&results, &rows, &columns),
+            log: &run_log,
             errors: &results.errors,
             tls: &tls_notes,
             load_before,

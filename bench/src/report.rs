@@ -126,7 +126,10 @@ pub fn rows(l: &Labels) -> Vec<Row> {
         ),
         row(
             "idle_memory",
-            format!("memory per idle logged-in session, KiB ({} sessions, fresh process, PSS)", l.sessions),
+            format!(
+                "memory per idle logged-in session, KiB ({} sessions, fresh process, PSS)",
+                number(l.sessions as f64, 0)
+            ),
             "KiB per idle session",
             "KiB",
             Lower,
