@@ -185,16 +185,27 @@ pub async fn pop3_session(conn: &mut Conn, uid: &str, password: &str) -> Result<
     conn.closed().await
 }
 
+/// IMAP: the `Subject:` header field of message `n` (at most 4 KiB), as the server sends it.
+pub async fn subject(conn: &mut Conn, n: u32) -> Result<String> {
+    conn.send(&format!("h FETCH {n} BODY.PEEK[HEADER.FIELDS (SUBJECT)]")).await?;
+    let line = conn.line().await?;
+    let len = literal_length(line).filter(|len| *len <= 4096).ok_or_else(|| err(format!("unexpected {line:?}")))?;
+    let mut field = vec![0u8; len];
+    timed("read", conn.stream.read_exact(&mut field)).await?;
+    conn.tagged_ok("h").await?;
+    Ok(String::from_utf8_lossy(&field).trim().to_owned())
+}
+
+/// The length of the literal that ends `line` (`* 2 FETCH (BODY[] {10485806}`).
+fn literal_length(line: &str) -> Option<usize> {
+    line.strip_suffix('}').and_then(|l| l.rsplit_once('{')).and_then(|(_, n)| n.parse::<usize>().ok())
+}
+
 /// IMAP: `FETCH n BODY.PEEK[]`, the literal read and discarded; returns its length.
 pub async fn fetch_body(conn: &mut Conn, n: u32) -> Result<usize> {
     conn.send(&format!("f FETCH {n} BODY.PEEK[]")).await?;
     let line = conn.line().await?;
-    // `* 2 FETCH (BODY[] {10485806}`: the literal's length closes the line.
-    let len = line
-        .strip_suffix('}')
-        .and_then(|l| l.rsplit_once('{'))
-        .and_then(|(_, n)| n.parse::<usize>().ok())
-        .ok_or_else(|| err(format!("expected a FETCH literal, got {line:?}")))?;
+    let len = literal_length(line).ok_or_else(|| err(format!("expected a FETCH literal, got {line:?}")))?;
     conn.skip(len).await?;
     conn.tagged_ok("f").await?;
     Ok(len)

@@ -113,7 +113,9 @@ for a cost (CPU, memory, time added), below 1 means mailmux is cheaper. "—": n
 
 ## How each target was set up
 
-All are given the directory the same way and routed the same way: the user's `mailHost` (a
+Before anything is measured, the run checks that every target routes a user of each store to
+that store (the marker message of the INBOX names it; every store accepts every password, so
+a login alone would not show it). All are given the directory the same way and routed the same way: the user's `mailHost` (a
 store address) from one subtree search `(uid=USER)` in slapd as its administrator, no password
 check at the proxy (the store checks the password the proxy passes on), and no cache unless the
 column says so.

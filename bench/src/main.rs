@@ -208,6 +208,12 @@ async fn bench(a: Args) {
             Err(e) => panic!("{}: TLS handshake failed: {e}\n{}", t.name, t.log_tail()),
         }
     }
+    for t in &targets {
+        if let Err(e) = workloads::check_routing(&ctx, t).await {
+            panic!("{}: {e}\n{}", t.name, t.log_tail());
+        }
+    }
+    eprintln!("bench: every target routes each user to the user's store");
     eprintln!("bench: warming up (every user logs in to its store once; the warm-cache mailmux sees every user) …");
     for t in &targets {
         let everyone = t.is_direct() || t.key == "mailmux-warm";

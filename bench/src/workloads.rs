@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mailmux_testkit::User;
-use mailmux_testkit::lab::Lab;
+use mailmux_testkit::dovecot::marker_subject;
+use mailmux_testkit::lab::{Lab, STORE_NAMES};
 
 use crate::client::{self, Conn};
 use crate::peers::Target;
@@ -383,4 +384,28 @@ pub async fn warm_up(ctx: &Ctx, target: &Target, count: usize) -> Option<String>
     .await;
     let first = a.first_error.lock().expect("tally lock").take();
     first.or_else(|| b.first_error.lock().expect("tally lock").take())
+}
+
+/// Checks that `target` routes each user to the user's own store: for a user of each store,
+/// the marker message (message 1) must name that store. Every store accepts every password,
+/// so a login alone would not show a proxy sending everyone to one store.
+pub async fn check_routing(ctx: &Ctx, target: &Target) -> Result<(), String> {
+    for (store, name) in STORE_NAMES.iter().enumerate() {
+        let user = ctx.lab.user_on(store).clone();
+        let addr = target.imap(&user);
+        let subject = async {
+            let mut c = Conn::plain(addr).await?;
+            client::imap_login(&mut c, &user.uid, &user.password, true).await?;
+            let subject = client::subject(&mut c, 1).await?;
+            client::imap_logout(&mut c).await?;
+            Ok::<String, std::io::Error>(subject)
+        }
+        .await
+        .map_err(|e| format!("{} via {addr}: {e}", user.uid))?;
+        let expected = marker_subject(name);
+        if !subject.contains(&expected) {
+            return Err(format!("{} reached the wrong store: {subject:?}, not {expected:?}", user.uid));
+        }
+    }
+    Ok(())
 }
