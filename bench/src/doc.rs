@@ -109,7 +109,8 @@ for a cost (CPU, memory, time added), below 1 means mailmux is cheaper. "—": n
   for the duration; the p50 and p99. For proxies, what they add to the stores' own figures.
 - **Memory per idle session**: the proxy is restarted, serves {warm} logins, then {sessions}
   clients log in (`LOGIN` only) and stay idle; the growth of the proxy's proportional set size
-  (PSS, summed over its processes) divided by the sessions.
+  (PSS, summed over its processes) divided by the sessions. The stores fork a process per
+  session, so this workload itself sends the load average up (into the hundreds by its end).
 
 ## How each target was set up
 
