@@ -40,6 +40,15 @@ pub fn today() -> String {
         .unwrap_or_default()
 }
 
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./,:=".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// Writes the report to `path`, and the charts beside it as `performance.svg`.
 pub fn write(path: &Path, run: &Run, svg: Option<&str>) {
     let a = run.args;
@@ -48,11 +57,13 @@ pub fn write(path: &Path, run: &Run, svg: Option<&str>) {
         let svg_path = path.with_file_name(svg_name);
         std::fs::write(&svg_path, svg).unwrap_or_else(|e| panic!("write {}: {e}", svg_path.display()));
     }
-    let command = std::env::args()
-        .skip(1)
-        .map(|s| if s.contains(' ') { format!("'{s}'") } else { s })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let args: Vec<String> = std::env::args().skip(1).map(|s| shell_quote(&s)).collect();
+    let binary = format!("target/release/mailmux-bench-peers {}", args.join(" "));
+    // scripts/bench passes `--mailmux target/release/mailmux` itself.
+    let script_args = match args.as_slice() {
+        [flag, path, rest @ ..] if flag == "--mailmux" && path == "target/release/mailmux" => rest.join(" "),
+        all => all.join(" "),
+    };
     let default_run = a.seconds == 8.0 && a.reps == 3;
     let note = run.note_line();
     let errors = if run.errors.is_empty() {
@@ -114,12 +125,12 @@ for a cost (CPU, memory, time added), below 1 means mailmux is cheaper. "—": n
 
 ## How each target was set up
 
-Before anything is measured, the run checks that every target routes a user of each store to
-that store (the marker message of the INBOX names it; every store accepts every password, so
-a login alone would not show it). All are given the directory the same way and routed the same way: the user's `mailHost` (a
+All are given the directory the same way and routed the same way: the user's `mailHost` (a
 store address) from one subtree search `(uid=USER)` in slapd as its administrator, no password
 check at the proxy (the store checks the password the proxy passes on), and no cache unless the
-column says so.
+column says so. Before anything is measured, the run checks that every target routes a user of
+each store to that store (the marker message of the INBOX names it; every store accepts every
+password, so a login alone would not show it).
 
 - **direct to stores**: the client connects to the user's store itself (127.0.0.2 or
   127.0.0.3). Each store is a Dovecot 2.3 with `service_count = 0` on its login services and
@@ -152,7 +163,13 @@ TLS as negotiated with the client:
 This run:
 
 ```
-scripts/bench {command}
+scripts/bench {script_args}
+```
+
+which ran
+
+```
+{binary}
 ```
 
 `scripts/bench` installs what is missing (slapd, Dovecot with its LDAP driver, nginx and its

@@ -48,7 +48,7 @@ pub fn describe(mailmux: &std::path::Path) -> String {
             first_line("git", &["rev-parse", "--short", "HEAD"])
         ),
         format!("Dovecot: {}", first_line("dovecot", &["--version"])),
-        format!("nginx: {}", first_line("nginx", &["-v"])),
+        format!("nginx: {}", first_line("nginx", &["-v"]).trim_start_matches("nginx version: ")),
         format!("OpenLDAP: {}", first_line("slapd", &["-VV"])),
         format!("rustc: {}", first_line("rustc", &["--version"])),
     ]
