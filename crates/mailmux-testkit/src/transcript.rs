@@ -45,6 +45,17 @@ pub fn tls_connector(ca: &Path, client: Option<&CertFiles>) -> tokio_rustls::Tls
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
+/// A TCP connection with an MSS of 1,460 and a fixed receive buffer of `window` bytes: a
+/// client on a slow Internet link (see [`Transcript::connect_tls_slow_link`]).
+async fn slow_link(addr: SocketAddr, window: usize) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).expect("socket");
+    socket.set_tcp_mss(1460).expect("TCP_MAXSEG");
+    socket.set_recv_buffer_size(window).expect("SO_RCVBUF");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+    socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+}
+
 /// How long any single read may take before the test fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -86,26 +97,14 @@ impl Transcript {
         connector: &tokio_rustls::TlsConnector,
         window: usize,
     ) -> Transcript {
-        let socket =
-            socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).expect("socket");
-        socket.set_tcp_mss(1460).expect("TCP_MAXSEG");
-        socket.set_recv_buffer_size(window).expect("SO_RCVBUF");
-        socket.set_nonblocking(true).expect("non-blocking");
-        let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-        let tcp = socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let tcp = slow_link(addr, window).await;
         Transcript::tls_over(tcp, addr, connector).await
     }
 
-    /// A plaintext client on a slow link: a receive buffer of `window` bytes, fixed, so its
-    /// kernel does not absorb what the client has not read yet.
+    /// A plaintext client on a slow link, as [`Transcript::connect_tls_slow_link`]: its kernel
+    /// does not absorb what the client has not read yet.
     pub async fn connect_slow_link(addr: SocketAddr, window: usize) -> Transcript {
-        let socket =
-            socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).expect("socket");
-        socket.set_tcp_mss(1460).expect("TCP_MAXSEG");
-        socket.set_recv_buffer_size(window).expect("SO_RCVBUF");
-        socket.set_nonblocking(true).expect("non-blocking");
-        let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
-        let stream = socket.connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream = slow_link(addr, window).await;
         Transcript { stream: BufReader::new(Box::new(stream)), log: Vec::new() }
     }
 

@@ -411,6 +411,15 @@ mod tests {
 
     const NO_TALLY: fn(Direction, u64) = |_, _| {};
 
+    /// A relay with nothing pending, no slow-client allowance, no tally and no kick.
+    async fn plain_relay<C, S>(client: C, store: S, idle: Duration) -> RelayStats
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        relay(client, Vec::new(), store, Vec::new(), idle, None, &NO_TALLY, never()).await
+    }
+
     fn never() -> std::future::Pending<()> {
         std::future::pending()
     }
@@ -495,12 +504,10 @@ mod tests {
     async fn idle_sessions_end() {
         let (client, _client_peer) = duplex(64);
         let (store, _store_peer) = duplex(64);
-        let stats = tokio::time::timeout(
-            Duration::from_secs(5),
-            relay(client, Vec::new(), store, Vec::new(), Duration::from_millis(100), None, &NO_TALLY, never()),
-        )
-        .await
-        .expect("idle timeout fired");
+        let stats =
+            tokio::time::timeout(Duration::from_secs(5), plain_relay(client, store, Duration::from_millis(100)))
+                .await
+                .expect("idle timeout fired");
         assert_eq!(stats.end, RelayEnd::IdleTimeout);
     }
 
@@ -508,16 +515,7 @@ mod tests {
     async fn store_closing_first_is_reported() {
         let (client, mut client_peer) = duplex(64);
         let (store, store_peer) = duplex(64);
-        let relay = tokio::spawn(relay(
-            client,
-            Vec::new(),
-            store,
-            Vec::new(),
-            Duration::from_secs(5),
-            None,
-            &NO_TALLY,
-            never(),
-        ));
+        let relay = tokio::spawn(plain_relay(client, store, Duration::from_secs(5)));
         drop(store_peer);
         let mut rest = Vec::new();
         client_peer.read_to_end(&mut rest).await.unwrap();
@@ -577,16 +575,7 @@ mod tests {
     async fn tls_client_gets_every_byte_while_the_store_waits() {
         let (client, mut client_peer) = tls_pipe(1024).await;
         let (store, mut store_peer) = duplex(64 * 1024);
-        let relay = tokio::spawn(relay(
-            client,
-            Vec::new(),
-            store,
-            Vec::new(),
-            Duration::from_secs(30),
-            None,
-            &NO_TALLY,
-            never(),
-        ));
+        let relay = tokio::spawn(plain_relay(client, store, Duration::from_secs(30)));
         let response = pattern(1024 * 1024 + 17);
         let writer = {
             let response = response.clone();
