@@ -26,11 +26,19 @@ async fn keep_fetching(mut c: Transcript, store: usize, until: Instant) -> usize
     c.send("s SELECT INBOX").await;
     c.until("s OK").await;
     let mut fetches = 0;
+    // Every FETCH of the message must come back byte for byte as the first did (its
+    // literal and the untagged lines; the tagged OK carries timings, so it is left out).
+    let mut first: Option<Vec<String>> = None;
     while Instant::now() < until {
         c.send(&format!("f{fetches} FETCH 1 BODY.PEEK[]")).await;
-        let lines = c.until(&format!("f{fetches} ")).await;
-        if !lines.last().is_some_and(|l| l.starts_with(&format!("f{fetches} OK"))) || !lines.contains(&subject) {
+        let mut lines = c.until(&format!("f{fetches} ")).await;
+        if !lines.pop().is_some_and(|l| l.starts_with(&format!("f{fetches} OK"))) || !lines.contains(&subject) {
             c.fail("a fetch came back wrong");
+        }
+        match &first {
+            None => first = Some(lines),
+            Some(first) if *first != lines => c.fail("a fetch came back with other bytes than the first"),
+            Some(_) => {}
         }
         fetches += 1;
     }
