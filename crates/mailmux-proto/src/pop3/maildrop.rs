@@ -151,9 +151,14 @@ impl Maildrop {
     }
 
     /// Answers buffered commands until one has produced output or the session ends; `None`
-    /// means "send the output, then call again or read more".
+    /// means "send the output, then call again or read more". Once the session has ended
+    /// (QUIT, a line too long, [`Maildrop::idle_timeout`], [`Maildrop::shutdown`]) it says
+    /// [`MaildropEvent::Close`], so no caller can keep a finished session open.
     pub fn next_event(&mut self) -> Option<MaildropEvent> {
-        while !self.ended && self.out.is_empty() {
+        if self.ended {
+            return Some(MaildropEvent::Close);
+        }
+        while self.out.is_empty() {
             let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return None,
@@ -372,7 +377,25 @@ mod tests {
             )
         );
         assert_eq!(ev, Some(MaildropEvent::Quit));
-        assert_eq!(m.next_event(), None, "nothing after QUIT");
+        assert_eq!(m.next_event(), Some(MaildropEvent::Close), "nothing after QUIT but the close");
+        assert!(m.take_output().is_empty());
+    }
+
+    /// An ended session stays ended: the caller is told to close every time it asks, and the
+    /// goodbye is written once (a serving loop that was not told kept writing it).
+    #[test]
+    fn idle_timeout_and_shutdown_end_the_session_once() {
+        for end in [Maildrop::idle_timeout as fn(&mut Maildrop), Maildrop::shutdown] {
+            let mut m = Maildrop::new(Some(notice()));
+            end(&mut m);
+            assert_eq!(m.next_event(), Some(MaildropEvent::Close));
+            let out = String::from_utf8(m.take_output()).unwrap();
+            assert_eq!(out.matches("\r\n").count(), 1, "{out}");
+            assert!(out.starts_with("-ERR "), "{out}");
+            m.feed(b"STAT\r\n");
+            assert_eq!(m.next_event(), Some(MaildropEvent::Close));
+            assert!(m.take_output().is_empty(), "no answer after the end");
+        }
     }
 
     #[test]
