@@ -119,10 +119,9 @@ impl StoreCapabilities {
         let mut added = false;
         for store in stores {
             if let Some(known) = learned.stores.get_mut(store) {
-                // A reload may have changed how it is reached; keep what it said.
-                if known.setup.tls_mode != setup.tls_mode || known.setup.timeout != setup.timeout {
-                    known.setup = setup.clone();
-                }
+                // A reload may have changed how it is reached (TLS mode, timeout, CA or
+                // client certificate): the latest generation's way; keep what it said.
+                known.setup = setup.clone();
                 continue;
             }
             if learned.stores.len() >= MAX_STORES {
@@ -181,17 +180,21 @@ impl StoreCapabilities {
     }
 
     /// The stores due for a probe now, and when the next one is due after them.
-    pub(super) fn due(&self) -> (Vec<(StoreAddr, ProbeSetup)>, Option<Instant>) {
+    pub(super) fn due(&self) -> Vec<(StoreAddr, ProbeSetup)> {
         let learned = self.lock();
         let now = Instant::now();
-        let due = learned
+        learned
             .stores
             .iter()
             .filter(|(_, k)| k.next.is_some_and(|at| at <= now))
             .map(|(store, k)| (store.clone(), k.setup.clone()))
-            .collect();
-        let next = learned.stores.values().filter_map(|k| k.next.filter(|at| *at > now)).min();
-        (due, next)
+            .collect()
+    }
+
+    /// When the next store is due (perhaps already), or `None` when no store is to be asked
+    /// again. Read after a round, so the times that round's answers set count.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.lock().stores.values().filter_map(|k| k.next).min()
     }
 
     /// A probe of `store` ended: `Some` with what it said, `None` if it could not be asked
@@ -382,17 +385,37 @@ mod tests {
         assert_eq!(extras, vec![(a.to_string(), items("XA")), (b.to_string(), items("XB"))]);
     }
 
+    /// The probe loop reads the next due time after a round: a lone store that was just asked
+    /// must have one (before, the loop read it before the round, found none, and slept for
+    /// good).
+    #[test]
+    fn a_store_just_asked_is_due_again_at_the_refresh() {
+        let caps = StoreCapabilities::new(Protocol::Imap);
+        caps.set_refresh(Duration::from_secs(300));
+        caps.note(&[store(2)], &setup());
+        let due = caps.due();
+        assert_eq!(due.len(), 1);
+        let before = Instant::now();
+        caps.record(&due[0].0, Some(items("IMAP4rev1")));
+        let next = caps.next_due().expect("asked again");
+        assert!(next >= before + Duration::from_secs(299), "{:?}", next - before);
+        assert!(caps.due().is_empty());
+        caps.record(&due[0].0, None);
+        let retry = caps.next_due().expect("an unreachable store is asked again");
+        assert!(retry <= Instant::now() + Duration::from_secs(60));
+    }
+
     #[test]
     fn the_store_set_is_bounded_and_due_times_follow_refresh() {
         let caps = StoreCapabilities::new(Protocol::Imap);
         for i in 0..MAX_STORES + 5 {
             caps.note(&[StoreAddr { host: format!("s{i}"), port: 143 }], &setup());
         }
-        let (due, _) = caps.due();
+        let due = caps.due();
         assert_eq!(due.len(), MAX_STORES);
         caps.set_refresh(Duration::ZERO);
         caps.record(&due[0].0, Some(items("IMAP4rev1")));
-        let (due_after, _) = caps.due();
+        let due_after = caps.due();
         assert_eq!(due_after.len(), MAX_STORES - 1, "asked once with CapabilityRefresh 0");
     }
 }

@@ -24,7 +24,7 @@ pub const PARALLEL: usize = 8;
 pub(super) async fn run(learned: Weak<StoreCapabilities>, wake: Arc<Notify>) {
     loop {
         let Some(caps) = learned.upgrade() else { return };
-        let (due, next) = caps.due();
+        let due = caps.due();
         let protocol = caps.protocol();
         drop(caps);
         let mut probes = JoinSet::new();
@@ -53,6 +53,11 @@ pub(super) async fn run(learned: Weak<StoreCapabilities>, wake: Arc<Notify>) {
                 }
             }
         }
+        // The round's answers set each store's next time: read them only now (read before
+        // the round, a lone store that was due had none, and was never asked again).
+        let Some(caps) = learned.upgrade() else { return };
+        let next = caps.next_due();
+        drop(caps);
         match next {
             Some(at) => {
                 tokio::select! {
