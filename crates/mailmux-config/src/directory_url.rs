@@ -99,6 +99,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
         if bytes[i] == b'%' {
             let hex = s
                 .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| format!("bad %-escape in '{s}'"))?;
             out.push(hex);

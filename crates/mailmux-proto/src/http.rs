@@ -180,7 +180,8 @@ pub fn percent_decode(text: &str) -> Option<String> {
     while let Some(&b) = bytes.get(i) {
         match b {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
+                // Two hex digits exactly: from_str_radix alone would take "%+f".
+                let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 3;

@@ -59,10 +59,11 @@ pub fn name(severity: u8) -> &'static str {
     }
 }
 
-/// Whether a file at `log_level` writes `meta`: spans always (see the module docs), events
-/// at or above the level.
+/// Whether a file at `log_level` writes `meta`: spans always (see the module docs) up to
+/// INFO, the level [`max_level`] promises; events at or above the level. (A DEBUG span let
+/// through under an INFO hint would trip tracing-subscriber's debug assertion.)
 pub fn enabled(meta: &Metadata<'_>, log_level: u8) -> bool {
-    meta.is_span() || of(meta) <= log_level
+    (meta.is_span() && (*meta.level() <= tracing::Level::INFO || log_level >= 7)) || of(meta) <= log_level
 }
 
 /// The most verbose tracing level a file at `log_level` may need: a hint that lets tracing

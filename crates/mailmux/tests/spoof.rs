@@ -17,7 +17,11 @@ const NOTICE: &str = "From: postmaster@example.com\nSubject: Your mailbox is bei
 
 fn spoof_config(extra: &str) -> std::path::PathBuf {
     let lab = lab(USERS);
-    let file = lab.dir.path().join(format!("spoof-{}.txt", std::process::id()));
+    // One file per configuration: the tests of this binary run at once, and a file being
+    // rewritten by one could be read empty by the other's load.
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = lab.dir.path().join(format!("spoof-{}-{n}.txt", std::process::id()));
     std::fs::write(&file, NOTICE).expect("write the notice");
     lab.write_config(DirectoryKind::Ldif, "", &format!("default:SpoofMessageFile {}\n{extra}", file.display()))
 }

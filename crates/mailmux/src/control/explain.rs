@@ -51,7 +51,7 @@ pub async fn explain(
     let search = match login::user_search(&ctx, user).await {
         Ok(search) => search,
         Err(e) => {
-            let _ = writeln!(out, "no route: {e}");
+            let _ = writeln!(out, "no route: {}", Escaped(&e.to_string()));
             return Err(out);
         }
     };
@@ -74,7 +74,7 @@ pub async fn explain(
             return Err(out);
         }
         Err(e) => {
-            let _ = writeln!(out, "entry: the directory did not answer: {e}");
+            let _ = writeln!(out, "entry: the directory did not answer: {}", Escaped(&e.to_string()));
             return Err(out);
         }
     };
@@ -84,7 +84,7 @@ pub async fn explain(
             let _ = writeln!(out, "status: active");
         }
         Err(e) => {
-            let _ = writeln!(out, "status: {e} (a login would fail)");
+            let _ = writeln!(out, "status: {} (a login would fail)", Escaped(&e.to_string()));
         }
     }
     let access = entry.values(&svc.edge.tcp_access_attr);

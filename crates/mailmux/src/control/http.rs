@@ -76,9 +76,13 @@ fn bind(surface: Surface, addr: &ControlAddr) -> io::Result<ControlListener> {
             Ok(ControlListener { surface, local, socket: Socket::Tcp(TcpListener::from_std(std)?) })
         }
         ControlAddr::Unix(path) => {
-            if std::fs::symlink_metadata(path).is_ok() {
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
                 // A socket someone answers on is in use; one nobody answers on is left over
-                // from a process that died, and is replaced.
+                // from a process that died, and is replaced. Anything else (a typo naming a
+                // regular file) is never deleted.
+                if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+                    return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a socket"));
+                }
                 if std::os::unix::net::UnixStream::connect(path).is_ok() {
                     return Err(io::Error::new(io::ErrorKind::AddrInUse, "another process answers on this socket"));
                 }
@@ -98,6 +102,10 @@ pub async fn serve(listener: ControlListener, server: ServerHandle, stop: Cancel
     let surface = listener.surface;
     tracing::info!(addr = %listener.local, endpoint = ?surface, "control endpoint listening");
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Connections turned away with 503 hold a descriptor while the answer goes out: as many
+    // again at most; past that they are closed at once, so a flood cannot take the
+    // descriptors kept in reserve for mail.
+    let refusals = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         match &listener.socket {
             Socket::Tcp(tcp) => {
@@ -106,7 +114,7 @@ pub async fn serve(listener: ControlListener, server: ServerHandle, stop: Cancel
                     accepted = tcp.accept() => accepted,
                 };
                 match accepted {
-                    Ok((stream, _)) => spawn(stream, surface, &server, &permits),
+                    Ok((stream, _)) => spawn(stream, surface, &server, &permits, &refusals),
                     Err(e) => pause(e).await,
                 }
             }
@@ -116,7 +124,7 @@ pub async fn serve(listener: ControlListener, server: ServerHandle, stop: Cancel
                     accepted = unix.accept() => accepted,
                 };
                 match accepted {
-                    Ok((stream, _)) => spawn(stream, surface, &server, &permits),
+                    Ok((stream, _)) => spawn(stream, surface, &server, &permits, &refusals),
                     Err(e) => pause(e).await,
                 }
             }
@@ -129,22 +137,25 @@ async fn pause(e: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn spawn<S>(stream: S, surface: Surface, server: &ServerHandle, permits: &Arc<Semaphore>)
+fn spawn<S>(stream: S, surface: Surface, server: &ServerHandle, permits: &Arc<Semaphore>, refusals: &Arc<Semaphore>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let server = server.clone();
-    let permit = permits.clone().try_acquire_owned();
-    tokio::spawn(async move {
-        let mut stream = stream;
-        match permit {
-            Ok(_permit) => serve_connection(&mut stream, surface, &server).await,
-            Err(_) => {
-                let busy = http::response(503, "text/plain", b"busy\n", false);
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&busy)).await;
-            }
-        }
-    });
+    let mut stream = stream;
+    if let Ok(permit) = permits.clone().try_acquire_owned() {
+        tokio::spawn(async move {
+            serve_connection(&mut stream, surface, &server).await;
+            drop(permit);
+        });
+    } else if let Ok(permit) = refusals.clone().try_acquire_owned() {
+        tokio::spawn(async move {
+            let busy = http::response(503, "text/plain", b"busy\n", false);
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&busy)).await;
+            drop(permit);
+        });
+    }
+    // Else the stream is dropped here: closed without an answer.
 }
 
 /// Reads one request head, answers it, closes.

@@ -274,11 +274,6 @@ impl Metrics {
         fresh
     }
 
-    /// The current value of a counter, for tests and the admin endpoint.
-    pub fn logins_of(&self, service: Protocol, outcome: LoginOutcome) -> u64 {
-        self.logins[service_index(service)][outcome.index()].load(Ordering::Relaxed)
-    }
-
     /// Renders every metric; `live_per_store` lists the store of each relayed session.
     pub fn render(&self, live_per_store: &[String], session_limit: usize) -> String {
         let mut out = String::with_capacity(16 * 1024);
