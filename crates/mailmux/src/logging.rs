@@ -215,8 +215,15 @@ fn file_writer(
 pub fn init(config: &Config, to_stderr: bool) -> std::io::Result<(Vec<LogGuard>, LogFiles)> {
     let mut guards = Vec::new();
     let mut files = LogFiles::default();
-    // The session fields JSON lines need, kept by every session span.
-    let mut layers: Vec<BoxedLayer> = vec![crate::log_json::SessionRecorder.boxed()];
+    // The session fields JSON lines need, kept by every session span: only when some file
+    // writes JSON (LogFormat is not changed by a reload), so text-only sites do not pay for
+    // it on every connection.
+    let json = config.log_format == LogFormat::Json
+        || config.services.iter().any(|svc| svc.log_format == Some(LogFormat::Json));
+    let mut layers: Vec<BoxedLayer> = Vec::new();
+    if json {
+        layers.push(crate::log_json::SessionRecorder.boxed());
+    }
 
     let mut own_files: Vec<&'static str> = Vec::new();
     let mut main_level = config.log_level;
