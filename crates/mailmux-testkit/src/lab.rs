@@ -85,6 +85,18 @@ impl Lab {
     /// 1 = B; any other value: no marker). A login is the user id the store sees, e.g.
     /// `joe@siroe.com`; it must not clash with `user1` … `userN` or `ghost`.
     pub fn start_with(n_users: usize, with_slapd: bool, extra_store_users: &[User]) -> Lab {
+        Lab::start_with_store_conf(n_users, with_slapd, extra_store_users, "")
+    }
+
+    /// Like [`Lab::start_with`], with `store_conf` appended to both stores' `dovecot.conf`
+    /// (Dovecot merges a repeated `service` block into the first, so this can change the
+    /// process model, e.g. many idle sessions per `imap` process for a scale run).
+    pub fn start_with_store_conf(
+        n_users: usize,
+        with_slapd: bool,
+        extra_store_users: &[User],
+        store_conf: &str,
+    ) -> Lab {
         let dir = tempfile::Builder::new().prefix("mailmux-lab-").tempdir().expect("temp dir");
         // Dovecot drops privileges; its files must be reachable by other users.
         let _ = std::process::Command::new("chmod").arg("755").arg(dir.path()).status();
@@ -125,7 +137,7 @@ impl Lab {
                     pop3s_port,
                     tls: ca.server(STORE_NAMES[i], &[&STORE_IPS[i].to_string()]),
                 };
-                Dovecot::start(&dir.path().join(STORE_NAMES[i]), &spec, &all_passwords)
+                Dovecot::start_with_conf(&dir.path().join(STORE_NAMES[i]), &spec, &all_passwords, store_conf)
             })
             .collect();
         let hosts: Vec<String> = STORE_IPS.iter().map(ToString::to_string).collect();

@@ -4,8 +4,8 @@
 //!
 //! Usage: `mailmux-bench --mailmux target/release/mailmux [--sessions 500] [--logins 2000]
 //! [--handshakes 2000] [--concurrency 50] [--relay-seconds 8] [--relay-connections 8]
-//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge|cache]`. Every loop is bounded by its
-//! count or its duration.
+//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge|cache|preauth|scale]`. Every loop is
+//! bounded by its count or its duration.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use mailmux_testkit::lab::{DirectoryKind, Lab, STORE_IPS};
 use mailmux_testkit::ports::free_port;
 use mailmux_testkit::transcript::{Transcript, tls_connector};
+
+#[path = "mailmux_bench/scale.rs"]
+mod scale;
 
 struct Args {
     mailmux: String,
@@ -61,11 +64,23 @@ fn args() -> Args {
             "--only" => a.only = Some(value()),
             _ => panic!(
                 "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N] \
-                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge|cache]"
+                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge|cache|preauth|scale]"
             ),
         }
     }
     a
+}
+
+/// This process's soft limit on open files (`ulimit -n`).
+fn open_files_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -122,7 +137,19 @@ async fn main() {
     eprintln!("starting the lab ({} users, two Dovecot stores) …", a.sessions.max(100));
     // The cache workload needs a real LDAP server; the others use the LDIF directory.
     let with_slapd = matches!(a.only.as_deref(), Some("cache" | "preauth"));
-    let lab = Arc::new(Lab::start(a.sessions.max(100), with_slapd));
+    let lab = if a.only.as_deref() == Some("scale") {
+        // Each session costs this process one descriptor and mailmux two: both need the
+        // 20,000 of `ulimit -n 20000`.
+        let limit = open_files_limit();
+        assert!(
+            limit > a.sessions as u64 + 1_000,
+            "--only scale with {} sessions needs more open files than {limit}: run it under `ulimit -n 20000`",
+            a.sessions
+        );
+        Arc::new(Lab::start_with_store_conf(a.sessions, false, &[], scale::STORE_CONF))
+    } else {
+        Arc::new(Lab::start(a.sessions.max(100), with_slapd))
+    };
     if a.runs("relay") {
         let message = big_message(a.message_mib << 20);
         for user in lab.users.iter().take(a.relay_connections) {
@@ -285,6 +312,9 @@ async fn main() {
     }
     if a.only.as_deref() == Some("preauth") {
         preauth(&a, &lab).await;
+    }
+    if a.only.as_deref() == Some("scale") {
+        scale::run(&lab.users, imap, pid, c).await;
     }
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = child.wait();
