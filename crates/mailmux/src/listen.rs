@@ -119,6 +119,7 @@ pub async fn accept_loop(a: Acceptor) {
             stores: a.stores.clone(),
             metrics: a.metrics.clone(),
             registry: a.registry.clone(),
+            tasks: a.sessions.clone(),
             shutdown: a.shutdown.clone(),
         };
         a.sessions.spawn(async move {

@@ -305,6 +305,7 @@ impl ServerHandle {
             host: Arc::default(),
             metrics: self.shared.metrics.clone(),
             registry: self.shared.registry.clone(),
+            tasks: self.shared.sessions.clone(),
         }
     }
 
