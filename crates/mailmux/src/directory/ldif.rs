@@ -148,10 +148,11 @@ impl LdifDirectory {
             in_scope && filter.matches_lowercased(&|attr| e.values(attr))
         };
         let candidates = if use_index { self.candidates(&filter) } else { None };
-        match candidates {
+        let found = match candidates {
             Some(numbers) => one(numbers.iter().filter_map(|&n| self.entries.get(n as usize)).filter(|e| matches(e))),
             None => one(self.entries.iter().filter(|e| matches(e))),
-        }
+        }?;
+        Ok(found.map(|e| e.entry.selected(query.attrs)))
     }
 
     /// The entries that may match `filter`, in file order, from the most selective equality
@@ -199,13 +200,13 @@ pub fn index_attributes(filter: &str) -> Vec<String> {
 }
 
 /// The one entry of a search, or `Ambiguous` with how many matched.
-fn one<'e>(mut found: impl Iterator<Item = &'e Indexed>) -> Result<Option<Entry>, DirectoryError> {
+fn one<'e>(mut found: impl Iterator<Item = &'e Indexed>) -> Result<Option<&'e Indexed>, DirectoryError> {
     let first = found.next();
     let extra = found.count();
     if extra > 0 {
         return Err(DirectoryError::Ambiguous(extra + 1));
     }
-    Ok(first.map(|e| e.entry.clone()))
+    Ok(first)
 }
 
 /// One attribute's equality index: `hashes[i]` is the hash of a lower-cased value of entry
@@ -401,6 +402,21 @@ mod tests {
 
     fn q(filter: &str) -> Query<'_> {
         Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs: &[] }
+    }
+
+    #[test]
+    fn a_search_answers_the_attributes_it_asked_for_as_ldap_does() {
+        let all = LdifDirectory::from_entries(parse(SAMPLE).unwrap(), "ou=People,dc=example,dc=com");
+        let attrs = ["MailHost".to_owned(), "nosuch".to_owned()];
+        let found = all.search(&Query { attrs: &attrs, ..q("(uid=joe)") }).unwrap().unwrap();
+        assert_eq!(found.first("mailhost"), Some("store1.example.com"));
+        assert_eq!((found.first("cn"), found.first("uid"), found.first("objectclass")), (None, None, None));
+        assert_eq!(found.dn, "uid=joe,ou=People,dc=example,dc=com");
+        // No names, or `*`: every attribute.
+        for attrs in [Vec::new(), vec!["*".to_owned()]] {
+            let found = all.search(&Query { attrs: &attrs, ..q("(uid=joe)") }).unwrap().unwrap();
+            assert_eq!((found.first("cn"), found.first("uid")), (Some("Joë"), Some("joe")));
+        }
     }
 
     #[test]

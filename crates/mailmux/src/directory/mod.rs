@@ -77,6 +77,24 @@ impl Entry {
     pub fn first(&self, name: &str) -> Option<&str> {
         self.values(name).first().map(String::as_str)
     }
+
+    /// The entry as an LDAP server answers a search for `wanted` (names in any case, options
+    /// such as `;binary` ignored): only those attributes, or all of them when none is named or
+    /// `*` is. The LDIF directory answers this way too, so what works on LDIF works on LDAP,
+    /// and a cached route holds what routing needs, not the whole entry.
+    pub fn selected(&self, wanted: &[String]) -> Entry {
+        if wanted.is_empty() || wanted.iter().any(|a| a == "*") {
+            return self.clone();
+        }
+        let base = |name: &str| name.split(';').next().unwrap_or(name).to_ascii_lowercase();
+        let wanted: Vec<String> = wanted.iter().map(|a| base(a)).collect();
+        let keep = |name: &String| wanted.contains(&base(name));
+        Entry {
+            dn: self.dn.clone(),
+            attrs: self.attrs.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            binary: self.binary.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
 }
 
 /// Why a lookup has no answer. None of these means "wrong password".
