@@ -4,7 +4,8 @@
 //! On loopback, a source writes N MiB per connection as fast as it can, through a relay, to a
 //! sink that reads and checks every byte. The relay is either mailmux's own
 //! ([`mailmux::relay::relay`], plain TCP streams, no lag allowance, no tally, no kick) or the
-//! splice relay of [`splice`], with the kernel's default pipe size or 1 MiB pipes. Runs
+//! splice relay of [`splice`], with the kernel's default pipe size or 1 MiB pipes, or, as a
+//! control, that relay's loop with a 64 KiB user-space buffer instead of a pipe ([`copy`]). Runs
 //! alternate the variants, with 1 and with several concurrent connections, repetition after
 //! repetition, and the medians and spreads are printed as a Markdown table.
 //!
@@ -17,9 +18,12 @@
 //! | --- | --- |
 //! | [`traffic`] | the source and the checking sink |
 //! | [`splice`] | the splice(2) relay |
+//! | [`copy`] | the control: the splice relay's loop through a user-space buffer |
 
 // A binary's root finds its modules next to it, in `src/bin/`: these live in a directory of
 // their own so that Cargo does not take them for binaries.
+#[path = "relay_splice/copy.rs"]
+mod copy;
 #[path = "relay_splice/splice.rs"]
 mod splice;
 #[path = "relay_splice/traffic.rs"]
@@ -37,7 +41,7 @@ use tokio::task::JoinSet;
 use crate::traffic::Pattern;
 
 const USAGE: &str = "usage: relay-splice [--mib 10] [--reps 5] [--connections 1,8] \
-     [--variants mailmux,splice,splice-1m]";
+     [--variants mailmux,copy-64k,splice,splice-1m]";
 
 /// One run may take this long before it is reported as stuck.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,7 +54,9 @@ const IDLE: Duration = Duration::from_secs(10);
 enum Variant {
     /// mailmux's relay: read into a 16 KiB scratch buffer, write straight out.
     Mailmux,
-    /// splice(2) through a pipe of the kernel's default size per direction.
+    /// The splice relay's loop with `read`/`write` through a 64 KiB buffer per direction.
+    Copy64K,
+    /// splice(2) through a pipe of the kernel's default size (64 KiB) per direction.
     Splice,
     /// splice(2) through a 1 MiB pipe per direction (`F_SETPIPE_SZ`).
     Splice1M,
@@ -60,13 +66,14 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Mailmux => "mailmux",
+            Variant::Copy64K => "copy-64k",
             Variant::Splice => "splice",
             Variant::Splice1M => "splice-1m",
         }
     }
 
     fn parse(name: &str) -> Option<Variant> {
-        [Variant::Mailmux, Variant::Splice, Variant::Splice1M].into_iter().find(|v| v.name() == name)
+        [Variant::Mailmux, Variant::Copy64K, Variant::Splice, Variant::Splice1M].into_iter().find(|v| v.name() == name)
     }
 }
 
@@ -92,7 +99,7 @@ fn args() -> Args {
         mib: 10,
         reps: 5,
         connections: vec![1, 8],
-        variants: vec![Variant::Mailmux, Variant::Splice, Variant::Splice1M],
+        variants: vec![Variant::Mailmux, Variant::Copy64K, Variant::Splice, Variant::Splice1M],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,6 +134,8 @@ struct Run {
     relay_cpu_s_per_gib: f64,
     /// The source-and-sink thread's CPU seconds per GiB.
     traffic_cpu_s_per_gib: f64,
+    /// Bytes per read the sinks got, on average (a sink asks for up to 64 KiB).
+    sink_kib_per_read: f64,
 }
 
 fn thread_cpu() -> Duration {
@@ -182,6 +191,7 @@ async fn relay_side(
                     }
                     (stats.client_to_store, stats.store_to_client)
                 }
+                Variant::Copy64K => copy::relay(&client, &store, 64 * 1024, IDLE).await?,
                 Variant::Splice => splice::relay(&client, &store, None, IDLE).await?,
                 Variant::Splice1M => splice::relay(&client, &store, Some(1 << 20), IDLE).await?,
             };
@@ -197,8 +207,16 @@ async fn relay_side(
     Ok(thread_cpu() - cpu_before)
 }
 
-/// Connects the pairs, waits for the relay, then runs every source and sink at once. Returns
-/// the wall time of the transfer and this thread's CPU time during it.
+/// What the traffic side measured.
+struct Traffic {
+    wall: Duration,
+    /// This thread's CPU time during the transfer.
+    cpu: Duration,
+    /// Reads that brought bytes, all sinks together.
+    sink_reads: u64,
+}
+
+/// Connects the pairs, waits for the relay, then runs every source and sink at once.
 async fn traffic_side(
     stores: SocketAddr,
     clients: SocketAddr,
@@ -206,7 +224,7 @@ async fn traffic_side(
     each: u64,
     pattern: Arc<Pattern>,
     ready: tokio::sync::oneshot::Receiver<()>,
-) -> io::Result<(Duration, Duration)> {
+) -> io::Result<Traffic> {
     let mut pairs = Vec::with_capacity(connections);
     for _ in 0..connections {
         let source = TcpStream::connect(stores).await?;
@@ -219,14 +237,15 @@ async fn traffic_side(
     for (index, (source, sink)) in pairs.into_iter().enumerate() {
         let start = traffic::start_of(index);
         let p = pattern.clone();
-        ends.spawn(async move { traffic::source(source, &p, start, each).await });
+        ends.spawn(async move { traffic::source(source, &p, start, each).await.map(|()| 0) });
         let p = pattern.clone();
-        ends.spawn(async move { traffic::sink(sink, &p, start, each).await.map(drop) });
+        ends.spawn(async move { traffic::sink(sink, &p, start, each).await });
     }
+    let mut sink_reads = 0;
     while let Some(done) = ends.join_next().await {
-        done.map_err(io::Error::other)??;
+        sink_reads += done.map_err(io::Error::other)??;
     }
-    Ok((start.elapsed(), thread_cpu() - cpu_before))
+    Ok(Traffic { wall: start.elapsed(), cpu: thread_cpu() - cpu_before, sink_reads })
 }
 
 /// One transfer of `each` bytes on each of `connections` connections through `variant`.
@@ -251,13 +270,14 @@ fn run(variant: Variant, connections: usize, each: u64, pattern: &Arc<Pattern>) 
     });
     // The relay side ends within RUN_TIMEOUT on its own, so this join is bounded too.
     let relay_cpu = relay_thread.join().map_err(|_| io::Error::other("the relay thread panicked"))??;
-    let (wall, traffic_cpu) = traffic?;
+    let traffic = traffic?;
     let total = each * connections as u64;
     let gib = total as f64 / (1u64 << 30) as f64;
     Ok(Run {
-        mib_per_s: total as f64 / (1u64 << 20) as f64 / wall.as_secs_f64(),
+        mib_per_s: total as f64 / (1u64 << 20) as f64 / traffic.wall.as_secs_f64(),
         relay_cpu_s_per_gib: relay_cpu.as_secs_f64() / gib,
-        traffic_cpu_s_per_gib: traffic_cpu.as_secs_f64() / gib,
+        traffic_cpu_s_per_gib: traffic.cpu.as_secs_f64() / gib,
+        sink_kib_per_read: total as f64 / 1024.0 / traffic.sink_reads.max(1) as f64,
     })
 }
 
@@ -299,13 +319,14 @@ fn main() {
                 match run(variant, connections, each, &pattern) {
                     Ok(r) => {
                         println!(
-                            "rep {} {:>2} conn {:<9} {:>7.0} MiB/s  relay {:.3} s/GiB  source+sink {:.3} s/GiB",
+                            "rep {} {:>2} conn {:<9} {:>7.0} MiB/s  relay {:.3} s/GiB  source+sink {:.3} s/GiB  sink {:.1} KiB/read",
                             rep + 1,
                             connections,
                             variant.name(),
                             r.mib_per_s,
                             r.relay_cpu_s_per_gib,
-                            r.traffic_cpu_s_per_gib
+                            r.traffic_cpu_s_per_gib,
+                            r.sink_kib_per_read
                         );
                         runs.push((variant, connections, r));
                     }
@@ -319,9 +340,10 @@ fn main() {
     }
     println!("load average at end {}\n", loadavg());
     println!(
-        "| relay | connections | MiB/s median (min–max) | relay CPU s/GiB median (min–max) | source+sink CPU s/GiB median |"
+        "| relay | connections | MiB/s median (min–max) | relay CPU s/GiB median (min–max) \
+         | source+sink CPU s/GiB median | both threads s/GiB median (min–max) | sink KiB/read median |"
     );
-    println!("| --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for &connections in &a.connections {
         for &variant in &a.variants {
             let of = |f: fn(&Run) -> f64| {
@@ -332,8 +354,11 @@ fn main() {
             let (rate, rate_min, rate_max) = of(|r| r.mib_per_s);
             let (cpu, cpu_min, cpu_max) = of(|r| r.relay_cpu_s_per_gib);
             let (traffic, _, _) = of(|r| r.traffic_cpu_s_per_gib);
+            let (both, both_min, both_max) = of(|r| r.relay_cpu_s_per_gib + r.traffic_cpu_s_per_gib);
+            let (per_read, _, _) = of(|r| r.sink_kib_per_read);
             println!(
-                "| {} | {connections} | {rate:.0} ({rate_min:.0}–{rate_max:.0}) | {cpu:.3} ({cpu_min:.3}–{cpu_max:.3}) | {traffic:.3} |",
+                "| {} | {connections} | {rate:.0} ({rate_min:.0}–{rate_max:.0}) | {cpu:.3} ({cpu_min:.3}–{cpu_max:.3}) | {traffic:.3} \
+                 | {both:.3} ({both_min:.3}–{both_max:.3}) | {per_read:.1} |",
                 variant.name()
             );
         }

@@ -72,14 +72,17 @@ pub async fn source(mut stream: TcpStream, pattern: &Pattern, start: u64, total:
 
 /// Reads until the relay's half-close, checking every byte against the sequence from `start`
 /// on, then half-closes its own side. Fails unless exactly `total` bytes came, all as sent.
+/// Returns how many reads brought bytes (how finely the relay's writes arrived).
 pub async fn sink(mut stream: TcpStream, pattern: &Pattern, start: u64, total: u64) -> io::Result<u64> {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut got = 0u64;
+    let mut reads = 0u64;
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             break;
         }
+        reads += 1;
         if got + n as u64 > total {
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!("more than the {total} bytes sent")));
         }
@@ -95,5 +98,5 @@ pub async fn sink(mut stream: TcpStream, pattern: &Pattern, start: u64, total: u
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{got} of {total} bytes arrived")));
     }
     stream.shutdown().await?;
-    Ok(got)
+    Ok(reads)
 }
