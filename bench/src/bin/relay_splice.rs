@@ -5,7 +5,8 @@
 //! sink that reads and checks every byte. The relay is either mailmux's own
 //! ([`mailmux::relay::relay`], plain TCP streams, no lag allowance, no tally, no kick) or the
 //! splice relay of [`splice`], with the kernel's default pipe size or 1 MiB pipes, or, as a
-//! control, that relay's loop with a 64 KiB user-space buffer instead of a pipe ([`copy`]). Runs
+//! control, that relay's loop with a 16 KiB or 64 KiB user-space buffer instead of a pipe
+//! ([`copy`]). Runs
 //! alternate the variants, with 1 and with several concurrent connections, repetition after
 //! repetition, and the medians and spreads are printed as a Markdown table.
 //!
@@ -41,7 +42,7 @@ use tokio::task::JoinSet;
 use crate::traffic::Pattern;
 
 const USAGE: &str = "usage: relay-splice [--mib 10] [--reps 5] [--connections 1,8] \
-     [--variants mailmux,copy-64k,splice,splice-1m]";
+     [--variants mailmux,copy-16k,copy-64k,splice,splice-1m]";
 
 /// One run may take this long before it is reported as stuck.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,7 +55,10 @@ const IDLE: Duration = Duration::from_secs(10);
 enum Variant {
     /// mailmux's relay: read into a 16 KiB scratch buffer, write straight out.
     Mailmux,
-    /// The splice relay's loop with `read`/`write` through a 64 KiB buffer per direction.
+    /// The splice relay's loop with `read`/`write` through a 16 KiB buffer per direction
+    /// (mailmux's chunk): shows whether mailmux's relay costs more than a bare copy loop.
+    Copy16K,
+    /// The same with 64 KiB (a default pipe's size): what a larger buffer alone gains.
     Copy64K,
     /// splice(2) through a pipe of the kernel's default size (64 KiB) per direction.
     Splice,
@@ -66,6 +70,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Mailmux => "mailmux",
+            Variant::Copy16K => "copy-16k",
             Variant::Copy64K => "copy-64k",
             Variant::Splice => "splice",
             Variant::Splice1M => "splice-1m",
@@ -73,7 +78,9 @@ impl Variant {
     }
 
     fn parse(name: &str) -> Option<Variant> {
-        [Variant::Mailmux, Variant::Copy64K, Variant::Splice, Variant::Splice1M].into_iter().find(|v| v.name() == name)
+        [Variant::Mailmux, Variant::Copy16K, Variant::Copy64K, Variant::Splice, Variant::Splice1M]
+            .into_iter()
+            .find(|v| v.name() == name)
     }
 }
 
@@ -99,7 +106,7 @@ fn args() -> Args {
         mib: 10,
         reps: 5,
         connections: vec![1, 8],
-        variants: vec![Variant::Mailmux, Variant::Copy64K, Variant::Splice, Variant::Splice1M],
+        variants: vec![Variant::Mailmux, Variant::Copy16K, Variant::Copy64K, Variant::Splice, Variant::Splice1M],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -191,6 +198,7 @@ async fn relay_side(
                     }
                     (stats.client_to_store, stats.store_to_client)
                 }
+                Variant::Copy16K => copy::relay(&client, &store, 16 * 1024, IDLE).await?,
                 Variant::Copy64K => copy::relay(&client, &store, 64 * 1024, IDLE).await?,
                 Variant::Splice => splice::relay(&client, &store, None, IDLE).await?,
                 Variant::Splice1M => splice::relay(&client, &store, Some(1 << 20), IDLE).await?,
