@@ -264,13 +264,14 @@ fn run(variant: Variant, connections: usize, each: u64, pattern: &Arc<Pattern>) 
     stores.set_nonblocking(true)?;
     clients.set_nonblocking(true)?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let relay_thread = std::thread::spawn(move || -> io::Result<Duration> {
+    // Named, to tell it from the traffic side (the main thread) in `perf report --sort comm`.
+    let relay_thread = std::thread::Builder::new().name("relay".into()).spawn(move || -> io::Result<Duration> {
         current_thread_runtime()?.block_on(async move {
             let (stores, clients) = (TcpListener::from_std(stores)?, TcpListener::from_std(clients)?);
             let relaying = relay_side(variant, stores, clients, connections, each, ready_tx);
             tokio::time::timeout(RUN_TIMEOUT, relaying).await.map_err(|_| io::Error::other("relay side stuck"))?
         })
-    });
+    })?;
     let pattern = pattern.clone();
     let traffic = current_thread_runtime()?.block_on(async move {
         let moving = traffic_side(stores_at, clients_at, connections, each, pattern, ready_rx);
