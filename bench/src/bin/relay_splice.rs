@@ -6,14 +6,15 @@
 //! ([`mailmux::relay::relay`], plain TCP streams, no lag allowance, no tally, no kick) or the
 //! splice relay of [`splice`], with the kernel's default pipe size or 1 MiB pipes, or, as a
 //! control, that relay's loop with a 16 KiB or 64 KiB user-space buffer instead of a pipe
-//! ([`copy`]). Runs
-//! alternate the variants, with 1 and with several concurrent connections, repetition after
-//! repetition, and the medians and spreads are printed as a Markdown table.
+//! ([`copy`]). Runs alternate the variants, with 1 and with several concurrent connections,
+//! repetition after repetition, and the medians and spreads are printed as a Markdown table.
 //!
 //! The relay runs alone on a thread of its own (a current-thread tokio runtime) and its CPU
 //! time is that thread's `CLOCK_THREAD_CPUTIME_ID` from the moment every connection is in
-//! place to the end of the last relay; source and sink share another thread (and are
-//! measured the same way, to see which side limited the throughput). Every wait is bounded.
+//! place to the end of the last relay; source and sink share another thread, measured the
+//! same way. On loopback the kernel does part of a transfer's work (receive processing,
+//! freeing pages) in whichever thread happens to be running, so the table also gives both
+//! threads together. Every wait is bounded.
 //!
 //! | module | what |
 //! | --- | --- |
