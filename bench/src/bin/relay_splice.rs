@@ -251,8 +251,17 @@ async fn traffic_side(
         ends.spawn(async move { traffic::sink(sink, &p, start, each).await });
     }
     let mut sink_reads = 0;
+    // Every failure is reported: the first to end is often only the reset that the failing
+    // side's close caused at its peer.
+    let mut failures = Vec::new();
     while let Some(done) = ends.join_next().await {
-        sink_reads += done.map_err(io::Error::other)??;
+        match done.map_err(io::Error::other).and_then(|ended| ended) {
+            Ok(reads) => sink_reads += reads,
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(io::Error::other(failures.join("; ")));
     }
     Ok(Traffic { wall: start.elapsed(), cpu: thread_cpu() - cpu_before, sink_reads })
 }
@@ -279,8 +288,14 @@ fn run(variant: Variant, connections: usize, each: u64, pattern: &Arc<Pattern>) 
         tokio::time::timeout(RUN_TIMEOUT, moving).await.map_err(|_| io::Error::other("traffic side stuck"))?
     });
     // The relay side ends within RUN_TIMEOUT on its own, so this join is bounded too.
-    let relay_cpu = relay_thread.join().map_err(|_| io::Error::other("the relay thread panicked"))??;
-    let traffic = traffic?;
+    let relay = relay_thread.join().map_err(|_| io::Error::other("the relay thread panicked")).and_then(|r| r);
+    // Both sides' failures: a wrong byte shows at the sink, while the relay sees the reset.
+    let (relay_cpu, traffic) = match (relay, traffic) {
+        (Ok(cpu), Ok(traffic)) => (cpu, traffic),
+        (Ok(_), Err(e)) => return Err(io::Error::other(format!("traffic: {e}"))),
+        (Err(e), Ok(_)) => return Err(io::Error::other(format!("relay: {e}"))),
+        (Err(r), Err(t)) => return Err(io::Error::other(format!("traffic: {t}; relay: {r}"))),
+    };
     let total = each * connections as u64;
     let gib = total as f64 / (1u64 << 30) as f64;
     Ok(Run {
