@@ -53,6 +53,8 @@ enum Variant {
     Tcp,
     /// mailmux's configuration as it is, tokio-rustls, TLS 1.3.
     Tls13,
+    /// With `SSLCACertFile`: client certificates requested (the client sends none).
+    Tls13ClientAuth,
     /// `send_tls13_tickets = 0`.
     Tls13NoTickets,
     /// `session_storage = NoServerSessionStorage` (no stateful resumption, so no tickets).
@@ -69,9 +71,10 @@ enum Variant {
     UnbufferedNoTickets,
 }
 
-const VARIANTS: [(Variant, &str); 9] = [
+const VARIANTS: [(Variant, &str); 10] = [
     (Variant::Tcp, "tcp"),
     (Variant::Tls13, "tls13"),
+    (Variant::Tls13ClientAuth, "tls13-client-auth"),
     (Variant::Tls13NoTickets, "tls13-no-tickets"),
     (Variant::Tls13NoSessionCache, "tls13-no-session-cache"),
     (Variant::Tls13BufferLimit, "tls13-buffer-limit"),
@@ -196,8 +199,9 @@ fn snapshot() -> Snapshot {
     Snapshot { bytes, blocks, rss: rss() }
 }
 
-/// The server configuration mailmux builds for a certificate from a test CA.
-fn mailmux_config(dir: &std::path::Path) -> Result<(Arc<ServerConfig>, std::path::PathBuf), String> {
+/// The server configuration mailmux builds for a certificate from a test CA (which also
+/// vouches for client certificates when `client_auth`); the CA certificate.
+fn mailmux_config(dir: &std::path::Path, client_auth: bool) -> Result<(Arc<ServerConfig>, std::path::PathBuf), String> {
     let ca = mailmux_testkit::pki::Ca::new(dir, "tls-idle-memory-ca");
     let leaf = ca.server("server", &["127.0.0.1"]);
     let tls = ServerTls {
@@ -205,7 +209,7 @@ fn mailmux_config(dir: &std::path::Path) -> Result<(Arc<ServerConfig>, std::path
         key_file: leaf.key,
         implicit_ports: Vec::new(),
         cipher_suites: Vec::new(),
-        client_ca_file: None,
+        client_ca_file: client_auth.then(|| ca.cert.clone()),
         crl_file: None,
     };
     let (config, _) = mailmux::tls::server_config(&tls).map_err(|e| e.to_string())?;
@@ -231,7 +235,7 @@ fn measure(variant: Variant, connections: usize, trace: bool) -> Result<(), Stri
 }
 
 fn measure_in(dir: &std::path::Path, variant: Variant, connections: usize, trace: bool) -> Result<(), String> {
-    let (base, ca) = mailmux_config(dir)?;
+    let (base, ca) = mailmux_config(dir, variant == Variant::Tls13ClientAuth)?;
     let config = variant_config(variant, &base);
     // As mailmux's `serve`: a multi-threaded runtime, one worker per core.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
@@ -373,7 +377,7 @@ fn print_trace(blocks: &[(usize, std::backtrace::Backtrace)]) {
         site.1 += size;
     }
     let mut sites: Vec<_> = sites.into_iter().collect();
-    sites.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    sites.sort_by_key(|(_, (_, bytes))| std::cmp::Reverse(*bytes));
     let total: usize = sites.iter().map(|(_, (_, bytes))| bytes).sum();
     let count: usize = sites.iter().map(|(_, (n, _))| n).sum();
     println!("\nLive blocks of one traced idle connection: {count} blocks, {total} bytes");
