@@ -8,12 +8,14 @@
 //! until the server side of every one is idle, and prints the growth divided by N. With
 //! `--trace` it then opens one more connection with allocation tracing on and prints, by
 //! allocation site, the blocks that connection still holds when idle. `--variant all` runs
-//! every variant, each in a fresh process, and prints a table.
+//! every variant, each in a fresh process, and prints a table. `--malloc-stats` adds glibc's
+//! per-arena figures ([`glibc_malloc`]) while the connections are idle.
 //!
 //! ```text
 //! ulimit -n 20000
 //! target/release/tls-idle-memory --connections 2000 --variant all
 //! target/release/tls-idle-memory --connections 2000 --variant tls13 --trace
+//! target/release/tls-idle-memory --connections 2000 --variant tls13 --malloc-stats
 //! ```
 //!
 //! Every run is bounded: N connections, a per-connection timeout, a deadline for all.
@@ -22,6 +24,8 @@
 mod clients;
 #[path = "tls_idle_memory/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "tls_idle_memory/glibc_malloc.rs"]
+mod glibc_malloc;
 #[path = "tls_idle_memory/unbuffered.rs"]
 mod unbuffered;
 
@@ -117,10 +121,11 @@ struct Options {
     connections: usize,
     variant: Option<Variant>,
     trace: bool,
+    malloc_stats: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { connections: 2000, variant: Some(Variant::Tls13), trace: false };
+    let mut options = Options { connections: 2000, variant: Some(Variant::Tls13), trace: false, malloc_stats: false };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -141,6 +146,7 @@ fn options(args: &[String]) -> Result<Options, String> {
                 };
             }
             "--trace" => options.trace = true,
+            "--malloc-stats" => options.malloc_stats = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -151,7 +157,7 @@ fn server(args: &[String]) -> Result<(), String> {
     let options = options(args)?;
     print_sizes();
     match options.variant {
-        Some(variant) => measure(variant, options.connections, options.trace).map(|_| ()),
+        Some(variant) => measure(variant, &options),
         None => {
             let me = std::env::current_exe().map_err(|e| e.to_string())?;
             println!("\n{:<24} {:>12} {:>12} {:>12}", "variant", "heap B/conn", "blocks/conn", "RSS B/conn");
@@ -227,14 +233,15 @@ fn variant_config(variant: Variant, base: &Arc<ServerConfig>) -> Arc<ServerConfi
     Arc::new(config)
 }
 
-fn measure(variant: Variant, connections: usize, trace: bool) -> Result<(), String> {
+fn measure(variant: Variant, options: &Options) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("tls-idle-memory-{}", std::process::id()));
-    let measured = measure_in(&dir, variant, connections, trace);
+    let measured = measure_in(&dir, variant, options);
     let _ = std::fs::remove_dir_all(&dir);
     measured
 }
 
-fn measure_in(dir: &std::path::Path, variant: Variant, connections: usize, trace: bool) -> Result<(), String> {
+fn measure_in(dir: &std::path::Path, variant: Variant, options: &Options) -> Result<(), String> {
+    let connections = options.connections;
     let (base, ca) = mailmux_config(dir, variant == Variant::Tls13ClientAuth)?;
     let config = variant_config(variant, &base);
     // As mailmux's `serve`: a multi-threaded runtime, one worker per core.
@@ -291,8 +298,12 @@ fn measure_in(dir: &std::path::Path, variant: Variant, connections: usize, trace
     let (bytes, blocks, rss) =
         ((after.bytes - before.bytes) / n, (after.blocks - before.blocks) / n, (after.rss - before.rss) / n);
     println!("RESULT {:<24} {:>12} {:>12} {:>12}", variant.name(), bytes, blocks, rss);
+    if options.malloc_stats {
+        eprintln!("glibc malloc_stats() with {} connections idle (and the warm-up one):", connections);
+        glibc_malloc::print_stats();
+    }
 
-    if trace {
+    if options.trace {
         counting_alloc::trace_start();
         let traced = open(1, connections + 2);
         let blocks = counting_alloc::trace_stop();
