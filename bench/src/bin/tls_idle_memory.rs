@@ -69,13 +69,16 @@ enum Variant {
     Tls13MaxFragment,
     /// mailmux's configuration, the client offering TLS 1.2 only.
     Tls12,
+    /// mailmux's configuration, the client offering only ChaCha20-Poly1305 (smaller AEAD
+    /// state than AES-GCM's key schedule and GHASH table).
+    Tls13Chacha20,
     /// mailmux's configuration on `UnbufferedServerConnection`, no buffer held while idle.
     Unbuffered,
     /// The same with `send_tls13_tickets = 0`.
     UnbufferedNoTickets,
 }
 
-const VARIANTS: [(Variant, &str); 10] = [
+const VARIANTS: [(Variant, &str); 11] = [
     (Variant::Tcp, "tcp"),
     (Variant::Tls13, "tls13"),
     (Variant::Tls13ClientAuth, "tls13-client-auth"),
@@ -84,6 +87,7 @@ const VARIANTS: [(Variant, &str); 10] = [
     (Variant::Tls13BufferLimit, "tls13-buffer-limit"),
     (Variant::Tls13MaxFragment, "tls13-max-fragment"),
     (Variant::Tls12, "tls12"),
+    (Variant::Tls13Chacha20, "tls13-chacha20"),
     (Variant::Unbuffered, "unbuffered"),
     (Variant::UnbufferedNoTickets, "unbuffered-no-tickets"),
 ];
@@ -114,7 +118,11 @@ fn main() {
 fn client(args: &[String]) -> Result<(), String> {
     let addr: SocketAddr = args.first().and_then(|a| a.parse().ok()).ok_or("client: ADDR expected")?;
     let ca = args.get(1).filter(|a| !a.starts_with("--")).map(std::path::PathBuf::from);
-    clients::run(addr, ca.as_deref(), args.iter().any(|a| a == "--tls12"))
+    let offer = clients::Offer {
+        tls12_only: args.iter().any(|a| a == "--tls12"),
+        chacha20_only: args.iter().any(|a| a == "--chacha20"),
+    };
+    clients::run(addr, ca.as_deref(), offer)
 }
 
 struct Options {
@@ -258,6 +266,9 @@ fn measure_in(dir: &std::path::Path, variant: Variant, options: &Options) -> Res
     }
     if variant == Variant::Tls12 {
         child_args.push("--tls12".into());
+    }
+    if variant == Variant::Tls13Chacha20 {
+        child_args.push("--chacha20".into());
     }
     let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .args(&child_args)

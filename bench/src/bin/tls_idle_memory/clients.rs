@@ -22,11 +22,20 @@ const CONCURRENCY: usize = 64;
 /// No single connection may take longer than this to answer.
 const PER_CONNECTION: Duration = Duration::from_secs(20);
 
+/// What the clients offer, when not everything rustls has.
+#[derive(Debug, Clone, Copy)]
+pub struct Offer {
+    /// TLS 1.2 only (else TLS 1.3 only).
+    pub tls12_only: bool,
+    /// ChaCha20-Poly1305 only.
+    pub chacha20_only: bool,
+}
+
 /// Serves commands from standard input until it ends.
-pub fn run(addr: SocketAddr, ca: Option<&std::path::Path>, tls12: bool) -> Result<(), String> {
+pub fn run(addr: SocketAddr, ca: Option<&std::path::Path>, offer: Offer) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let connector = match ca {
-        Some(ca) => Some(connector(ca, tls12)?),
+        Some(ca) => Some(connector(ca, offer)?),
         None => None,
     };
     let mut held = Vec::new();
@@ -65,14 +74,18 @@ async fn open_many(
     Ok(())
 }
 
-fn connector(ca: &std::path::Path, tls12: bool) -> Result<TlsConnector, String> {
+fn connector(ca: &std::path::Path, offer: Offer) -> Result<TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
         roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     }
     let versions: &[&rustls::SupportedProtocolVersion] =
-        if tls12 { &[&rustls::version::TLS12] } else { &[&rustls::version::TLS13] };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        if offer.tls12_only { &[&rustls::version::TLS12] } else { &[&rustls::version::TLS13] };
+    let mut provider = rustls::crypto::ring::default_provider();
+    if offer.chacha20_only {
+        provider.cipher_suites.retain(|s| format!("{:?}", s.suite()).contains("CHACHA20"));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
