@@ -302,7 +302,7 @@ async fn main() {
         );
     }
     if a.runs("relay") {
-        relay(&a, &lab, [imap, imaps], &tls).await;
+        relay(&a, &lab, [imap, imaps], &tls, pid).await;
     }
     if a.only.as_deref() == Some("edge") {
         edge(&lab, imap).await;
@@ -335,7 +335,13 @@ fn big_message(size: usize) -> Vec<u8> {
 /// and over for `relay_seconds`, reading as fast as they can; plain and over TLS, and plain
 /// straight to the stores for comparison. A FETCH that does not complete (15 s without a
 /// byte) counts as an error and ends that connection.
-async fn relay(a: &Args, lab: &Arc<Lab>, [imap, imaps]: [SocketAddr; 2], tls: &Arc<tokio_rustls::TlsConnector>) {
+async fn relay(
+    a: &Args,
+    lab: &Arc<Lab>,
+    [imap, imaps]: [SocketAddr; 2],
+    tls: &Arc<tokio_rustls::TlsConnector>,
+    pid: u32,
+) {
     // Panics in the client tasks are the errors counted below; one line each is enough.
     std::panic::set_hook(Box::new(|info| {
         let what = info.payload().downcast_ref::<String>().map_or("", |s| s.lines().next().unwrap_or(""));
@@ -347,6 +353,7 @@ async fn relay(a: &Args, lab: &Arc<Lab>, [imap, imaps]: [SocketAddr; 2], tls: &A
     {
         let mut clients = tokio::task::JoinSet::new();
         let start = Instant::now();
+        let cpu_before = cpu_ms(pid);
         for user in lab.users.iter().take(a.relay_connections).cloned() {
             let (tls, addr) = (tls.clone(), target.unwrap_or(SocketAddr::from((STORE_IPS[user.store], lab.imap_port))));
             let tls_on = target == Some(imaps);
@@ -382,8 +389,16 @@ async fn relay(a: &Args, lab: &Arc<Lab>, [imap, imaps]: [SocketAddr; 2], tls: &A
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
+        let cpu = match target {
+            // mailmux's CPU time per GiB relayed (the stores' and this client's are not in it).
+            Some(_) => format!(
+                "; mailmux CPU {:.2} s/GiB",
+                (cpu_ms(pid) - cpu_before) as f64 / 1000.0 / (bytes as f64 / (1u64 << 30) as f64)
+            ),
+            None => String::new(),
+        };
         println!(
-            "relay, FETCH of a {} MiB message, {} connections, {name}: {:.0} MiB/s, {errors} stalled or failed connections",
+            "relay, FETCH of a {} MiB message, {} connections, {name}: {:.0} MiB/s, {errors} stalled or failed connections{cpu}",
             a.message_mib,
             a.relay_connections,
             bytes as f64 / elapsed / (1 << 20) as f64
