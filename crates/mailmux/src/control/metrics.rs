@@ -27,6 +27,7 @@ use mailmux_config::Protocol;
 use crate::directory::auth_cache::Verdict;
 use crate::outcome::{LoginOutcome, Outcome, Refusal};
 use crate::relay::Direction;
+use crate::route::StoreAddr;
 
 /// Distinct store labels at most; further stores share `store="other"`.
 pub const MAX_STORES: usize = 256;
@@ -156,7 +157,7 @@ pub struct Metrics {
     directory: [[[Histogram; 3]; 2]; 2],
     bytes: [[AtomicU64; 2]; 2],
     reloads: [AtomicU64; 2],
-    stores: Mutex<HashMap<String, Arc<StoreMetrics>>>,
+    stores: Mutex<HashMap<StoreAddr, Arc<StoreMetrics>>>,
     other_store: Arc<StoreMetrics>,
 }
 
@@ -260,8 +261,9 @@ impl Metrics {
         inc(&self.reloads[usize::from(!ok)]);
     }
 
-    /// The latencies of a store (`host:port`), or of `other` past [`MAX_STORES`].
-    pub fn store(&self, store: &str) -> Arc<StoreMetrics> {
+    /// The latencies of a store, or of `other` past [`MAX_STORES`]. Keyed by the address
+    /// itself: a login formats nothing here (the label is written when metrics are read).
+    pub fn store(&self, store: &StoreAddr) -> Arc<StoreMetrics> {
         let mut stores = self.stores.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(found) = stores.get(store) {
             return found.clone();
@@ -270,7 +272,7 @@ impl Metrics {
             return self.other_store.clone();
         }
         let fresh = Arc::new(StoreMetrics::default());
-        stores.insert(store.to_owned(), fresh.clone());
+        stores.insert(store.clone(), fresh.clone());
         fresh
     }
 
@@ -429,7 +431,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|(name, m)| (name.clone(), m.clone()))
+            .map(|(store, m)| (store.to_string(), m.clone()))
             .collect();
         stores.sort_by(|a, b| a.0.cmp(&b.0));
         if self.other_store.connect.count() > 0 || self.other_store.login.count() > 0 {
@@ -510,7 +512,7 @@ mod tests {
         m.bytes(Protocol::Imap, Direction::Down, 1000);
         m.route_cache(Protocol::Imap, CacheResult::Hit);
         m.directory(Protocol::Imap, DirectoryOp::Search, DirectoryResult::Found, Duration::from_millis(3));
-        m.store("127.0.0.2:143").connect.observe(Duration::from_millis(20));
+        m.store(&StoreAddr { host: "127.0.0.2".into(), port: 143 }).connect.observe(Duration::from_millis(20));
         let mut guard = m.enter(Protocol::Imap, Phase::PreLogin);
         let text = m.render(&[], 100);
         assert_eq!(value(&text, "mailmux_connections_total{service=\"imap\"}"), 1.0);
@@ -546,9 +548,9 @@ mod tests {
     fn store_labels_are_capped_and_escaped() {
         let m = Metrics::new();
         for i in 0..MAX_STORES + 50 {
-            m.store(&format!("store{i}:143")).login.observe(Duration::from_millis(1));
+            m.store(&StoreAddr { host: format!("store{i}"), port: 143 }).login.observe(Duration::from_millis(1));
         }
-        m.store("evil\"\n}:143").login.observe(Duration::from_millis(1));
+        m.store(&StoreAddr { host: "evil\"\n}".into(), port: 143 }).login.observe(Duration::from_millis(1));
         let text = m.render(&[], 1);
         let labelled = text.lines().filter(|l| l.starts_with("mailmux_store_login_seconds_count{")).count();
         assert_eq!(labelled, MAX_STORES + 1, "capped, plus other");

@@ -144,7 +144,7 @@ pub async fn log_in(
     };
     let started = std::time::Instant::now();
     let login = store::login(setup, tcp, replay).await;
-    ctx.metrics.store(&store.to_string()).login.observe(started.elapsed());
+    ctx.metrics.store(&store).login.observe(started.elapsed());
     let login = login?;
     Ok(LoggedIn { user: identity.user_at_domain(), store, login })
 }
@@ -194,7 +194,7 @@ async fn connect_first(ctx: &SessionContext, stores: &[StoreAddr]) -> Result<(Tc
         }
         let started = std::time::Instant::now();
         let connected = store::connect(store, timeout).await;
-        ctx.metrics.store(&store.to_string()).connect.observe(started.elapsed());
+        ctx.metrics.store(store).connect.observe(started.elapsed());
         match connected {
             Ok(tcp) => {
                 health.reached(store);

@@ -46,6 +46,19 @@ fn footprint(pid: u32) -> Footprint {
     Footprint { rss_kib: field("Rss:"), pss_kib: field("Pss:"), descriptors }
 }
 
+/// The kernel's unreclaimable slab memory (sockets, epoll items, files) in KiB, machine-wide:
+/// what every descriptor of this run costs outside the processes' own memory.
+fn kernel_slab_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("SUnreclaim:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// Reads from `s` into `seen` until a line starting with `tag` has arrived; returns that line.
 async fn answer(s: &mut TcpStream, seen: &mut Vec<u8>, tag: &str) -> Result<String, String> {
     let mut buf = [0u8; 1024];
@@ -156,6 +169,7 @@ fn store_imap_processes() -> usize {
 pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize) {
     let n = users.len();
     let rest = footprint(pid);
+    let slab_before = kernel_slab_kib();
     println!(
         "scale: mailmux at rest: RSS {} KiB, PSS {} KiB, {} descriptors",
         rest.rss_kib, rest.pss_kib, rest.descriptors
@@ -179,6 +193,7 @@ pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize)
     print_errors("login", &errors);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let held = footprint(pid);
+    let slab_held = kernel_slab_kib();
     let per = |with: u64, from: u64| with.saturating_sub(from) as f64 / sessions.len().max(1) as f64;
     println!(
         "scale: mailmux holding {} logged-in sessions: RSS {} KiB ({:.1} KiB/session), PSS {} KiB ({:.1} KiB/session), \
@@ -190,6 +205,12 @@ pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize)
         per(held.pss_kib, rest.pss_kib),
         held.descriptors,
         store_imap_processes()
+    );
+    // Four sockets per session on this machine: the client's, mailmux's two, the store's.
+    println!(
+        "scale: kernel unreclaimable slab grew {} KiB = {:.1} KiB per session (4 sockets each here, 2 of them mailmux's)",
+        slab_held.saturating_sub(slab_before),
+        per(slab_held, slab_before)
     );
 
     // Every held session still relays: one NOOP each.
