@@ -4,7 +4,7 @@
 //!
 //! Usage: `mailmux-bench --mailmux target/release/mailmux [--sessions 500] [--logins 2000]
 //! [--handshakes 2000] [--concurrency 50] [--relay-seconds 8] [--relay-connections 8]
-//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge|cache|preauth|scale]`. Every loop is
+//! [--message-mib 10] [--only handshakes|logins|memory|relay|edge|cache|preauth|scale] [--scale-tls]`. Every loop is
 //! bounded by its count or its duration.
 
 use std::net::SocketAddr;
@@ -29,6 +29,8 @@ struct Args {
     relay_connections: usize,
     message_mib: usize,
     only: Option<String>,
+    /// `--only scale` over the implicit-TLS port.
+    scale_tls: bool,
 }
 
 impl Args {
@@ -48,6 +50,7 @@ fn args() -> Args {
         relay_connections: 8,
         message_mib: 10,
         only: None,
+        scale_tls: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,9 +65,10 @@ fn args() -> Args {
             "--relay-connections" => a.relay_connections = value().parse().expect("--relay-connections N"),
             "--message-mib" => a.message_mib = value().parse().expect("--message-mib N"),
             "--only" => a.only = Some(value()),
+            "--scale-tls" => a.scale_tls = true,
             _ => panic!(
                 "usage: mailmux-bench --mailmux PATH [--sessions N] [--logins N] [--handshakes N] [--concurrency N] \
-                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge|cache|preauth|scale]"
+                 [--relay-seconds N] [--relay-connections N] [--message-mib N] [--only handshakes|logins|memory|relay|edge|cache|preauth|scale] [--scale-tls]"
             ),
         }
     }
@@ -244,8 +248,23 @@ async fn main() {
         );
     }
     if a.runs("memory") {
-        // 3. Memory: idle TLS sessions before login, then logged-in TLS sessions, then plain ones.
+        // 3. Memory: plain logged-in sessions first, in the fresh process (measured after the
+        //    TLS ones, glibc's reuse of their freed memory hid the plain sessions' cost), then
+        //    idle TLS sessions before login, then logged-in TLS sessions.
         let base = rss_kib(pid);
+        let mut plain = Vec::new();
+        for user in lab.users.iter().take(a.sessions) {
+            let mut s = Transcript::connect(imap).await;
+            s.expect("* OK").await;
+            s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
+            s.expect("a OK").await;
+            plain.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let with_plain = rss_kib(pid);
+        drop(plain);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let after_plain = rss_kib(pid);
         let mut idle = Vec::new();
         for _ in 0..a.sessions {
             let mut s = Transcript::connect_tls(imaps, &tls).await;
@@ -267,38 +286,25 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let with_relayed = rss_kib(pid);
         drop(relayed);
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        let after_tls = rss_kib(pid);
-        let mut plain = Vec::new();
-        for user in lab.users.iter().take(a.sessions) {
-            let mut s = Transcript::connect(imap).await;
-            s.expect("* OK").await;
-            s.send(&format!("a LOGIN {} {}", user.uid, user.password)).await;
-            s.expect("a OK").await;
-            plain.push(s);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let with_plain = rss_kib(pid);
-        drop(plain);
         let per = |with: u64, from: u64| (with.saturating_sub(from)) as f64 / a.sessions as f64;
         println!("mailmux RSS: {base} KiB at rest");
         println!(
-            "  {} TLS sessions before login: +{} KiB = {:.1} KiB/session",
+            "  {} plain sessions logged in and relaying: +{} KiB = {:.1} KiB/session",
             a.sessions,
-            with_idle.saturating_sub(base),
-            per(with_idle, base)
+            with_plain.saturating_sub(base),
+            per(with_plain, base)
         );
         println!(
-            "  {} TLS sessions logged in and relaying: +{} KiB = {:.1} KiB/session",
+            "  {} TLS sessions before login: +{} KiB = {:.1} KiB/session (measured from {after_plain} KiB)",
             a.sessions,
-            with_relayed.saturating_sub(base),
-            per(with_relayed, base)
+            with_idle.saturating_sub(after_plain),
+            per(with_idle, after_plain)
         );
         println!(
-            "  {} plain sessions logged in and relaying: +{} KiB = {:.1} KiB/session (measured from {after_tls} KiB)",
+            "  {} TLS sessions logged in and relaying: +{} KiB = {:.1} KiB/session (measured from {after_plain} KiB)",
             a.sessions,
-            with_plain.saturating_sub(after_tls),
-            per(with_plain, after_tls)
+            with_relayed.saturating_sub(after_plain),
+            per(with_relayed, after_plain)
         );
     }
     if a.runs("relay") {
@@ -314,7 +320,8 @@ async fn main() {
         preauth(&a, &lab).await;
     }
     if a.only.as_deref() == Some("scale") {
-        scale::run(&lab.users, imap, pid, c).await;
+        let (addr, connector) = if a.scale_tls { (imaps, Some(tls.clone())) } else { (imap, None) };
+        scale::run(&lab.users, addr, connector, pid, c).await;
     }
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let _ = child.wait();

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use mailmux_testkit::User;
@@ -59,8 +59,13 @@ fn kernel_slab_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// A client connection, plain or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+type Conn = Box<dyn Stream>;
+
 /// Reads from `s` into `seen` until a line starting with `tag` has arrived; returns that line.
-async fn answer(s: &mut TcpStream, seen: &mut Vec<u8>, tag: &str) -> Result<String, String> {
+async fn answer(s: &mut Conn, seen: &mut Vec<u8>, tag: &str) -> Result<String, String> {
     let mut buf = [0u8; 1024];
     loop {
         if let Some(line) = seen
@@ -83,12 +88,26 @@ async fn answer(s: &mut TcpStream, seen: &mut Vec<u8>, tag: &str) -> Result<Stri
     }
 }
 
-/// One session: greeting, LOGIN, tagged OK; the stream is kept open by the caller.
-async fn log_in(addr: SocketAddr, user: &User) -> Result<TcpStream, String> {
-    let mut s = tokio::time::timeout(STEP, TcpStream::connect(addr))
+/// One session (over TLS when `tls` is given): greeting, LOGIN, tagged OK; the stream is
+/// kept open by the caller.
+async fn log_in(addr: SocketAddr, user: &User, tls: Option<&tokio_rustls::TlsConnector>) -> Result<Conn, String> {
+    let tcp = tokio::time::timeout(STEP, TcpStream::connect(addr))
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| format!("connect: {e}"))?;
+    let mut s: Conn = match tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+            let handshake = tls.connect(name, tcp);
+            Box::new(
+                tokio::time::timeout(STEP, handshake)
+                    .await
+                    .map_err(|_| "TLS handshake timed out".to_owned())?
+                    .map_err(|e| format!("TLS handshake: {e}"))?,
+            )
+        }
+    };
     let mut seen = Vec::new();
     let greeting = answer(&mut s, &mut seen, "* ").await?;
     if !greeting.starts_with("* OK") {
@@ -105,7 +124,7 @@ async fn log_in(addr: SocketAddr, user: &User) -> Result<TcpStream, String> {
 }
 
 /// A NOOP on a logged-in session, answered OK.
-async fn noop(s: &mut TcpStream) -> Result<(), String> {
+async fn noop(s: &mut Conn) -> Result<(), String> {
     s.write_all(b"n NOOP\r\n").await.map_err(|e| format!("write: {e}"))?;
     let mut seen = Vec::new();
     let done = answer(s, &mut seen, "n ").await?;
@@ -164,10 +183,17 @@ fn store_imap_processes() -> usize {
         .unwrap_or(0)
 }
 
-/// The scale run: `users.len()` sessions through mailmux at `imap`, opened `concurrency` at a
-/// time; mailmux is process `pid`.
-pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize) {
+/// The scale run: `users.len()` sessions through mailmux at `addr` (over TLS when `tls` is
+/// given), opened `concurrency` at a time; mailmux is process `pid`.
+pub async fn run(
+    users: &[User],
+    addr: SocketAddr,
+    tls: Option<Arc<tokio_rustls::TlsConnector>>,
+    pid: u32,
+    concurrency: usize,
+) {
     let n = users.len();
+    let kind = if tls.is_some() { "TLS" } else { "plain" };
     let rest = footprint(pid);
     let slab_before = kernel_slab_kib();
     println!(
@@ -175,7 +201,12 @@ pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize)
         rest.rss_kib, rest.pss_kib, rest.descriptors
     );
     let started = Instant::now();
-    let results = each(users.to_vec(), concurrency, move |user| async move { log_in(imap, &user).await }).await;
+    let connector = tls.clone();
+    let results = each(users.to_vec(), concurrency, move |user| {
+        let tls = connector.clone();
+        async move { log_in(addr, &user, tls.as_deref()).await }
+    })
+    .await;
     let opened = started.elapsed();
     let (mut sessions, mut errors) = (Vec::with_capacity(n), Vec::new());
     for r in results {
@@ -185,7 +216,7 @@ pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize)
         }
     }
     println!(
-        "scale: {} of {n} sessions logged in ({} errors) in {:.1} s at concurrency {concurrency}",
+        "scale: {} of {n} {kind} sessions logged in ({} errors) in {:.1} s at concurrency {concurrency}",
         sessions.len(),
         errors.len(),
         opened.as_secs_f64()
@@ -196,7 +227,7 @@ pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize)
     let slab_held = kernel_slab_kib();
     let per = |with: u64, from: u64| with.saturating_sub(from) as f64 / sessions.len().max(1) as f64;
     println!(
-        "scale: mailmux holding {} logged-in sessions: RSS {} KiB ({:.1} KiB/session), PSS {} KiB ({:.1} KiB/session), \
+        "scale: mailmux holding {} logged-in {kind} sessions: RSS {} KiB ({:.1} KiB/session), PSS {} KiB ({:.1} KiB/session), \
          {} descriptors; stores: {} imap processes",
         sessions.len(),
         held.rss_kib,
@@ -247,7 +278,7 @@ pub async fn run(users: &[User], imap: SocketAddr, pid: u32, concurrency: usize)
     // A late client while every session is held.
     let late_user = &users[0];
     let late = Instant::now();
-    match log_in(imap, late_user).await {
+    match log_in(addr, late_user, tls.as_deref()).await {
         Ok(_) => println!(
             "scale: a late client logged in while all were held, in {:.1} ms",
             late.elapsed().as_secs_f64() * 1e3
