@@ -19,7 +19,7 @@ use std::sync::Arc;
 use mailmux_config::Token;
 use mailmux_proto::ldap_filter;
 
-use crate::directory::{Base, Entry, Query, Scope};
+use crate::directory::{Aliases, Base, Entry, Query, Scope};
 use crate::error::LoginError;
 use crate::service::Service;
 use crate::status;
@@ -60,7 +60,15 @@ pub async fn find_domain(
     let attrs: Vec<String> = DOMAIN_ATTRS.iter().map(|a| (*a).to_owned()).collect();
     let filter = service.config.lookup.hosted_domain_filter.expand(token, ldap_filter::escape_value);
     tracing::debug!(%filter, "hosted domain search");
-    let query = Query { base: Base::Configured, scope: Scope::Subtree, filter: &filter, attrs: &attrs };
+    // Aliases are followed while searching: Schema 2 domains reached through an alias node of
+    // the DC tree are found by the attributes of the entry it names.
+    let query = Query {
+        base: Base::Configured,
+        scope: Scope::Subtree,
+        filter: &filter,
+        attrs: &attrs,
+        aliases: Aliases::Everywhere,
+    };
     let mut entry = service
         .directory
         .find_shared(query)
@@ -74,7 +82,13 @@ pub async fn find_domain(
                 domain: format!("{domain} (aliases go on past {MAX_ALIAS_HOPS} hops)"),
             });
         }
-        let query = Query { base: Base::Dn(target), scope: Scope::Base, filter: "(objectClass=*)", attrs: &attrs };
+        let query = Query {
+            base: Base::Dn(target),
+            scope: Scope::Base,
+            filter: "(objectClass=*)",
+            attrs: &attrs,
+            aliases: Aliases::AtBase,
+        };
         entry = service
             .directory
             .find_shared(query)

@@ -83,6 +83,13 @@ async fn one_uid_in_two_hosted_domains_lands_on_two_stores() {
     h.lab.stores[1].wait_for_logins("joe", 1, |_| true).await;
     // The other store's password does not open this one.
     assert!(login(mm.imap, "joe@siroe.com", &sesta_joe.password).await.0.starts_with("a NO [AUTHENTICATIONFAILED]"));
+    // The domain search follows aliases in its scope (sesta.com needs it: deref=3, always);
+    // user searches follow only an alias at their base (deref=2, finding), which spares
+    // slapd an alias scan per login.
+    let log = h.slapd.search_log();
+    assert!(log.iter().any(|l| l.contains("deref=3") && l.contains("sunPreferredDomain=sesta.com")), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("deref=2") && l.contains("filter=\"(uid=joe)\"")), "{log:#?}");
+    assert!(!log.iter().any(|l| l.contains("deref=3") && l.contains("(uid=")), "{log:#?}");
     mm.stop().await;
 }
 

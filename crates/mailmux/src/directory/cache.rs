@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use mailmux_proto::Secret;
 
-use super::{Base, BoxFuture, CacheState, Directory, DirectoryError, Entry, Query, Scope};
+use super::{Aliases, Base, BoxFuture, CacheState, Directory, DirectoryError, Entry, Query, Scope};
 use crate::control::metrics::{CacheResult, Metrics};
 
 /// How long "no such entry" is remembered at most: a user created a moment ago should not
@@ -213,7 +213,11 @@ fn key_of(query: &Query<'_>) -> String {
         Scope::Base => "base",
         Scope::Subtree => "sub",
     };
-    format!("{base}\0{scope}\0{}\0{}", query.filter, query.attrs.join(","))
+    let aliases = match query.aliases {
+        Aliases::AtBase => "base",
+        Aliases::Everywhere => "always",
+    };
+    format!("{base}\0{scope}\0{aliases}\0{}\0{}", query.filter, query.attrs.join(","))
 }
 
 #[cfg(test)]
@@ -258,7 +262,7 @@ mod tests {
     }
 
     fn query(filter: &str) -> Query<'_> {
-        Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs: &[] }
+        Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs: &[], aliases: Aliases::AtBase }
     }
 
     fn cached(ttl: Duration) -> (Arc<Counting>, CachedDirectory) {
@@ -321,11 +325,34 @@ mod tests {
     #[test]
     fn keys_tell_queries_apart() {
         let attrs = ["mailhost".to_owned()];
-        let a = key_of(&Query { base: Base::Configured, scope: Scope::Subtree, filter: "(uid=a)", attrs: &attrs });
-        let b =
-            key_of(&Query { base: Base::Dn("o=x".into()), scope: Scope::Subtree, filter: "(uid=a)", attrs: &attrs });
-        let c = key_of(&Query { base: Base::Configured, scope: Scope::Base, filter: "(uid=a)", attrs: &attrs });
-        let d = key_of(&Query { base: Base::Configured, scope: Scope::Subtree, filter: "(uid=a)", attrs: &[] });
+        let a = key_of(&Query {
+            base: Base::Configured,
+            scope: Scope::Subtree,
+            filter: "(uid=a)",
+            attrs: &attrs,
+            aliases: Aliases::AtBase,
+        });
+        let b = key_of(&Query {
+            base: Base::Dn("o=x".into()),
+            scope: Scope::Subtree,
+            filter: "(uid=a)",
+            attrs: &attrs,
+            aliases: Aliases::AtBase,
+        });
+        let c = key_of(&Query {
+            base: Base::Configured,
+            scope: Scope::Base,
+            filter: "(uid=a)",
+            attrs: &attrs,
+            aliases: Aliases::AtBase,
+        });
+        let d = key_of(&Query {
+            base: Base::Configured,
+            scope: Scope::Subtree,
+            filter: "(uid=a)",
+            attrs: &[],
+            aliases: Aliases::AtBase,
+        });
         assert!(a != b && a != c && a != d && b != c);
     }
 }

@@ -35,7 +35,7 @@ use mailmux_proto::Secret;
 use rustls::ClientConfig;
 use tokio::time::Instant;
 
-use super::{Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
+use super::{Aliases, Base, BoxFuture, Directory, DirectoryError, Entry, Query, Scope};
 
 /// Connections per service. Lookups are short; a few connections keep one slow reply from
 /// holding up the rest without opening a connection per session.
@@ -235,9 +235,10 @@ impl LdapDirectory {
         };
         let result = ldap
             .with_timeout(self.timeout)
-            // Aliases are followed while searching: hosted domains reached through an alias
-            // node of the DC tree (Schema 2) are found by the attributes of the entry it names.
-            .with_search_options(SearchOptions::new().sizelimit(2).deref(DerefAliases::Always))
+            .with_search_options(SearchOptions::new().sizelimit(2).deref(match query.aliases {
+                Aliases::AtBase => DerefAliases::Finding,
+                Aliases::Everywhere => DerefAliases::Always,
+            }))
             .search(base, scope, query.filter, query.attrs)
             .await;
         let (entries, res) = match result {

@@ -388,6 +388,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, (usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::Aliases;
 
     const SAMPLE: &str = "version: 1\n\n# people\ndn: uid=joe,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: joe\nmailHost: store1.exa\n mple.com\ncn:: Sm/Dqw==\n\ndn: uid=ann,ou=People,dc=example,dc=com\nuid: ann\nmailHost: 127.0.0.3:1143\n\ndn: uid=joe,ou=Other,dc=example,dc=com\nuid: joe\n";
 
@@ -401,7 +402,7 @@ mod tests {
     }
 
     fn q(filter: &str) -> Query<'_> {
-        Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs: &[] }
+        Query { base: Base::Configured, scope: Scope::Subtree, filter, attrs: &[], aliases: Aliases::AtBase }
     }
 
     #[test]
@@ -427,6 +428,7 @@ mod tests {
             scope: Scope::Base,
             filter: "(objectClass=*)",
             attrs: &[],
+            aliases: Aliases::AtBase,
         };
         // (objectClass=*) does not match ann: she has no objectClass in the sample.
         assert_eq!(all.search(&query).unwrap(), None);
@@ -632,7 +634,7 @@ mod tests {
                     1 => (Base::Dn(some_dn.split_once(',').map_or("", |(_, up)| up).to_owned()), Scope::Subtree),
                     _ => (Base::Configured, Scope::Subtree),
                 };
-                let query = Query { base: query_base, scope, filter: &filter, attrs: &[] };
+                let query = Query { base: query_base, scope, filter: &filter, attrs: &[], aliases: Aliases::AtBase };
                 let indexed = dir.search_with(&query, true);
                 let scanned = dir.search_with(&query, false);
                 assert_eq!(format!("{indexed:?}"), format!("{scanned:?}"), "{query:?}");

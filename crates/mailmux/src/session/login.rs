@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use super::{SessionContext, verify};
 use crate::certificate;
-use crate::directory::{Base, Entry, Query, Scope};
+use crate::directory::{Aliases, Base, Entry, Query, Scope};
 use crate::error::LoginError;
 use crate::hosted::{self, HostedDomain};
 use crate::identity::Identity;
@@ -280,7 +280,13 @@ pub struct UserSearch {
 impl UserSearch {
     /// The directory query of this search.
     pub fn query<'a>(&'a self, service: &'a crate::service::Service) -> Query<'a> {
-        Query { base: self.base.clone(), scope: Scope::Subtree, filter: &self.filter, attrs: &service.search_attrs }
+        Query {
+            base: self.base.clone(),
+            scope: Scope::Subtree,
+            filter: &self.filter,
+            attrs: &service.search_attrs,
+            aliases: Aliases::AtBase,
+        }
     }
 }
 
@@ -341,7 +347,7 @@ async fn by_certificate(ctx: &SessionContext, der: &CertificateDer<'_>, requeste
     }
     let entry = service
         .directory
-        .find_shared(Query { base, scope, filter: &filter, attrs: &attrs })
+        .find_shared(Query { base, scope, filter: &filter, attrs: &attrs, aliases: Aliases::AtBase })
         .await?
         .ok_or_else(|| unmapped(&format!("no entry for {}", names.subject)))?;
     if mapping.verify_cert && !entry.binary_values("usercertificate").iter().any(|c| c.as_slice() == der.as_ref()) {
