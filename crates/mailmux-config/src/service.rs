@@ -218,6 +218,15 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
+    /// The store port a `mailHost` without one means: `SSLBacksidePort` with implicit TLS,
+    /// else `BacksidePort`.
+    pub fn store_port(&self) -> u16 {
+        match self.store_tls.mode {
+            crate::StoreTlsMode::Implicit { port } => port,
+            crate::StoreTlsMode::Off | crate::StoreTlsMode::StartTls => self.backside_port,
+        }
+    }
+
     /// The configuration for connections that arrived on `local` (the mailmux address the
     /// client connected to): its virtual domain's, or the service's own. An IPv4-mapped IPv6
     /// address (a dual-stack `[::]` listener) matches the IPv4 entry.

@@ -287,14 +287,6 @@ impl Service {
         }
     }
 
-    /// The store port users are routed to (`SSLBacksidePort` with implicit TLS).
-    pub fn store_port(&self) -> u16 {
-        match self.config.store_tls.mode {
-            mailmux_config::StoreTlsMode::Implicit { port } => port,
-            mailmux_config::StoreTlsMode::Off | mailmux_config::StoreTlsMode::StartTls => self.config.backside_port,
-        }
-    }
-
     /// Makes `stores` known to the capability learning (configured or routed to).
     pub fn note_stores<'a>(&self, stores: impl IntoIterator<Item = &'a StoreAddr>) {
         if !self.learns_capabilities() {
@@ -310,7 +302,7 @@ impl Service {
             return;
         }
         self.store_capabilities.set_refresh(self.config.capability_learning.refresh);
-        let port = self.store_port();
+        let port = self.config.store_port();
         let stores: Vec<StoreAddr> = self
             .config
             .capability_learning

@@ -96,7 +96,7 @@ pub async fn explain(
             let _ = writeln!(out, "{attr}: {}", Escaped(value));
         }
     }
-    let stores = route::stores_of(&entry, &svc.mail_host_attrs, login::store_port(svc));
+    let stores = route::stores_of(&entry, &svc.mail_host_attrs, svc.store_port());
     if stores.is_empty() {
         let _ = writeln!(out, "stores: none (a login would fail: no usable mail host attribute)");
         return Err(out);

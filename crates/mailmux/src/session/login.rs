@@ -19,7 +19,6 @@
 //! session for a short while (`store::health`); a store that answers and refuses the login
 //! is not failed over.
 
-use mailmux_config::StoreTlsMode;
 use mailmux_config::tcp_access::{Decision, Service as AccessService, TcpAccess};
 use mailmux_proto::{BearerMechanism, Proof, ReplayCredentials, Secret, ldap_filter};
 use rustls::pki_types::CertificateDer;
@@ -112,7 +111,7 @@ pub async fn log_in(
         // Only the store can check a token: mailmux has no key to verify one with.
         Proof::Certificate { .. } | Proof::BearerToken { .. } => {}
     }
-    let stores = route::stores_of(&entry, &svc.mail_host_attrs, store_port(svc));
+    let stores = route::stores_of(&entry, &svc.mail_host_attrs, svc.store_port());
     if stores.is_empty() {
         return Err(LoginError::NoMailHost { dn: entry.dn.clone() });
     }
@@ -147,15 +146,6 @@ pub async fn log_in(
     ctx.metrics.store(&store).login.observe(started.elapsed());
     let login = login?;
     Ok(LoggedIn { user: identity.user_at_domain(), store, login })
-}
-
-/// The store port when the mailHost names none: `SSLBacksidePort` with implicit TLS to
-/// stores, else `BacksidePort`.
-pub fn store_port(svc: &mailmux_config::ServiceConfig) -> u16 {
-    match svc.store_tls.mode {
-        StoreTlsMode::Implicit { port } => port,
-        StoreTlsMode::Off | StoreTlsMode::StartTls => svc.backside_port,
-    }
 }
 
 /// The `ReplayFormat` in force: the hosted domain's `mailAccessProxyReplay`, else the
