@@ -46,6 +46,7 @@ pub mod raw;
 pub mod service;
 pub mod service_list;
 pub mod spoof;
+pub mod store_address;
 pub mod store_capabilities;
 pub mod tcp_access;
 pub mod template;

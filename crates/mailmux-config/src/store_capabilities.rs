@@ -61,23 +61,11 @@ impl CapabilityLearning {
 
 /// Whether `s` reads as a `mailHost`-style store address.
 fn is_store_address(s: &str) -> bool {
-    let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok =
-        |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-    if let Some(rest) = s.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((host, "")) => host.parse::<std::net::Ipv6Addr>().is_ok(),
-            Some((host, after)) => {
-                host.parse::<std::net::Ipv6Addr>().is_ok() && after.strip_prefix(':').is_some_and(port_ok)
-            }
-            None => false,
-        };
+    let Some((host, _)) = crate::store_address::split(s) else { return false };
+    if s.starts_with('[') || host.contains(':') {
+        return host.parse::<std::net::Ipv6Addr>().is_ok();
     }
-    match s.split_once(':') {
-        None => host_ok(s),
-        Some(_) if s.parse::<std::net::Ipv6Addr>().is_ok() => true,
-        Some((host, port)) => host_ok(host) && port_ok(port),
-    }
+    !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 #[cfg(test)]

@@ -46,28 +46,8 @@ pub fn stores_of(entry: &Entry, mail_host_attrs: &[String], default_port: u16) -
 
 /// Parses one mail-host value.
 pub fn parse_mail_host(value: &str, default_port: u16) -> Option<StoreAddr> {
-    let value = value.trim();
-    if value.is_empty() {
-        return None;
-    }
-    if let Some(rest) = value.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some(StoreAddr { host: host.to_owned(), port });
-    }
-    match value.matches(':').count() {
-        0 => Some(StoreAddr { host: value.to_owned(), port: default_port }),
-        1 => {
-            let (host, port) = value.split_once(':')?;
-            Some(StoreAddr { host: host.to_owned(), port: port.parse().ok().filter(|p| *p != 0)? })
-        }
-        // A bare IPv6 address.
-        _ => Some(StoreAddr { host: value.to_owned(), port: default_port }),
-    }
+    let (host, port) = mailmux_config::store_address::split(value.trim())?;
+    Some(StoreAddr { host: host.to_owned(), port: port.unwrap_or(default_port) })
 }
 
 #[cfg(test)]
