@@ -87,6 +87,9 @@ struct Shared {
     sessions: TaskTracker,
     ids: Arc<AtomicU64>,
     state: Mutex<State>,
+    /// One reload at a time (SIGHUP and `POST /reload` can come together), so a reload that
+    /// read the files earlier cannot replace the configuration of one that read them later.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -158,6 +161,7 @@ impl Server {
             registry: SessionRegistry::new(),
             sessions: TaskTracker::new(),
             ids: Arc::new(AtomicU64::new(1)),
+            reloading: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 listeners: HashMap::new(),
                 caches: HashMap::new(),
@@ -309,8 +313,21 @@ impl ServerHandle {
         }
     }
 
-    /// Serves `config` from now on, or changes nothing and says why.
+    /// Serves `config` from now on, or changes nothing and says why; waits for a reload
+    /// under way to finish first.
     pub async fn reload(&self, config: Config) -> Result<ReloadSummary, StartError> {
+        let _turn = self.reload_turn().await;
+        self.apply(config).await
+    }
+
+    /// This handle's turn to reload: held by whoever reads the files and applies them, so
+    /// reloads apply in the order they read the files.
+    pub(crate) async fn reload_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.shared.reloading.lock().await
+    }
+
+    /// [`ServerHandle::reload`]'s work, for a caller that holds [`ServerHandle::reload_turn`].
+    pub(crate) async fn apply(&self, config: Config) -> Result<ReloadSummary, StartError> {
         let origin = (config.dir.clone(), config.instance.clone());
         let shared = self.shared.clone();
         let config_budget = config.slow_client_buffer_total;

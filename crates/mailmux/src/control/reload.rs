@@ -12,6 +12,7 @@ impl std::fmt::Display for ReloadSummary {
 /// Loads the files the server was started from (its configuration directory and instance)
 /// and serves them, or says why not; counted in `mailmux_reloads_total`.
 pub async fn from_files(server: &ServerHandle) -> Result<ReloadSummary, String> {
+    let turn = server.reload_turn().await;
     let (dir, instance) = server.origin();
     let loaded = tokio::task::spawn_blocking(move || mailmux_config::load(&dir, instance.as_deref())).await;
     let result = match loaded {
@@ -19,11 +20,12 @@ pub async fn from_files(server: &ServerHandle) -> Result<ReloadSummary, String> 
             for warning in &loaded.warnings.0 {
                 tracing::warn!("{warning}");
             }
-            server.reload(loaded.config).await.map_err(|e| e.to_string())
+            server.apply(loaded.config).await.map_err(|e| e.to_string())
         }
         Ok(Err(diags)) => Err(diags.to_string().trim_end().to_owned()),
         Err(e) => Err(e.to_string()),
     };
+    drop(turn);
     server.metrics().reload(result.is_ok());
     if let Err(e) = &result {
         for line in e.lines() {
