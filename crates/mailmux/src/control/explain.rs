@@ -101,8 +101,6 @@ pub async fn explain(
         let _ = writeln!(out, "stores: none (a login would fail: no usable mail host attribute)");
         return Err(out);
     }
-    let all_down = stores.iter().all(|s| ctx.stores.is_down(s));
-    let mut chosen = None;
     for (i, store) in stores.iter().enumerate() {
         let down = ctx.stores.is_down(store);
         let _ = writeln!(
@@ -112,11 +110,8 @@ pub async fn explain(
             Escaped(&store.to_string()),
             if down { "marked down" } else { "up" }
         );
-        if chosen.is_none() && (!down || all_down) {
-            chosen = Some(store);
-        }
     }
-    if let Some(store) = chosen {
+    if let Some(store) = ctx.stores.candidates(&stores).first() {
         let _ = writeln!(out, "store chosen: {}", Escaped(&store.to_string()));
     }
     Ok(out)

@@ -171,17 +171,12 @@ fn replay_format<'a>(
 async fn connect_first(ctx: &SessionContext, stores: &[StoreAddr]) -> Result<(TcpStream, StoreAddr), LoginError> {
     let timeout = ctx.service.config.backside_timeout;
     let health = &ctx.stores;
-    let all_down = stores.iter().all(|s| health.is_down(s));
+    let candidates = health.candidates(stores);
+    if candidates.len() < stores.len() {
+        tracing::debug!(skipped = stores.len() - candidates.len(), "stores marked down; skipping them");
+    }
     let mut last_error = None;
-    for (i, store) in stores.iter().enumerate() {
-        if health.is_down(store) && !all_down {
-            tracing::debug!(%store, "store marked down; skipping it");
-            continue;
-        }
-        if all_down && i > 0 {
-            // Everything is down: one attempt (the first store) is enough to say so.
-            break;
-        }
+    for (i, &store) in candidates.iter().enumerate() {
         let started = std::time::Instant::now();
         let connected = store::connect(store, timeout).await;
         ctx.metrics.store(store).connect.observe(started.elapsed());
@@ -192,7 +187,7 @@ async fn connect_first(ctx: &SessionContext, stores: &[StoreAddr]) -> Result<(Tc
             }
             Err(e) => {
                 health.failed(store);
-                if let Some(next) = stores.get(i + 1..).and_then(|rest| rest.iter().find(|s| !health.is_down(s))) {
+                if let Some(next) = candidates[i + 1..].iter().find(|s| !health.is_down(s)) {
                     tracing::warn!(%store, %next, reason = %e, "store unreachable; failing over");
                 }
                 last_error = Some(e);

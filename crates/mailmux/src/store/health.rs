@@ -20,6 +20,14 @@ pub struct StoreHealth {
 }
 
 impl StoreHealth {
+    /// The stores a login tries, in order: those not marked down, or only the first when
+    /// every one is (one attempt is enough to say so). `mailmux admin explain` shows the
+    /// same choice.
+    pub fn candidates<'a>(&self, stores: &'a [StoreAddr]) -> Vec<&'a StoreAddr> {
+        let up: Vec<&StoreAddr> = stores.iter().filter(|s| !self.is_down(s)).collect();
+        if up.is_empty() { stores.first().into_iter().collect() } else { up }
+    }
+
     /// Whether `store` failed within the last [`DOWN_FOR`].
     pub fn is_down(&self, store: &StoreAddr) -> bool {
         let down = self.down.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -56,5 +64,19 @@ mod tests {
         assert!(health.is_down(&a));
         health.reached(&a);
         assert!(!health.is_down(&a));
+    }
+
+    #[test]
+    fn candidates_skip_stores_marked_down_or_keep_the_first_when_all_are() {
+        let health = StoreHealth::default();
+        let stores: Vec<StoreAddr> =
+            ["127.0.0.9", "127.0.0.10", "127.0.0.11"].map(|h| StoreAddr { host: h.into(), port: 143 }).into();
+        assert_eq!(health.candidates(&stores).len(), 3);
+        health.failed(&stores[0]);
+        assert_eq!(health.candidates(&stores), [&stores[1], &stores[2]]);
+        health.failed(&stores[1]);
+        health.failed(&stores[2]);
+        assert_eq!(health.candidates(&stores), [&stores[0]]);
+        assert!(health.candidates(&[]).is_empty());
     }
 }
