@@ -108,10 +108,15 @@ async fn bearer_tokens_reach_the_store_unchanged_for_the_users_route() {
     // A user whose store takes no tokens: nothing is sent there, the client is told to try
     // later and the log says why.
     let asked = endpoint.asked().len();
+    let other_store = &lab.stores[other.store];
+    let other_log = other_store.log_text().len();
     c.send(&format!("b AUTHENTICATE XOAUTH2 {}", xoauth2(&other.uid, "token-of-the-other"))).await;
     let answer = c.until("b ").await;
     assert!(answer.last().is_some_and(|l| l.starts_with("b NO [UNAVAILABLE]")), "{}", c.transcript());
-    assert_eq!(endpoint.asked().len(), asked, "no token went to a store that does not take them");
+    assert_eq!(endpoint.asked().len(), asked, "no token reached the introspection endpoint");
+    // That store asks no endpoint: its own log says whether a token attempt reached it.
+    let since = other_store.log_text()[other_log..].to_owned();
+    assert!(!since.contains("XOAUTH2") && !since.contains(&other.uid), "the store was asked:\n{since}");
     assert!(captured_logs().contains("does not advertise AUTH=XOAUTH2"), "{}", captured_logs());
     assert!(!captured_logs().contains(TOKEN), "a token is a password: never logged");
     mm.stop().await;

@@ -226,12 +226,16 @@ async fn an_instance_that_cannot_serve_says_so_at_level_one() {
         ),
     )
     .expect("write AService.cfg");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailmux"))
+    // Bounded: a regression that keeps serving after the failed bind must fail, not hang.
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_mailmux"))
         .arg("run")
         .arg("-c")
         .arg(&dir)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(15), run)
         .await
+        .expect("mailmux exits when it cannot serve")
         .expect("run mailmux");
     assert!(!out.status.success());
     let log = std::fs::read_to_string(dir.join("log/mailmux.log")).expect("the log was opened");

@@ -146,7 +146,7 @@ async fn main() {
         // 20,000 of `ulimit -n 20000`.
         let limit = open_files_limit();
         assert!(
-            limit > a.sessions as u64 + 1_000,
+            limit > 2 * a.sessions as u64 + 1_000,
             "--only scale with {} sessions needs more open files than {limit}: run it under `ulimit -n 20000`",
             a.sessions
         );
